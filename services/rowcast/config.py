@@ -1,0 +1,98 @@
+"""Settings: small frozen objects built once at start-up and passed down.
+
+The environment is read here and nowhere else (`Settings.from_env`). Every field has a default
+that works on one machine with the embedded standalone HBase; pointing rowcast at a real cluster
+is a matter of `ROWCAST_HBASE_HOST` / `ROWCAST_HBASE_THRIFT_PORT` / `ROWCAST_HBASE_THRIFT2_PORT`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class HBaseSettings:
+    """Where the HBase Thrift gateways are, and how the embedded standalone HBase is laid out."""
+
+    host: str = "127.0.0.1"
+    #: Thrift1 gateway (what happybase speaks): data reads and writes.
+    thrift_port: int = 19090
+    #: Thrift2 gateway: table administration (Thrift1 cannot create pre-split tables).
+    thrift2_port: int = 19091
+    #: ZooKeeper client port of the standalone HBase (2181 is often taken).
+    zookeeper_port: int = 21818
+    master_port: int = 16000
+    regionserver_port: int = 16020
+    #: Socket timeout for one Thrift call, in seconds (a call never waits longer than this).
+    timeout_s: float = 10.0
+    #: Connections kept per process in the happybase pool.
+    pool_size: int = 8
+    #: Where standalone HBase keeps its data, logs, pid files and configuration.
+    home: Path = field(default_factory=lambda: Path(".rowcast").resolve())
+    master_heap: str = "1g"
+    thrift_heap: str = "512m"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Ports and limits of the three gRPC services."""
+
+    host: str = "127.0.0.1"
+    prediction_port: int = 50051
+    audit_port: int = 50052
+    model_port: int = 50053
+    #: Seconds in-flight calls get to finish on stop.
+    grace_s: float = 5.0
+    #: How often prediction servers check the registry for activations, in seconds.
+    registry_refresh_s: float = 0.25
+    #: Audit records buffered in memory before Predict sheds load.
+    audit_queue_limit: int = 100_000
+    #: Largest number of decisions sent to the AuditService in one call.
+    audit_batch_size: int = 500
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a rowcast process needs, built once."""
+
+    hbase: HBaseSettings = field(default_factory=HBaseSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    #: Pre-split regions (and salt buckets) of every prediction table.
+    salt_buckets: int = 16
+    #: Largest grid a version may have before materialisation refuses it.
+    max_grid_rows: int = 50_000_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `ROWCAST_*` environment variables over the defaults."""
+        env = os.environ if env is None else env
+        hb = HBaseSettings()
+        hb = replace(
+            hb,
+            host=env.get("ROWCAST_HBASE_HOST", hb.host),
+            thrift_port=int(env.get("ROWCAST_HBASE_THRIFT_PORT", hb.thrift_port)),
+            thrift2_port=int(env.get("ROWCAST_HBASE_THRIFT2_PORT", hb.thrift2_port)),
+            zookeeper_port=int(env.get("ROWCAST_HBASE_ZK_PORT", hb.zookeeper_port)),
+            master_port=int(env.get("ROWCAST_HBASE_MASTER_PORT", hb.master_port)),
+            regionserver_port=int(env.get("ROWCAST_HBASE_RS_PORT", hb.regionserver_port)),
+            timeout_s=float(env.get("ROWCAST_HBASE_TIMEOUT_S", hb.timeout_s)),
+            pool_size=int(env.get("ROWCAST_HBASE_POOL_SIZE", hb.pool_size)),
+            home=Path(env.get("ROWCAST_HOME", str(hb.home))).resolve(),
+        )
+        sv = ServerSettings()
+        sv = replace(
+            sv,
+            host=env.get("ROWCAST_HOST", sv.host),
+            prediction_port=int(env.get("ROWCAST_PREDICTION_PORT", sv.prediction_port)),
+            audit_port=int(env.get("ROWCAST_AUDIT_PORT", sv.audit_port)),
+            model_port=int(env.get("ROWCAST_MODEL_PORT", sv.model_port)),
+        )
+        return cls(
+            hbase=hb,
+            server=sv,
+            salt_buckets=int(env.get("ROWCAST_SALT_BUCKETS", 16)),
+            max_grid_rows=int(env.get("ROWCAST_MAX_GRID_ROWS", 50_000_000)),
+        )
