@@ -1,0 +1,41 @@
+from rowcast.v1 import resources_pb2 as _resources_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PredictRequest(_message.Message):
+    __slots__ = ("model", "features", "subject")
+    class FeaturesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _resources_pb2.FeatureValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_resources_pb2.FeatureValue, _Mapping]] = ...) -> None: ...
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    features: _containers.MessageMap[str, _resources_pb2.FeatureValue]
+    subject: str
+    def __init__(self, model: _Optional[str] = ..., features: _Optional[_Mapping[str, _resources_pb2.FeatureValue]] = ..., subject: _Optional[str] = ...) -> None: ...
+
+class PredictResponse(_message.Message):
+    __slots__ = ("output", "model_version", "decision_id", "source", "key", "clamped_features")
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    CLAMPED_FEATURES_FIELD_NUMBER: _ClassVar[int]
+    output: float
+    model_version: int
+    decision_id: str
+    source: _resources_pb2.PredictionSource
+    key: str
+    clamped_features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, output: _Optional[float] = ..., model_version: _Optional[int] = ..., decision_id: _Optional[str] = ..., source: _Optional[_Union[_resources_pb2.PredictionSource, str]] = ..., key: _Optional[str] = ..., clamped_features: _Optional[_Iterable[str]] = ...) -> None: ...
