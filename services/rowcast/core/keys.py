@@ -1,0 +1,122 @@
+"""Byte layouts: the one module that knows how rows and cells are encoded in HBase.
+
+Prediction row key (per version table)::
+
+    salt (1 byte) | bin[0] (uint16 BE) | bin[1] (uint16 BE) | ...
+
+The salt is `crc32(bins) % buckets`: it spreads neighbouring grid cells evenly over the
+table's pre-split regions, and any language can compute it (CRC-32/ISO-HDLC, as zlib).
+Values are written the way HBase's Java `Bytes.toBytes(double|long)` writes them (8 bytes,
+big-endian), so Java and Spark readers decode them natively.
+
+Audit row key: salt (1 byte, crc32 of the id) | decision id (16 bytes).
+Subject index row key: salt (crc32 of subject) | subject UTF-8 | 0x00 | ~decision id (so a
+prefix scan returns the newest decision first).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+import zlib
+from collections.abc import Sequence
+
+BIN_WIDTH = 2
+_BIN = struct.Struct(">H")
+_DOUBLE = struct.Struct(">d")
+_LONG = struct.Struct(">q")
+DECISION_ID_BYTES = 16
+
+
+def salt(payload: bytes, buckets: int) -> int:
+    """The salt byte for a payload: CRC-32 modulo the number of buckets (1..256)."""
+    if not 1 <= buckets <= 256:
+        raise ValueError(f"salt buckets must be 1..256, got {buckets}")
+    return zlib.crc32(payload) % buckets
+
+
+def split_keys(buckets: int) -> list[bytes]:
+    """Region boundaries that give each salt bucket its own region."""
+    return [bytes([i]) for i in range(1, buckets)]
+
+
+def encode_bins(bins: Sequence[int]) -> bytes:
+    return b"".join(_BIN.pack(b) for b in bins)
+
+
+def decode_bins(payload: bytes) -> tuple[int, ...]:
+    if len(payload) % BIN_WIDTH:
+        raise ValueError(f"bin payload length {len(payload)} is not a multiple of {BIN_WIDTH}")
+    return tuple(v for (v,) in _BIN.iter_unpack(payload))
+
+
+def prediction_key(bins: Sequence[int], buckets: int) -> bytes:
+    """The row key of a grid cell: salt byte then the fixed-width bin indices."""
+    payload = encode_bins(bins)
+    return bytes([salt(payload, buckets)]) + payload
+
+
+def key_bins(key: bytes) -> tuple[int, ...]:
+    """The bin indices of a prediction row key (the salt byte dropped)."""
+    return decode_bins(key[1:])
+
+
+def encode_double(value: float) -> bytes:
+    return _DOUBLE.pack(value)
+
+
+def decode_double(raw: bytes) -> float:
+    return float(_DOUBLE.unpack(raw)[0])
+
+
+def encode_long(value: int) -> bytes:
+    return _LONG.pack(value)
+
+
+def decode_long(raw: bytes) -> int:
+    return int(_LONG.unpack(raw)[0])
+
+
+def new_decision_id(now_ms: int | None = None) -> str:
+    """A unique, time-ordered decision id: 48-bit milliseconds + 80 random bits, as 32 hex."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    return (ms.to_bytes(6, "big") + os.urandom(10)).hex()
+
+
+def decision_id_bytes(decision_id: str) -> bytes:
+    """Parse a decision id; ValueError when it is not 32 hex digits."""
+    raw = bytes.fromhex(decision_id)
+    if len(raw) != DECISION_ID_BYTES:
+        raise ValueError(f"a decision id is {DECISION_ID_BYTES * 2} hex digits")
+    return raw
+
+
+def decision_time_ms(decision_id: str) -> int:
+    return int.from_bytes(decision_id_bytes(decision_id)[:6], "big")
+
+
+def audit_key(decision_id: str, buckets: int) -> bytes:
+    raw = decision_id_bytes(decision_id)
+    return bytes([salt(raw, buckets)]) + raw
+
+
+def subject_prefix(subject: str, buckets: int) -> bytes:
+    """The scan prefix of every index row of one subject."""
+    encoded = subject.encode()
+    return bytes([salt(encoded, buckets)]) + encoded + b"\x00"
+
+
+def subject_index_key(subject: str, decision_id: str, buckets: int) -> bytes:
+    inverted = bytes(255 - b for b in decision_id_bytes(decision_id))
+    return subject_prefix(subject, buckets) + inverted
+
+
+def decision_id_from_index_key(key: bytes) -> str:
+    inverted = key[-DECISION_ID_BYTES:]
+    return bytes(255 - b for b in inverted).hex()
+
+
+def version_row(model: str, version: int) -> bytes:
+    """Registry row of a model version: versions of one model sort newest first."""
+    return model.encode() + b"\x00" + encode_long(2**63 - 1 - version)

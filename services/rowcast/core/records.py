@@ -1,0 +1,120 @@
+"""Plain typed records that the store, the jobs and the servicers pass around.
+
+Protobuf types stop at the servicer edge; everything below works on these.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+
+from rowcast.core.signature import RawValue, Signature
+from rowcast.errors import InvalidArgument
+
+MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def check_model_name(name: str, field_name: str = "model") -> str:
+    """Model names become part of table names: lower-case letters, digits, underscores."""
+    if not name:
+        raise InvalidArgument.field(field_name, "is required")
+    if not MODEL_NAME.match(name):
+        raise InvalidArgument.field(
+            field_name,
+            f"{name!r} is not a model name (a lower-case letter, then up to 62 lower-case "
+            "letters, digits or underscores)",
+        )
+    return name
+
+
+class OutputKind(enum.Enum):
+    PROBABILITY = "probability"
+    REGRESSION = "regression"
+
+
+class VersionState(enum.Enum):
+    REGISTERED = "REGISTERED"
+    MATERIALIZING = "MATERIALIZING"
+    READY = "READY"
+    FAILED = "FAILED"
+    RETIRED = "RETIRED"
+
+
+class Source(enum.Enum):
+    """Where a served output came from."""
+
+    HBASE = "hbase"
+    CACHE = "cache"
+    FALLBACK = "fallback"
+
+
+class AugmentationSource(enum.Enum):
+    PERSON = "person"
+    PROGRAM = "program"
+
+
+class AugmentationState(enum.Enum):
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    description: str
+    signature: Signature
+    output_kind: OutputKind
+    output_description: str
+    current_version: int
+    previous_version: int
+    create_time_ms: int
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    model: str
+    version: int
+    state: VersionState
+    table: str
+    row_count: int
+    creator: str
+    metrics: dict[str, float]
+    create_time_ms: int
+    update_time_ms: int
+
+
+@dataclass(frozen=True)
+class Activation:
+    model: str
+    from_version: int
+    to_version: int
+    actor: str
+    reason: str
+    time_ms: int
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    augmentation_id: str
+    better_output: float
+    source: AugmentationSource
+    actor: str
+    reason: str
+    state: AugmentationState
+    create_time_ms: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision_id: str
+    model: str
+    model_version: int
+    subject: str
+    features: dict[str, RawValue]
+    key_hex: str
+    output: float
+    source: Source
+    decide_time_ms: int
+    augmentations: tuple[Augmentation, ...] = field(default=())

@@ -1,0 +1,96 @@
+"""Train a new version of a model on a shipped data set, flatten it into HBase, optionally
+activate it: the data scientist's end-to-end job (`rowcast publish`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rowcast.config import Settings
+from rowcast.core.records import ModelInfo, OutputKind, VersionInfo
+from rowcast.errors import ModelNotFound
+from rowcast.jobs import dataset as datasets
+from rowcast.jobs.materialize import MaterializeResult, Progress, check_grid, materialize
+from rowcast.jobs.train import TrainParams, derive_signature, fidelity, save, train
+from rowcast.store.admin import TableAdmin
+from rowcast.store.client import HBaseClient
+from rowcast.store.predictions import PredictionStore
+from rowcast.store.registry import RegistryStore
+from rowcast.store.schema import ensure_schema
+
+HELDOUT_FRACTION = 0.2
+SPLIT_SEED = 42
+
+
+@dataclass(frozen=True)
+class PublishSpec:
+    """What to train and publish."""
+
+    model: str
+    dataset: str = "default"
+    params: TrainParams = field(default_factory=TrainParams)
+    #: Bins per numeric feature, used only when the model is registered by this run.
+    bins: dict[str, int] = field(default_factory=lambda: {"balance": 100, "income": 50})
+    description: str = "Probability that a credit-card customer defaults (ISLR Default)."
+    creator: str = "rowcast"
+    activate: bool = True
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    model: ModelInfo
+    version: VersionInfo
+    materialized: MaterializeResult
+    metrics: dict[str, float]
+    model_file: Path
+    activated: bool
+
+
+async def publish(
+    settings: Settings, spec: PublishSpec, progress: Progress | None = None
+) -> PublishResult:
+    client = HBaseClient(settings.hbase)
+    try:
+        admin = TableAdmin(settings.hbase)
+        ensure_schema(admin)
+        registry = RegistryStore(client)
+        ds = datasets.load(spec.dataset)
+        train_frame, test_frame = ds.split(HELDOUT_FRACTION, SPLIT_SEED)
+        try:
+            model = await registry.get_model(spec.model)
+        except ModelNotFound:
+            signature = derive_signature(train_frame, ds, spec.bins)
+            check_grid(signature, settings.max_grid_rows)
+            model = await registry.register_model(
+                spec.model,
+                signature,
+                OutputKind.PROBABILITY,
+                f"probability that {ds.target} is true",
+                spec.description,
+            )
+        booster = train(ds, model.signature, train_frame, spec.params)
+        metrics = fidelity(booster, model.signature, test_frame, ds.target)
+        version = await registry.new_version(spec.model, spec.creator)
+        model_file = save(
+            booster, settings.hbase.home / "models" / spec.model / f"v{version.version}.txt"
+        )
+        result = await materialize(
+            registry=registry,
+            predictions=PredictionStore(client),
+            admin=admin,
+            version=version,
+            signature=model.signature,
+            booster=booster,
+            metrics=metrics,
+            salt_buckets=settings.salt_buckets,
+            max_grid_rows=settings.max_grid_rows,
+            progress=progress,
+        )
+        if spec.activate:
+            model, _ = await registry.activate(
+                spec.model, version.version, spec.creator, "published by rowcast publish"
+            )
+        version = await registry.get_version(spec.model, version.version)
+        return PublishResult(model, version, result, metrics, model_file, spec.activate)
+    finally:
+        client.close()

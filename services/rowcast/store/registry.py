@@ -1,0 +1,290 @@
+"""The model registry in HBase: models, versions, aliases and the activation history.
+
+Cells are UTF-8 text (JSON for structures) so that admins can read them from the HBase shell.
+Version numbers come from an HBase atomic counter: a retried increment may skip a number but
+never hands the same one out twice, which is the promise (numbers are never reused).
+Aliases live in the model's row, so switching `current` and `previous` is one row-atomic put.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import happybase
+
+from rowcast.core.keys import version_row
+from rowcast.core.records import (
+    Activation,
+    ModelInfo,
+    OutputKind,
+    VersionInfo,
+    VersionState,
+)
+from rowcast.core.signature import Signature
+from rowcast.errors import ModelNotFound, VersionNotFound, VersionNotReady
+from rowcast.store.client import HBaseClient
+from rowcast.store.schema import (
+    ACTIVATIONS,
+    GENERATION_ROW,
+    MODELS,
+    VERSIONS,
+    prediction_table,
+)
+
+_GEN_COL = b"m:generation"
+_NEXT_VERSION_COL = b"m:next_version"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _text(row: dict[bytes, bytes], col: bytes, default: str = "") -> str:
+    raw = row.get(col)
+    return raw.decode() if raw is not None else default
+
+
+def _model_from_row(name: str, row: dict[bytes, bytes]) -> ModelInfo:
+    output = json.loads(_text(row, b"m:output", "{}"))
+    return ModelInfo(
+        name=name,
+        description=_text(row, b"m:description"),
+        signature=Signature.from_dict(json.loads(_text(row, b"m:signature"))),
+        output_kind=OutputKind(output.get("kind", OutputKind.PROBABILITY.value)),
+        output_description=str(output.get("description", "")),
+        current_version=int(_text(row, b"a:current", "0")),
+        previous_version=int(_text(row, b"a:previous", "0")),
+        create_time_ms=int(_text(row, b"m:create_time", "0")),
+    )
+
+
+def _version_from_row(row: dict[bytes, bytes]) -> VersionInfo:
+    return VersionInfo(
+        model=_text(row, b"v:model"),
+        version=int(_text(row, b"v:version")),
+        state=VersionState(_text(row, b"v:state")),
+        table=_text(row, b"v:table"),
+        row_count=int(_text(row, b"v:row_count", "0")),
+        creator=_text(row, b"v:creator"),
+        metrics={k: float(v) for k, v in json.loads(_text(row, b"v:metrics", "{}")).items()},
+        create_time_ms=int(_text(row, b"v:create_time", "0")),
+        update_time_ms=int(_text(row, b"v:update_time", "0")),
+    )
+
+
+class RegistryStore:
+    """Reads and writes models, versions, aliases and activations in the registry tables."""
+
+    def __init__(self, client: HBaseClient) -> None:
+        self._client = client
+
+    async def register_model(
+        self,
+        name: str,
+        signature: Signature,
+        output_kind: OutputKind,
+        output_description: str,
+        description: str,
+        timeout_s: float | None = None,
+    ) -> ModelInfo:
+        """Register a model, or return it unchanged when it is already registered."""
+
+        def work(conn: happybase.Connection) -> ModelInfo:
+            table = conn.table(MODELS)
+            existing = table.row(name.encode())
+            if b"m:signature" in existing:
+                return _model_from_row(name, existing)
+            cells = {
+                b"m:signature": json.dumps(signature.to_dict()).encode(),
+                b"m:output": json.dumps(
+                    {"kind": output_kind.value, "description": output_description}
+                ).encode(),
+                b"m:description": description.encode(),
+                b"m:create_time": str(_now_ms()).encode(),
+            }
+            table.put(name.encode(), cells)
+            return _model_from_row(name, cells)
+
+        return await self._client.run(work, timeout_s=timeout_s)
+
+    async def get_model(self, name: str, timeout_s: float | None = None) -> ModelInfo:
+        def work(conn: happybase.Connection) -> ModelInfo:
+            row = conn.table(MODELS).row(name.encode())
+            if b"m:signature" not in row:
+                raise ModelNotFound(f"model {name!r} is not registered")
+            return _model_from_row(name, row)
+
+        return await self._client.run(work, timeout_s=timeout_s)
+
+    async def list_models(self, timeout_s: float | None = None) -> list[ModelInfo]:
+        def work(conn: happybase.Connection) -> list[ModelInfo]:
+            return [
+                _model_from_row(key.decode(), row)
+                for key, row in conn.table(MODELS).scan()
+                if b"m:signature" in row
+            ]
+
+        return await self._client.run(work, timeout_s=timeout_s)
+
+    async def new_version(
+        self, model: str, creator: str, timeout_s: float | None = None
+    ) -> VersionInfo:
+        """Allocate the next version number and record it as REGISTERED."""
+
+        def work(conn: happybase.Connection) -> VersionInfo:
+            models = conn.table(MODELS)
+            if b"m:signature" not in models.row(model.encode(), columns=[b"m:signature"]):
+                raise ModelNotFound(f"model {model!r} is not registered")
+            # Not retried: an increment is not idempotent, and a retry could skip a number.
+            number = int(models.counter_inc(model.encode(), _NEXT_VERSION_COL))
+            now = _now_ms()
+            info = VersionInfo(
+                model=model,
+                version=number,
+                state=VersionState.REGISTERED,
+                table=prediction_table(model, number),
+                row_count=0,
+                creator=creator,
+                metrics={},
+                create_time_ms=now,
+                update_time_ms=now,
+            )
+            conn.table(VERSIONS).put(version_row(model, number), _version_cells(info))
+            return info
+
+        return await self._client.run(work, timeout_s=timeout_s, retry=False)
+
+    async def update_version(
+        self,
+        model: str,
+        version: int,
+        *,
+        state: VersionState,
+        row_count: int | None = None,
+        metrics: dict[str, float] | None = None,
+        timeout_s: float | None = None,
+    ) -> VersionInfo:
+        def work(conn: happybase.Connection) -> VersionInfo:
+            table = conn.table(VERSIONS)
+            key = version_row(model, version)
+            row = table.row(key)
+            if not row:
+                raise VersionNotFound(f"model {model!r} has no version {version}")
+            cells: dict[bytes, bytes] = {
+                b"v:state": state.value.encode(),
+                b"v:update_time": str(_now_ms()).encode(),
+            }
+            if row_count is not None:
+                cells[b"v:row_count"] = str(row_count).encode()
+            if metrics is not None:
+                cells[b"v:metrics"] = json.dumps(metrics).encode()
+            table.put(key, cells)
+            row.update(cells)
+            return _version_from_row(row)
+
+        return await self._client.run(work, timeout_s=timeout_s)
+
+    async def get_version(
+        self, model: str, version: int, timeout_s: float | None = None
+    ) -> VersionInfo:
+        def work(conn: happybase.Connection) -> VersionInfo:
+            row = conn.table(VERSIONS).row(version_row(model, version))
+            if not row:
+                if b"m:signature" not in conn.table(MODELS).row(model.encode()):
+                    raise ModelNotFound(f"model {model!r} is not registered")
+                raise VersionNotFound(f"model {model!r} has no version {version}")
+            return _version_from_row(row)
+
+        return await self._client.run(work, timeout_s=timeout_s)
+
+    async def list_versions(self, model: str, timeout_s: float | None = None) -> list[VersionInfo]:
+        """All versions of a model, newest first (the row key sorts them so)."""
+
+        def work(conn: happybase.Connection) -> list[VersionInfo]:
+            if b"m:signature" not in conn.table(MODELS).row(model.encode()):
+                raise ModelNotFound(f"model {model!r} is not registered")
+            prefix = model.encode() + b"\x00"
+            return [_version_from_row(row) for _, row in conn.table(VERSIONS).scan(row_prefix=prefix)]
+
+        return await self._client.run(work, timeout_s=timeout_s)
+
+    async def activate(
+        self, model: str, version: int, actor: str, reason: str, timeout_s: float | None = None
+    ) -> tuple[ModelInfo, int]:
+        """Point `current` at a READY version (the old one becomes `previous`); log it."""
+
+        def work(conn: happybase.Connection) -> tuple[ModelInfo, int]:
+            models = conn.table(MODELS)
+            row = models.row(model.encode())
+            if b"m:signature" not in row:
+                raise ModelNotFound(f"model {model!r} is not registered")
+            vrow = conn.table(VERSIONS).row(version_row(model, version))
+            if not vrow:
+                raise VersionNotFound(f"model {model!r} has no version {version}")
+            info = _version_from_row(vrow)
+            if info.state is not VersionState.READY:
+                raise VersionNotReady(
+                    f"version {version} of {model!r} is {info.state.value}; only a READY "
+                    "version can be activated"
+                )
+            now = _now_ms()
+            current = int(_text(row, b"a:current", "0"))
+            aliases = {b"a:current": str(version).encode()}
+            if current and current != version:
+                aliases[b"a:previous"] = str(current).encode()
+            models.put(model.encode(), aliases)
+            history_key = model.encode() + b"\x00" + (2**63 - 1 - now).to_bytes(8, "big")
+            conn.table(ACTIVATIONS).put(
+                history_key,
+                {
+                    b"h:from": str(current).encode(),
+                    b"h:to": str(version).encode(),
+                    b"h:actor": actor.encode(),
+                    b"h:reason": reason.encode(),
+                    b"h:time": str(now).encode(),
+                },
+            )
+            models.counter_inc(GENERATION_ROW, _GEN_COL)
+            row.update(aliases)
+            return _model_from_row(model, row), now
+
+        return await self._client.run(work, timeout_s=timeout_s, retry=False)
+
+    async def list_activations(self, model: str, timeout_s: float | None = None) -> list[Activation]:
+        def work(conn: happybase.Connection) -> list[Activation]:
+            prefix = model.encode() + b"\x00"
+            return [
+                Activation(
+                    model=model,
+                    from_version=int(_text(row, b"h:from", "0")),
+                    to_version=int(_text(row, b"h:to", "0")),
+                    actor=_text(row, b"h:actor"),
+                    reason=_text(row, b"h:reason"),
+                    time_ms=int(_text(row, b"h:time", "0")),
+                )
+                for _, row in conn.table(ACTIVATIONS).scan(row_prefix=prefix)
+            ]
+
+        return await self._client.run(work, timeout_s=timeout_s)
+
+    async def generation(self, timeout_s: float | None = None) -> int:
+        """A number that changes on every activation: cheap to poll (one cell)."""
+
+        def work(conn: happybase.Connection) -> int:
+            return int(conn.table(MODELS).counter_get(GENERATION_ROW, _GEN_COL))
+
+        return await self._client.run(work, timeout_s=timeout_s)
+
+
+def _version_cells(info: VersionInfo) -> dict[bytes, bytes]:
+    return {
+        b"v:model": info.model.encode(),
+        b"v:version": str(info.version).encode(),
+        b"v:state": info.state.value.encode(),
+        b"v:table": info.table.encode(),
+        b"v:row_count": str(info.row_count).encode(),
+        b"v:creator": info.creator.encode(),
+        b"v:metrics": json.dumps(info.metrics).encode(),
+        b"v:create_time": str(info.create_time_ms).encode(),
+        b"v:update_time": str(info.update_time_ms).encode(),
+    }

@@ -1,0 +1,54 @@
+"""Names and family settings of every rowcast table, and their creation."""
+
+from __future__ import annotations
+
+from rowcast.core.keys import split_keys
+from rowcast.store.admin import NAMESPACE, Family, TableAdmin
+
+MODELS = f"{NAMESPACE}:models"
+VERSIONS = f"{NAMESPACE}:versions"
+ACTIVATIONS = f"{NAMESPACE}:activations"
+AUDIT = f"{NAMESPACE}:audit"
+AUDIT_BY_SUBJECT = f"{NAMESPACE}:audit_by_subject"
+
+#: The registry row that holds the activation generation counter.
+GENERATION_ROW = b"\x00registry"
+
+#: Column families.
+PRED_FAMILY = "p"
+MODEL_FAMILY = "m"
+ALIAS_FAMILY = "a"
+VERSION_FAMILY = "v"
+HISTORY_FAMILY = "h"
+DECISION_FAMILY = "d"
+AUGMENT_FAMILY = "g"
+INDEX_FAMILY = "i"
+
+#: Audit tables are salted and pre-split like prediction tables.
+AUDIT_SALT_BUCKETS = 16
+
+
+def prediction_table(model: str, version: int) -> str:
+    return f"{NAMESPACE}:pred_{model}_v{version}"
+
+
+def ensure_schema(admin: TableAdmin) -> None:
+    """Create the namespace and the shared tables if missing (idempotent)."""
+    admin.ensure_namespace()
+    # The registry is tiny and read on every activation check: keep it in memory.
+    admin.create(MODELS, [Family(MODEL_FAMILY, in_memory=True), Family(ALIAS_FAMILY, in_memory=True)])
+    admin.create(VERSIONS, [Family(VERSION_FAMILY, in_memory=True)])
+    admin.create(ACTIVATIONS, [Family(HISTORY_FAMILY)])
+    # Augmentations keep their history as separate qualifiers, so one version per cell is enough.
+    admin.create(
+        AUDIT,
+        [Family(DECISION_FAMILY), Family(AUGMENT_FAMILY)],
+        split_keys(AUDIT_SALT_BUCKETS),
+    )
+    admin.create(AUDIT_BY_SUBJECT, [Family(INDEX_FAMILY)], split_keys(AUDIT_SALT_BUCKETS))
+
+
+def create_prediction_table(admin: TableAdmin, model: str, version: int, buckets: int) -> str:
+    table = prediction_table(model, version)
+    admin.create(table, [Family(PRED_FAMILY)], split_keys(buckets))
+    return table
