@@ -28,6 +28,18 @@ def check_model_name(name: str, field_name: str = "model") -> str:
     return name
 
 
+MAX_SUBJECT_CHARS = 256
+
+
+def check_subject(subject: str) -> str:
+    """Subjects are indexed in row keys: bounded length, no NUL (the key separator)."""
+    if len(subject) > MAX_SUBJECT_CHARS:
+        raise InvalidArgument.field("subject", f"at most {MAX_SUBJECT_CHARS} characters")
+    if "\x00" in subject:
+        raise InvalidArgument.field("subject", "must not contain NUL characters")
+    return subject
+
+
 class OutputKind(enum.Enum):
     PROBABILITY = "probability"
     REGRESSION = "regression"
@@ -70,6 +82,8 @@ class ModelInfo:
     current_version: int
     previous_version: int
     create_time_ms: int
+    #: Salt buckets of the row keys of every version table of this model.
+    salt_buckets: int
 
 
 @dataclass(frozen=True)

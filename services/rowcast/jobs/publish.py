@@ -67,6 +67,7 @@ async def publish(
                 OutputKind.PROBABILITY,
                 f"probability that {ds.target} is true",
                 spec.description,
+                settings.salt_buckets,
             )
         booster = train(ds, model.signature, train_frame, spec.params)
         metrics = fidelity(booster, model.signature, test_frame, ds.target)
@@ -82,7 +83,7 @@ async def publish(
             signature=model.signature,
             booster=booster,
             metrics=metrics,
-            salt_buckets=settings.salt_buckets,
+            salt_buckets=model.salt_buckets,
             max_grid_rows=settings.max_grid_rows,
             progress=progress,
         )

@@ -55,6 +55,7 @@ def _model_from_row(name: str, row: dict[bytes, bytes]) -> ModelInfo:
         current_version=int(_text(row, b"a:current", "0")),
         previous_version=int(_text(row, b"a:previous", "0")),
         create_time_ms=int(_text(row, b"m:create_time", "0")),
+        salt_buckets=int(_text(row, b"m:salt_buckets", "16")),
     )
 
 
@@ -85,6 +86,7 @@ class RegistryStore:
         output_kind: OutputKind,
         output_description: str,
         description: str,
+        salt_buckets: int,
         timeout_s: float | None = None,
     ) -> ModelInfo:
         """Register a model, or return it unchanged when it is already registered."""
@@ -101,6 +103,7 @@ class RegistryStore:
                 ).encode(),
                 b"m:description": description.encode(),
                 b"m:create_time": str(_now_ms()).encode(),
+                b"m:salt_buckets": str(salt_buckets).encode(),
             }
             table.put(name.encode(), cells)
             return _model_from_row(name, cells)

@@ -1,0 +1,105 @@
+"""Assembles each service's process: stores, servicer, gRPC server; returns it started.
+
+Tests call these with port 0 and get the bound port back; `rowcast serve <service>` calls them
+with the configured port and runs until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from rowcast.audit.servicer import AuditServicer
+from rowcast.config import Settings
+from rowcast.errors import RowcastError
+from rowcast.prediction.audit_sink import AuditSink
+from rowcast.prediction.router import VersionRouter
+from rowcast.prediction.servicer import PredictionServicer
+from rowcast.registry.servicer import ModelServicer
+from rowcast.server import RunningServer, start_server
+from rowcast.store.admin import TableAdmin
+from rowcast.store.audit import AuditStore
+from rowcast.store.client import HBaseClient
+from rowcast.store.predictions import PredictionStore
+from rowcast.store.registry import RegistryStore
+from rowcast.store.schema import ensure_schema
+from rowcast.v1 import audit_service_pb2, model_service_pb2, prediction_service_pb2
+from rowcast.v1 import audit_service_pb2_grpc as audit_grpc
+from rowcast.v1 import model_service_pb2_grpc as model_grpc
+from rowcast.v1 import prediction_service_pb2_grpc as pred_grpc
+
+log = logging.getLogger(__name__)
+
+PREDICTION_SERVICE = prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"]
+AUDIT_SERVICE = audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"]
+MODEL_SERVICE = model_service_pb2.DESCRIPTOR.services_by_name["ModelService"]
+
+
+async def _ensure_schema(settings: Settings) -> None:
+    """Create the shared tables if HBase is up; a service still starts when it is not."""
+    try:
+        await asyncio.to_thread(ensure_schema, TableAdmin(settings.hbase))
+    except RowcastError as exc:
+        log.warning("could not check the rowcast tables (HBase down?): %s", exc)
+
+
+async def start_prediction_server(
+    settings: Settings, port: int | None = None, audit_target: str | None = None
+) -> RunningServer:
+    client = HBaseClient(settings.hbase)
+    router = VersionRouter(RegistryStore(client), settings.server.registry_refresh_s)
+    await router.start()
+    target = audit_target or f"{settings.server.host}:{settings.server.audit_port}"
+    sink = AuditSink(target, settings.server.audit_queue_limit, settings.server.audit_batch_size)
+    await sink.start()
+    servicer = PredictionServicer(router, PredictionStore(client), sink, settings.hbase.timeout_s)
+    running = await start_server(
+        lambda s: pred_grpc.add_PredictionServiceServicer_to_server(servicer, s),
+        [PREDICTION_SERVICE.full_name],
+        settings.server.host,
+        settings.server.prediction_port if port is None else port,
+    )
+
+    async def on_stop() -> None:
+        await sink.stop(drain_timeout_s=settings.server.grace_s)
+        await router.stop()
+        client.close()
+
+    running.on_stop = on_stop
+    return running
+
+
+async def start_audit_server(settings: Settings, port: int | None = None) -> RunningServer:
+    await _ensure_schema(settings)
+    client = HBaseClient(settings.hbase)
+    servicer = AuditServicer(AuditStore(client), settings.hbase.timeout_s)
+    running = await start_server(
+        lambda s: audit_grpc.add_AuditServiceServicer_to_server(servicer, s),
+        [AUDIT_SERVICE.full_name],
+        settings.server.host,
+        settings.server.audit_port if port is None else port,
+    )
+
+    async def on_stop() -> None:
+        client.close()
+
+    running.on_stop = on_stop
+    return running
+
+
+async def start_model_server(settings: Settings, port: int | None = None) -> RunningServer:
+    await _ensure_schema(settings)
+    client = HBaseClient(settings.hbase)
+    servicer = ModelServicer(RegistryStore(client), settings.hbase.timeout_s)
+    running = await start_server(
+        lambda s: model_grpc.add_ModelServiceServicer_to_server(servicer, s),
+        [MODEL_SERVICE.full_name],
+        settings.server.host,
+        settings.server.model_port if port is None else port,
+    )
+
+    async def on_stop() -> None:
+        client.close()
+
+    running.on_stop = on_stop
+    return running

@@ -1,0 +1,183 @@
+"""Conversions between protobuf messages and the plain records: the edge where protos stop."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from rowcast.core import records as r
+from rowcast.core.signature import CategoricalFeature, NumericFeature, RawValue, Signature
+from rowcast.errors import FieldViolation, InvalidArgument
+from rowcast.v1 import resources_pb2 as pb
+
+SOURCE_TO_PB = {
+    r.Source.HBASE: pb.PREDICTION_SOURCE_HBASE,
+    r.Source.CACHE: pb.PREDICTION_SOURCE_CACHE,
+    r.Source.FALLBACK: pb.PREDICTION_SOURCE_FALLBACK,
+}
+STATE_TO_PB = {
+    r.VersionState.REGISTERED: pb.VERSION_STATE_REGISTERED,
+    r.VersionState.MATERIALIZING: pb.VERSION_STATE_MATERIALIZING,
+    r.VersionState.READY: pb.VERSION_STATE_READY,
+    r.VersionState.FAILED: pb.VERSION_STATE_FAILED,
+    r.VersionState.RETIRED: pb.VERSION_STATE_RETIRED,
+}
+AUG_SOURCE_TO_PB = {
+    r.AugmentationSource.PERSON: pb.AUGMENTATION_SOURCE_PERSON,
+    r.AugmentationSource.PROGRAM: pb.AUGMENTATION_SOURCE_PROGRAM,
+}
+AUG_STATE_TO_PB = {
+    r.AugmentationState.PROPOSED: pb.AUGMENTATION_STATE_PROPOSED,
+    r.AugmentationState.APPROVED: pb.AUGMENTATION_STATE_APPROVED,
+    r.AugmentationState.REJECTED: pb.AUGMENTATION_STATE_REJECTED,
+}
+OUTPUT_KIND_TO_PB = {
+    r.OutputKind.PROBABILITY: pb.OUTPUT_KIND_PROBABILITY,
+    r.OutputKind.REGRESSION: pb.OUTPUT_KIND_REGRESSION,
+}
+
+
+def _inverse(mapping: Mapping[object, int]) -> dict[int, object]:
+    return {v: k for k, v in mapping.items()}
+
+
+SOURCE_FROM_PB = _inverse(SOURCE_TO_PB)
+AUG_SOURCE_FROM_PB = _inverse(AUG_SOURCE_TO_PB)
+AUG_STATE_FROM_PB = _inverse(AUG_STATE_TO_PB)
+
+
+def timestamp(ms: int) -> Timestamp:
+    ts = Timestamp()
+    ts.FromMilliseconds(ms)
+    return ts
+
+
+def features_from_pb(features: Mapping[str, pb.FeatureValue], prefix: str = "") -> dict[str, RawValue]:
+    """Raw values by name; a value with neither number nor string set is a bad field."""
+    out: dict[str, RawValue] = {}
+    violations: list[FieldViolation] = []
+    for name, value in features.items():
+        kind = value.WhichOneof("kind")
+        if kind == "number_value":
+            out[name] = value.number_value
+        elif kind == "string_value":
+            out[name] = value.string_value
+        else:
+            violations.append(
+                FieldViolation(f"{prefix}features.{name}", "has no value (set number or string)")
+            )
+    if violations:
+        raise InvalidArgument("; ".join(f"{v.field} {v.description}" for v in violations), violations)
+    return out
+
+
+def features_to_pb(features: Mapping[str, RawValue]) -> dict[str, pb.FeatureValue]:
+    out: dict[str, pb.FeatureValue] = {}
+    for name, value in features.items():
+        if isinstance(value, str):
+            out[name] = pb.FeatureValue(string_value=value)
+        else:
+            out[name] = pb.FeatureValue(number_value=float(value))
+    return out
+
+
+def signature_to_pb(signature: Signature) -> pb.Signature:
+    features = []
+    for f in signature.features:
+        if isinstance(f, NumericFeature):
+            features.append(
+                pb.Feature(
+                    name=f.name,
+                    numeric=pb.NumericBinning(
+                        edges=f.edges,
+                        representatives=f.representatives,
+                        lower=f.lower,
+                        upper=f.upper,
+                    ),
+                )
+            )
+        elif isinstance(f, CategoricalFeature):
+            features.append(
+                pb.Feature(
+                    name=f.name,
+                    categorical=pb.CategoricalBinning(
+                        vocabulary=f.vocabulary, out_of_vocabulary_bucket=f.oov_bucket
+                    ),
+                )
+            )
+    return pb.Signature(features=features)
+
+
+def model_to_pb(m: r.ModelInfo) -> pb.Model:
+    return pb.Model(
+        name=m.name,
+        description=m.description,
+        signature=signature_to_pb(m.signature),
+        output=pb.OutputSpec(kind=OUTPUT_KIND_TO_PB[m.output_kind], description=m.output_description),
+        current_version=m.current_version,
+        previous_version=m.previous_version,
+        create_time=timestamp(m.create_time_ms),
+    )
+
+
+def version_to_pb(v: r.VersionInfo) -> pb.ModelVersion:
+    return pb.ModelVersion(
+        model=v.model,
+        version=v.version,
+        state=STATE_TO_PB[v.state],
+        table=v.table,
+        row_count=v.row_count,
+        creator=v.creator,
+        metrics=v.metrics,
+        create_time=timestamp(v.create_time_ms),
+        update_time=timestamp(v.update_time_ms),
+    )
+
+
+def augmentation_to_pb(a: r.Augmentation) -> pb.Augmentation:
+    return pb.Augmentation(
+        augmentation_id=a.augmentation_id,
+        better_output=a.better_output,
+        source=AUG_SOURCE_TO_PB[a.source],
+        actor=a.actor,
+        reason=a.reason,
+        state=AUG_STATE_TO_PB[a.state],
+        create_time=timestamp(a.create_time_ms),
+    )
+
+
+def decision_to_pb(d: r.Decision) -> pb.Decision:
+    return pb.Decision(
+        decision_id=d.decision_id,
+        model=d.model,
+        model_version=d.model_version,
+        subject=d.subject,
+        features=features_to_pb(d.features),
+        key=d.key_hex,
+        output=d.output,
+        source=SOURCE_TO_PB[d.source],
+        decide_time=timestamp(d.decide_time_ms),
+        augmentations=[augmentation_to_pb(a) for a in d.augmentations],
+    )
+
+
+def decision_from_pb(d: pb.Decision, index: int) -> r.Decision:
+    """A decision sent by a prediction server; index names it in errors."""
+    where = f"decisions[{index}]"
+    if not d.decision_id:
+        raise InvalidArgument.field(f"{where}.decision_id", "is required")
+    source = SOURCE_FROM_PB.get(d.source)
+    if not isinstance(source, r.Source):
+        raise InvalidArgument.field(f"{where}.source", "is required")
+    return r.Decision(
+        decision_id=d.decision_id,
+        model=d.model,
+        model_version=d.model_version,
+        subject=d.subject,
+        features=features_from_pb(d.features, prefix=f"{where}."),
+        key_hex=d.key,
+        output=d.output,
+        source=source,
+        decide_time_ms=d.decide_time.ToMilliseconds(),
+    )
