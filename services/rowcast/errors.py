@@ -84,9 +84,17 @@ class AlreadyExists(RowcastError):
 
 
 class StoreUnavailable(RowcastError):
-    """HBase (its Thrift gateway) could not be reached or did not answer in time."""
+    """HBase (its Thrift gateway) could not be reached or did not answer in time.
+
+    `retryable` is False when the caller's own deadline ran out waiting: a retry within the
+    same deadline cannot succeed, so the status tells gRPC clients not to retry.
+    """
 
     reason = "STORE_UNAVAILABLE"
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class Overloaded(RowcastError):

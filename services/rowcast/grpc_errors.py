@@ -7,6 +7,7 @@ proves that every RowcastError subclass is mapped.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -64,7 +65,21 @@ def to_status(error: errors.RowcastError) -> grpc.Status:
     status = status_pb2.Status(
         code=getattr(code_pb2, code.name), message=error.message, details=details
     )
-    return rpc_status.to_status(status)
+    rich = rpc_status.to_status(status)
+    if isinstance(error, errors.StoreUnavailable) and not error.retryable:
+        # gRPC server pushback: a negative delay tells clients' retry policies not to retry.
+        return _Status(rich.code, rich.details, (*rich.trailing_metadata, (PUSHBACK, "-1")))
+    return rich
+
+
+PUSHBACK = "grpc-retry-pushback-ms"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Status(grpc.Status):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
 
 
 async def abort(context: grpc.aio.ServicerContext[object, object], error: errors.RowcastError) -> None:

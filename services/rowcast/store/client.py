@@ -41,8 +41,10 @@ LOWER_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
 )
 
-#: Time kept back from the caller's deadline so that our answer reaches it before it expires.
-DEADLINE_MARGIN_S = 0.005
+def deadline_margin_s(timeout_s: float) -> float:
+    """Time kept back from the caller's deadline so that our answer reaches it before it
+    expires: 10% of the remaining time, between 2 ms and 50 ms."""
+    return min(max(timeout_s * 0.1, 0.002), 0.05)
 
 
 def map_store_error(exc: BaseException) -> RowcastError:
@@ -114,11 +116,13 @@ class HBaseClient:
         future = loop.run_in_executor(self._executor, lambda: self.call(fn, retry=retry))
         if timeout_s is None:
             return await future
-        budget = max(timeout_s - DEADLINE_MARGIN_S, 0.001)
+        budget = max(timeout_s - deadline_margin_s(timeout_s), 0.001)
         try:
             return await asyncio.wait_for(future, budget)
         except TimeoutError as exc:
-            raise StoreUnavailable(f"HBase did not answer within {budget:.3f}s") from exc
+            raise StoreUnavailable(
+                f"HBase did not answer within {budget:.3f}s", retryable=False
+            ) from exc
 
     def ping(self) -> bool:
         """One cheap round trip; True when the gateway answers."""

@@ -1,0 +1,126 @@
+"""Binning: every input maps to exactly one bin, the same one everywhere; bad signatures and
+bad inputs are rejected with the offending field named."""
+
+from __future__ import annotations
+
+import bisect
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rowcast.core.signature import CategoricalFeature, NumericFeature, Signature
+from rowcast.errors import InvalidArgument
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@st.composite
+def numeric_features(draw: st.DrawFn) -> NumericFeature:
+    edges = sorted(set(draw(st.lists(finite, min_size=1, max_size=40))))
+    reps = [0.0] * (len(edges) + 1)
+    lo = draw(finite)
+    hi = draw(finite.filter(lambda x: x >= lo))
+    return NumericFeature("x", tuple(edges), tuple(reps), lo, hi)
+
+
+@given(numeric_features(), finite)
+def test_every_number_falls_in_exactly_one_bin(feature: NumericFeature, x: float) -> None:
+    """A finite number lands in the one bin whose half-open interval holds it."""
+    index, clamped = feature.bin(x)
+    assert 0 <= index < feature.cardinality
+    bounds = [-math.inf, *feature.edges, math.inf]
+    holding = [i for i in range(feature.cardinality) if bounds[i] <= x < bounds[i + 1]]
+    assert holding == [index]
+    assert clamped == (x < feature.lower or x > feature.upper)
+
+
+@given(numeric_features(), st.lists(finite, min_size=2, max_size=2))
+def test_binning_is_monotonic(feature: NumericFeature, pair: list[float]) -> None:
+    """A larger value never falls in a lower bin."""
+    a, b = sorted(pair)
+    assert feature.bin(a)[0] <= feature.bin(b)[0]
+
+
+@given(numeric_features())
+def test_edges_open_their_bin(feature: NumericFeature) -> None:
+    """An edge value belongs to the bin it opens (bin i holds e[i-1] <= x < e[i])."""
+    for i, edge in enumerate(feature.edges):
+        assert feature.bin(edge)[0] == i + 1 == bisect.bisect_right(feature.edges, edge)
+
+
+def test_categorical_known_unknown_and_oov() -> None:
+    """Known categories map to their index; unknown ones are rejected unless an OOV bin exists."""
+    plain = CategoricalFeature("student", ("No", "Yes"))
+    assert plain.bin("Yes") == (1, False)
+    with pytest.raises(InvalidArgument) as err:
+        plain.bin("Maybe")
+    assert err.value.violations[0].field == "features.student"
+    oov = CategoricalFeature("student", ("No", "Yes"), oov_bucket=True)
+    assert oov.bin("Maybe") == (2, False)
+    assert oov.cardinality == 3
+
+
+SIG = Signature(
+    (
+        NumericFeature("balance", (10.0, 20.0), (5.0, 15.0, 25.0), 0.0, 30.0),
+        CategoricalFeature("student", ("No", "Yes")),
+    )
+)
+
+
+def test_signature_bins_in_order_and_reports_clamping() -> None:
+    """Bins come in signature order; out-of-range numbers are clamped and named."""
+    assert SIG.bin({"student": "Yes", "balance": 12}).bins == (1, 1)
+    out = SIG.bin({"balance": 99.0, "student": "No"})
+    assert out.bins == (2, 0) and out.clamped == ("balance",)
+
+
+@pytest.mark.parametrize(
+    ("raw", "fields"),
+    [
+        ({"balance": 1.0}, ["features.student"]),
+        ({"balance": 1.0, "student": "No", "age": 3.0}, ["features.age"]),
+        ({"balance": "high", "student": "No"}, ["features.balance"]),
+        ({"balance": 1.0, "student": 1.0}, ["features.student"]),
+        ({"balance": math.nan, "student": "No"}, ["features.balance"]),
+        ({"balance": True, "student": "No"}, ["features.balance"]),
+        ({}, ["features.balance", "features.student"]),
+    ],
+)
+def test_bad_inputs_name_every_bad_field(raw: dict[str, object], fields: list[str]) -> None:
+    """Missing, extra and ill-typed features are all reported, each by name."""
+    with pytest.raises(InvalidArgument) as err:
+        SIG.bin(raw)  # type: ignore[arg-type]
+    assert sorted(v.field for v in err.value.violations) == sorted(fields)
+
+
+@pytest.mark.parametrize(
+    ("features", "needle"),
+    [
+        ((), "at least 1 feature"),
+        (
+            (
+                CategoricalFeature("a", ("x",)),
+                CategoricalFeature("a", ("y",)),
+            ),
+            "duplicate feature name",
+        ),
+        ((NumericFeature("b", (2.0, 1.0), (0.0, 0.0, 0.0), 0, 1),), "strictly increasing"),
+        ((NumericFeature("b", (1.0, 1.0), (0.0, 0.0, 0.0), 0, 1),), "strictly increasing"),
+        ((NumericFeature("b", (1.0,), (0.0,), 0, 1),), "one per bin"),
+        ((CategoricalFeature("c", ()),), "needs a vocabulary"),
+        ((CategoricalFeature("c", ("x", "x")),), "duplicates"),
+    ],
+)
+def test_invalid_signatures_are_rejected(features: tuple[object, ...], needle: str) -> None:
+    """No features, duplicate names, unsorted/duplicate edges, empty vocabularies: rejected."""
+    with pytest.raises(InvalidArgument, match=needle):
+        Signature(features)  # type: ignore[arg-type]
+
+
+def test_signature_round_trips_through_its_dict_form() -> None:
+    """What the registry stores is what it reads back."""
+    assert Signature.from_dict(SIG.to_dict()) == SIG
+    assert SIG.grid_size == 6
