@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -38,7 +39,11 @@ OUTPUT_KIND_TO_PB = {
 }
 
 
-def _inverse(mapping: Mapping[object, int]) -> dict[int, object]:
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _inverse(mapping: Mapping[K, V]) -> dict[V, K]:
     return {v: k for k, v in mapping.items()}
 
 
@@ -53,7 +58,9 @@ def timestamp(ms: int) -> Timestamp:
     return ts
 
 
-def features_from_pb(features: Mapping[str, pb.FeatureValue], prefix: str = "") -> dict[str, RawValue]:
+def features_from_pb(
+    features: Mapping[str, pb.FeatureValue], prefix: str = ""
+) -> dict[str, RawValue]:
     """Raw values by name; a value with neither number nor string set is a bad field."""
     out: dict[str, RawValue] = {}
     violations: list[FieldViolation] = []
@@ -68,7 +75,9 @@ def features_from_pb(features: Mapping[str, pb.FeatureValue], prefix: str = "") 
                 FieldViolation(f"{prefix}features.{name}", "has no value (set number or string)")
             )
     if violations:
-        raise InvalidArgument("; ".join(f"{v.field} {v.description}" for v in violations), violations)
+        raise InvalidArgument(
+            "; ".join(f"{v.field} {v.description}" for v in violations), violations
+        )
     return out
 
 
@@ -114,7 +123,9 @@ def model_to_pb(m: r.ModelInfo) -> pb.Model:
         name=m.name,
         description=m.description,
         signature=signature_to_pb(m.signature),
-        output=pb.OutputSpec(kind=OUTPUT_KIND_TO_PB[m.output_kind], description=m.output_description),
+        output=pb.OutputSpec(
+            kind=OUTPUT_KIND_TO_PB[m.output_kind], description=m.output_description
+        ),
         current_version=m.current_version,
         previous_version=m.previous_version,
         create_time=timestamp(m.create_time_ms),

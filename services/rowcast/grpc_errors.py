@@ -65,7 +65,7 @@ def to_status(error: errors.RowcastError) -> grpc.Status:
     status = status_pb2.Status(
         code=getattr(code_pb2, code.name), message=error.message, details=details
     )
-    rich = rpc_status.to_status(status)
+    rich: grpc.Status = rpc_status.to_status(status)
     if isinstance(error, errors.StoreUnavailable) and not error.retryable:
         # gRPC server pushback: a negative delay tells clients' retry policies not to retry.
         return _Status(rich.code, rich.details, (*rich.trailing_metadata, (PUSHBACK, "-1")))
@@ -82,7 +82,9 @@ class _Status(grpc.Status):
     trailing_metadata: tuple[tuple[str, str | bytes], ...]
 
 
-async def abort(context: grpc.aio.ServicerContext[object, object], error: errors.RowcastError) -> None:
+async def abort(
+    context: grpc.aio.ServicerContext[object, object], error: errors.RowcastError
+) -> None:
     """Abort the call with the error's rich status (never returns)."""
     await context.abort_with_status(to_status(error))
 

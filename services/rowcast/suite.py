@@ -114,9 +114,11 @@ class Suite:
     def _spawn(self, name: str, timeout_s: float) -> None:
         host, port = self._settings.server.host, port_of(self._settings, name)
         if health_serving(host, port, 0.5):
-            raise SuiteError(f"port {port} already serves gRPC (another rowcast?); not starting {name}")
+            raise SuiteError(
+                f"port {port} already serves gRPC (another rowcast?); not starting {name}"
+            )
         with self.log_file(name).open("ab") as log:
-            proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "rowcast.cli.main", "serve", name],
                 stdout=log,
                 stderr=subprocess.STDOUT,

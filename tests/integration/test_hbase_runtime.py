@@ -14,6 +14,7 @@ from pathlib import Path
 
 import happybase
 import pytest
+
 from rowcast.config import HBaseSettings
 from rowcast.hbase.ports import free_ports, port_is_free
 from rowcast.hbase.runtime import (

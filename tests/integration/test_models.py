@@ -26,7 +26,10 @@ async def test_models_and_versions_are_listed(
     model = models[MODEL]
     assert [f.name for f in model.signature.features] == ["balance", "income", "student"]
     versions = await client.list_versions(MODEL)
-    assert [v.version for v in versions] == [published.v2.version.version, published.v1.version.version]
+    assert [v.version for v in versions] == [
+        published.v2.version.version,
+        published.v1.version.version,
+    ]
     assert all(v.state == pb.VERSION_STATE_READY for v in versions)
     v1 = await client.get_version(MODEL, published.v1.version.version)
     assert v1.row_count == published.v1.model.signature.grid_size

@@ -54,13 +54,19 @@ async def test_list_decisions_by_subject_pages_newest_first(client: AsyncRowcast
     """Three decisions about one subject come back newest first, two per page."""
     ids = []
     for balance in (500.0, 1_000.0, 1_500.0):
-        ids.append((await client.predict(MODEL, {**CUSTOMER, "balance": balance}, subject="cust-pages")).decision_id)
+        ids.append(
+            (
+                await client.predict(MODEL, {**CUSTOMER, "balance": balance}, subject="cust-pages")
+            ).decision_id
+        )
     for decision_id in ids:
         await audited(client, decision_id)
     first = await client.list_decisions("cust-pages", page_size=2)
     assert [d.decision_id for d in first.decisions] == ids[::-1][:2]
     assert first.next_page_token
-    second = await client.list_decisions("cust-pages", page_size=2, page_token=first.next_page_token)
+    second = await client.list_decisions(
+        "cust-pages", page_size=2, page_token=first.next_page_token
+    )
     assert [d.decision_id for d in second.decisions] == ids[:1]
     assert second.next_page_token == ""
     other = await client.list_decisions("nobody-has-this-subject")
@@ -73,11 +79,16 @@ async def test_augment_keeps_history(client: AsyncRowcastClient) -> None:
     await audited(client, r.decision_id)
     await client.augment(r.decision_id, 1.0, actor="alice", reason="defaulted")
     d = await client.augment(
-        r.decision_id, 0.0, actor="collections-bot", source=pb.AUGMENTATION_SOURCE_PROGRAM,
-        state=pb.AUGMENTATION_STATE_APPROVED, reason="paid in full",
+        r.decision_id,
+        0.0,
+        actor="collections-bot",
+        source=pb.AUGMENTATION_SOURCE_PROGRAM,
+        state=pb.AUGMENTATION_STATE_APPROVED,
+        reason="paid in full",
     )
     assert [(a.actor, a.better_output) for a in d.augmentations] == [
-        ("alice", 1.0), ("collections-bot", 0.0)
+        ("alice", 1.0),
+        ("collections-bot", 0.0),
     ]
     assert d.augmentations[0].state == pb.AUGMENTATION_STATE_PROPOSED
     assert d.augmentations[1].source == pb.AUGMENTATION_SOURCE_PROGRAM

@@ -87,9 +87,9 @@ def augment_request(
     better_output: float,
     *,
     actor: str,
-    source: int,
+    source: pb.AugmentationSource,
     reason: str,
-    state: int,
+    state: pb.AugmentationState,
 ) -> audit_pb.AugmentRequest:
     return audit_pb.AugmentRequest(
         decision_id=decision_id,
@@ -142,7 +142,12 @@ class AsyncRowcastClient:
         return response.decision  # type: ignore[no-any-return]
 
     async def list_decisions(
-        self, subject: str, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+        self,
+        subject: str,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
     ) -> audit_pb.ListDecisionsResponse:
         request = audit_pb.ListDecisionsRequest(
             subject=subject, page_size=page_size, page_token=page_token
@@ -155,9 +160,9 @@ class AsyncRowcastClient:
         better_output: float,
         *,
         actor: str,
-        source: int = pb.AUGMENTATION_SOURCE_PERSON,
+        source: pb.AugmentationSource = pb.AUGMENTATION_SOURCE_PERSON,
         reason: str = "",
-        state: int = pb.AUGMENTATION_STATE_PROPOSED,
+        state: pb.AugmentationState = pb.AUGMENTATION_STATE_PROPOSED,
         timeout: float | None = None,
     ) -> pb.Decision:
         request = augment_request(
@@ -176,7 +181,9 @@ class AsyncRowcastClient:
         )
         return response.model  # type: ignore[no-any-return]
 
-    async def list_versions(self, model: str, *, timeout: float | None = None) -> list[pb.ModelVersion]:
+    async def list_versions(
+        self, model: str, *, timeout: float | None = None
+    ) -> list[pb.ModelVersion]:
         response = await self._call(
             self._models.ListVersions, model_pb.ListVersionsRequest(model=model), timeout
         )
@@ -186,12 +193,20 @@ class AsyncRowcastClient:
         self, model: str, version: int, *, timeout: float | None = None
     ) -> pb.ModelVersion:
         response = await self._call(
-            self._models.GetVersion, model_pb.GetVersionRequest(model=model, version=version), timeout
+            self._models.GetVersion,
+            model_pb.GetVersionRequest(model=model, version=version),
+            timeout,
         )
         return response.version  # type: ignore[no-any-return]
 
     async def activate_version(
-        self, model: str, version: int, *, actor: str, reason: str = "", timeout: float | None = None
+        self,
+        model: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str = "",
+        timeout: float | None = None,
     ) -> pb.Model:
         request = model_pb.ActivateVersionRequest(
             model=model, version=version, actor=actor, reason=reason
@@ -243,7 +258,12 @@ class RowcastClient:
         return response.decision  # type: ignore[no-any-return]
 
     def list_decisions(
-        self, subject: str, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+        self,
+        subject: str,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
     ) -> audit_pb.ListDecisionsResponse:
         request = audit_pb.ListDecisionsRequest(
             subject=subject, page_size=page_size, page_token=page_token
@@ -256,9 +276,9 @@ class RowcastClient:
         better_output: float,
         *,
         actor: str,
-        source: int = pb.AUGMENTATION_SOURCE_PERSON,
+        source: pb.AugmentationSource = pb.AUGMENTATION_SOURCE_PERSON,
         reason: str = "",
-        state: int = pb.AUGMENTATION_STATE_PROPOSED,
+        state: pb.AugmentationState = pb.AUGMENTATION_STATE_PROPOSED,
         timeout: float | None = None,
     ) -> pb.Decision:
         request = augment_request(
@@ -267,7 +287,9 @@ class RowcastClient:
         return self._call(self._audit.Augment, request, timeout).decision  # type: ignore[no-any-return]
 
     def list_models(self, *, timeout: float | None = None) -> list[pb.Model]:
-        return list(self._call(self._models.ListModels, model_pb.ListModelsRequest(), timeout).models)
+        return list(
+            self._call(self._models.ListModels, model_pb.ListModelsRequest(), timeout).models
+        )
 
     def get_model(self, model: str, *, timeout: float | None = None) -> pb.Model:
         response = self._call(self._models.GetModel, model_pb.GetModelRequest(model=model), timeout)
@@ -277,12 +299,20 @@ class RowcastClient:
         request = model_pb.ListVersionsRequest(model=model)
         return list(self._call(self._models.ListVersions, request, timeout).versions)
 
-    def get_version(self, model: str, version: int, *, timeout: float | None = None) -> pb.ModelVersion:
+    def get_version(
+        self, model: str, version: int, *, timeout: float | None = None
+    ) -> pb.ModelVersion:
         request = model_pb.GetVersionRequest(model=model, version=version)
         return self._call(self._models.GetVersion, request, timeout).version  # type: ignore[no-any-return]
 
     def activate_version(
-        self, model: str, version: int, *, actor: str, reason: str = "", timeout: float | None = None
+        self,
+        model: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str = "",
+        timeout: float | None = None,
     ) -> pb.Model:
         request = model_pb.ActivateVersionRequest(
             model=model, version=version, actor=actor, reason=reason

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import grpc
 from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+from google.rpc.status_pb2 import Status
 
 
 @dataclass(frozen=True)
@@ -82,38 +83,31 @@ ERROR_BY_CODE: dict[grpc.StatusCode, type[RowcastClientError]] = {
 
 
 def from_rpc_error(exc: grpc.RpcError) -> RowcastClientError:
-    """The typed error for a failed call, with reason and field violations when present."""
-    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-    message = exc.details() if hasattr(exc, "details") else str(exc)
+    """The typed error for a failed call, with reason and field violations when present.
+
+    Works for sync errors (grpc.Call) and grpc.aio errors alike: both carry the rich status in
+    the `grpc-status-details-bin` trailer.
+    """
+    code: grpc.StatusCode = getattr(exc, "code", lambda: grpc.StatusCode.UNKNOWN)()
+    message: str = getattr(exc, "details", lambda: str(exc))() or code.name
     reason = ""
     violations: list[FieldViolation] = []
-    status = rpc_status.from_call(exc) if isinstance(exc, grpc.Call) else None
-    if status is None and hasattr(exc, "trailing_metadata"):
-        status = _status_from_metadata(exc.trailing_metadata(), code, message or "")
-    if status is not None:
-        for detail in status.details:
-            info = error_details_pb2.ErrorInfo()
-            bad = error_details_pb2.BadRequest()
-            if detail.Is(info.DESCRIPTOR):
-                detail.Unpack(info)
-                reason = info.reason
-            elif detail.Is(bad.DESCRIPTOR):
-                detail.Unpack(bad)
-                violations.extend(
-                    FieldViolation(v.field, v.description) for v in bad.field_violations
-                )
+    status = _status_from_trailer(getattr(exc, "trailing_metadata", lambda: ())())
+    for detail in status.details if status is not None else ():
+        info = error_details_pb2.ErrorInfo()
+        bad = error_details_pb2.BadRequest()
+        if detail.Is(info.DESCRIPTOR):
+            detail.Unpack(info)
+            reason = info.reason
+        elif detail.Is(bad.DESCRIPTOR):
+            detail.Unpack(bad)
+            violations.extend(FieldViolation(v.field, v.description) for v in bad.field_violations)
     cls = ERROR_BY_CODE.get(code, RowcastClientError)
-    return cls(message or code.name, code=code, reason=reason, violations=tuple(violations))
+    return cls(message, code=code, reason=reason, violations=tuple(violations))
 
 
-def _status_from_metadata(
-    metadata: object, code: grpc.StatusCode, message: str
-) -> object | None:
-    """grpc.aio errors are not grpc.Call: read the status-details-bin trailer directly."""
-    from google.rpc import status_pb2
-
-    for key, value in metadata or ():  # type: ignore[attr-defined]
-        if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)
-            return status
+def _status_from_trailer(metadata: Iterable[tuple[str, str | bytes]] | None) -> Status | None:
+    for key, value in metadata or ():
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            return Status.FromString(value)
     return None

@@ -42,9 +42,7 @@ def augmentation_from_pb(a: pb.Augmentation) -> Augmentation:
         violations.append(FieldViolation("augmentation.better_output", "must be a finite number"))
     source = AUG_SOURCE_FROM_PB.get(a.source)
     if not isinstance(source, AugmentationSource):
-        violations.append(
-            FieldViolation("augmentation.source", "is required (PERSON or PROGRAM)")
-        )
+        violations.append(FieldViolation("augmentation.source", "is required (PERSON or PROGRAM)"))
     if not a.actor.strip():
         violations.append(FieldViolation("augmentation.actor", "is required"))
     elif len(a.actor) > MAX_TEXT_CHARS:

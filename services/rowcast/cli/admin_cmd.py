@@ -210,7 +210,9 @@ def list_decisions(subject: str, page_size: int, page_token: str) -> None:
 @click.argument("decision_id")
 @click.option("--better", type=float, required=True, help="The better output.")
 @click.option("--actor", required=True, help="Who supplies it.")
-@click.option("--source", type=click.Choice(["person", "program"]), default="person", show_default=True)
+@click.option(
+    "--source", type=click.Choice(["person", "program"]), default="person", show_default=True
+)
 @click.option("--reason", default="")
 @reports_errors
 def augment(decision_id: str, better: float, actor: str, source: str, reason: str) -> None:

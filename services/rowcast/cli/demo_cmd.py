@@ -14,7 +14,7 @@ from rowcast.jobs.publish import PublishSpec
 from rowcast.v1 import resources_pb2 as pb
 from rowcast_client import RowcastClient
 
-CUSTOMERS = [
+CUSTOMERS: list[tuple[str, dict[str, float | str]]] = [
     ("cust-0001", {"balance": 350.0, "income": 52_000.0, "student": "No"}),
     ("cust-0002", {"balance": 1_450.0, "income": 18_500.0, "student": "Yes"}),
     ("cust-0003", {"balance": 2_100.0, "income": 41_000.0, "student": "No"}),
@@ -86,7 +86,9 @@ def demo(model: str, republish: bool) -> None:
             )
 
         d = c.augment(
-            decisions[-1], 1.0, actor="analyst@example.com",
+            decisions[-1],
+            1.0,
+            actor="analyst@example.com",
             reason="customer defaulted 30 days later",
         )
         a = d.augmentations[-1]

@@ -9,7 +9,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from rowcast.config import Settings
 from rowcast.errors import RowcastError
-from rowcast.jobs.publish import PublishResult, PublishSpec, publish as run_publish
+from rowcast.jobs.publish import PublishResult, PublishSpec
+from rowcast.jobs.publish import publish as run_publish
 from rowcast.jobs.train import TrainParams
 
 
@@ -32,18 +33,36 @@ def run_with_progress(settings: Settings, spec: PublishSpec) -> PublishResult:
 
 @click.command()
 @click.option("--model", default="credit_default", show_default=True, help="Model name.")
-@click.option("--dataset", default="default", show_default=True, help="Shipped data set (ISLR Default).")
+@click.option(
+    "--dataset", default="default", show_default=True, help="Shipped data set (ISLR Default)."
+)
 @click.option("--num-trees", default=200, show_default=True, type=int)
 @click.option("--num-leaves", default=15, show_default=True, type=int)
 @click.option("--learning-rate", default=0.05, show_default=True, type=float)
 @click.option("--seed", default=7, show_default=True, type=int)
-@click.option("--balance-bins", default=100, show_default=True, type=int,
-              help="Quantile bins of `balance` (only when the model is first registered).")
-@click.option("--income-bins", default=50, show_default=True, type=int,
-              help="Quantile bins of `income` (only when the model is first registered).")
-@click.option("--creator", default="rowcast", show_default=True, help="Recorded as the version's creator.")
-@click.option("--activate/--no-activate", default=True, show_default=True,
-              help="Make the new version the one served once it is READY.")
+@click.option(
+    "--balance-bins",
+    default=100,
+    show_default=True,
+    type=int,
+    help="Quantile bins of `balance` (only when the model is first registered).",
+)
+@click.option(
+    "--income-bins",
+    default=50,
+    show_default=True,
+    type=int,
+    help="Quantile bins of `income` (only when the model is first registered).",
+)
+@click.option(
+    "--creator", default="rowcast", show_default=True, help="Recorded as the version's creator."
+)
+@click.option(
+    "--activate/--no-activate",
+    default=True,
+    show_default=True,
+    help="Make the new version the one served once it is READY.",
+)
 def publish(
     model: str,
     dataset: str,
@@ -65,8 +84,9 @@ def publish(
     spec = PublishSpec(
         model=model,
         dataset=dataset,
-        params=TrainParams(num_trees=num_trees, num_leaves=num_leaves,
-                           learning_rate=learning_rate, seed=seed),
+        params=TrainParams(
+            num_trees=num_trees, num_leaves=num_leaves, learning_rate=learning_rate, seed=seed
+        ),
         bins={"balance": balance_bins, "income": income_bins},
         creator=creator,
         activate=activate,

@@ -27,7 +27,10 @@ def bring_up(settings: Settings) -> None:
     except SuiteError as exc:
         raise click.ClickException(str(exc)) from exc
     s = settings
-    click.echo(f"HBase Thrift gateway: {s.hbase.host}:{s.hbase.thrift_port} (Thrift2 admin: {s.hbase.thrift2_port})")
+    click.echo(
+        f"HBase Thrift gateway: {s.hbase.host}:{s.hbase.thrift_port} "
+        f"(Thrift2 admin: {s.hbase.thrift2_port})"
+    )
     for st in statuses:
         state = "SERVING" if st.serving else "NOT SERVING"
         click.echo(f"{st.name:>10} service: {s.server.host}:{st.port}  pid {st.pid}  {state}")

@@ -154,7 +154,8 @@ class Signature:
         violations = self.violations()
         if violations:
             raise InvalidArgument(
-                "invalid signature: " + "; ".join(f"{v.field}: {v.description}" for v in violations),
+                "invalid signature: "
+                + "; ".join(f"{v.field}: {v.description}" for v in violations),
                 violations,
             )
 

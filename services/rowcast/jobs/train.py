@@ -133,7 +133,9 @@ def bin_frame(signature: Signature, frame: pd.DataFrame) -> np.ndarray:
         else:
             lookup = {v: i for i, v in enumerate(f.vocabulary)}
             oov = len(f.vocabulary)
-            columns.append(frame[f.name].astype(str).map(lambda v, lk=lookup, o=oov: lk.get(v, o)))
+            columns.append(
+                frame[f.name].astype(str).map(lambda v, lk=lookup, o=oov: lk.get(v, o)).to_numpy()
+            )
     return np.column_stack(columns).astype(np.int64)
 
 
@@ -159,4 +161,3 @@ def save(booster: lgb.Booster, path: Path) -> Path:
 
 def predict_cells(booster: lgb.Booster, signature: Signature, bins: np.ndarray) -> np.ndarray:
     return np.asarray(booster.predict(representative_matrix(signature, bins)), dtype=float)
-

@@ -37,7 +37,6 @@ class AuditSink:
         self._batch_size = batch_size
         self._channel: grpc.aio.Channel | None = None
         self._task: asyncio.Task[None] | None = None
-        self._in_flight = False
         #: Decisions delivered so far.
         self.sent = 0
 
@@ -72,8 +71,7 @@ class AuditSink:
             log.warning("stopped with %d undelivered audit records", self.pending)
 
     async def _drained(self) -> None:
-        while self.pending or self._in_flight:
-            await asyncio.sleep(0.05)
+        await self._queue.join()
 
     async def _run(self) -> None:
         assert self._channel is not None
@@ -82,7 +80,6 @@ class AuditSink:
             batch = [await self._queue.get()]
             while len(batch) < self._batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            self._in_flight = True
             request = audit_pb.RecordDecisionsRequest(decisions=[decision_to_pb(d) for d in batch])
             backoff = 0.05
             while True:
@@ -94,4 +91,5 @@ class AuditSink:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF_S)
             self.sent += len(batch)
-            self._in_flight = False
+            for _ in batch:
+                self._queue.task_done()

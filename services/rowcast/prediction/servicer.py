@@ -19,6 +19,7 @@ from rowcast.store.predictions import PredictionStore
 from rowcast.v1 import prediction_service_pb2 as pred_pb
 from rowcast.v1 import prediction_service_pb2_grpc as pred_grpc
 
+
 class PredictionServicer(pred_grpc.PredictionServiceServicer):
     """Answers Predict from HBase tables and hands every decision to the audit sink."""
 

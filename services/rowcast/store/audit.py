@@ -161,9 +161,7 @@ class AuditStore:
             more = len(index_keys) > page_size
             index_keys = index_keys[:page_size]
             ids = [decision_id_from_index_key(k) for k in index_keys]
-            rows = dict(
-                conn.table(AUDIT).rows([audit_key(i, AUDIT_SALT_BUCKETS) for i in ids])
-            )
+            rows = dict(conn.table(AUDIT).rows([audit_key(i, AUDIT_SALT_BUCKETS) for i in ids]))
             decisions = [
                 _decision_from_row(rows[k])
                 for i in ids

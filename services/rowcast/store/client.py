@@ -14,6 +14,7 @@ unrelated error while the gateway is still down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import socket
 import time
@@ -40,6 +41,7 @@ LOWER_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     OSError,
 )
+
 
 def deadline_margin_s(timeout_s: float) -> float:
     """Time kept back from the caller's deadline so that our answer reaches it before it
@@ -137,10 +139,9 @@ class HBaseClient:
 
 
 def _close_quietly(conn: Any) -> None:
-    try:
+    # The connection is being discarded because it failed; closing it may fail too.
+    with contextlib.suppress(Exception):
         conn.close()
-    except Exception:  # noqa: BLE001 - the connection is being discarded; nothing to report
-        pass
 
 
 def wait_until_ready(client: HBaseClient, timeout_s: float) -> None:

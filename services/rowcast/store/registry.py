@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+
 import happybase
 
 from rowcast.core.keys import version_row
@@ -207,7 +208,9 @@ class RegistryStore:
             if b"m:signature" not in conn.table(MODELS).row(model.encode()):
                 raise ModelNotFound(f"model {model!r} is not registered")
             prefix = model.encode() + b"\x00"
-            return [_version_from_row(row) for _, row in conn.table(VERSIONS).scan(row_prefix=prefix)]
+            return [
+                _version_from_row(row) for _, row in conn.table(VERSIONS).scan(row_prefix=prefix)
+            ]
 
         return await self._client.run(work, timeout_s=timeout_s)
 
@@ -253,7 +256,9 @@ class RegistryStore:
 
         return await self._client.run(work, timeout_s=timeout_s, retry=False)
 
-    async def list_activations(self, model: str, timeout_s: float | None = None) -> list[Activation]:
+    async def list_activations(
+        self, model: str, timeout_s: float | None = None
+    ) -> list[Activation]:
         def work(conn: happybase.Connection) -> list[Activation]:
             prefix = model.encode() + b"\x00"
             return [

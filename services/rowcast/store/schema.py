@@ -36,7 +36,9 @@ def ensure_schema(admin: TableAdmin) -> None:
     """Create the namespace and the shared tables if missing (idempotent)."""
     admin.ensure_namespace()
     # The registry is tiny and read on every activation check: keep it in memory.
-    admin.create(MODELS, [Family(MODEL_FAMILY, in_memory=True), Family(ALIAS_FAMILY, in_memory=True)])
+    admin.create(
+        MODELS, [Family(MODEL_FAMILY, in_memory=True), Family(ALIAS_FAMILY, in_memory=True)]
+    )
     admin.create(VERSIONS, [Family(VERSION_FAMILY, in_memory=True)])
     admin.create(ACTIVATIONS, [Family(HISTORY_FAMILY)])
     # Augmentations keep their history as separate qualifiers, so one version per cell is enough.
