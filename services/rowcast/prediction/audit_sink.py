@@ -1,9 +1,9 @@
 """Delivers the decisions a prediction server makes to the AuditService, off the hot path.
 
-Predict hands each decision to `submit`, which only appends to a bounded in-memory queue; a
+Predict hands its decisions to `record`, which only appends to a bounded in-memory queue; a
 background task sends batches with `RecordDecisions` and retries with backoff while the
 AuditService or HBase is down (writes are idempotent by decision id, so a retry never
-duplicates). When the queue is full, `submit` raises Overloaded (RESOURCE_EXHAUSTED) rather
+duplicates). When the queue is full, `record` raises Overloaded (RESOURCE_EXHAUSTED) rather
 than drop a record. The queue lives in memory: a crash of the prediction server loses what it
 holds; the durable spool that closes that gap is a later step (see docs/audit.md).
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 import grpc
 
@@ -40,14 +41,15 @@ class AuditSink:
         #: Decisions delivered so far.
         self.sent = 0
 
-    def submit(self, decision: Decision) -> None:
-        try:
-            self._queue.put_nowait(decision)
-        except asyncio.QueueFull as exc:
+    async def record(self, decisions: Sequence[Decision]) -> None:
+        """Accept decisions for delivery; returns once they are queued (all or none)."""
+        if self._queue.maxsize - self._queue.qsize() < len(decisions):
             raise Overloaded(
                 "audit queue is full (the AuditService is down or slow); not serving decisions "
                 "that could not be audited"
-            ) from exc
+            )
+        for decision in decisions:
+            self._queue.put_nowait(decision)
 
     @property
     def pending(self) -> int:

@@ -63,7 +63,7 @@ class PredictionServicer(pred_grpc.PredictionServiceServicer):
             source=Source.HBASE,
             decide_time_ms=int(time.time() * 1000),
         )
-        self._audit.submit(decision)
+        await self._audit.record([decision])
         return pred_pb.PredictResponse(
             output=row.output,
             model_version=row.version,

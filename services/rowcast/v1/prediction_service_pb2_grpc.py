@@ -40,6 +40,16 @@ class PredictionServiceStub:
                 request_serializer=rowcast_dot_v1_dot_prediction__service__pb2.PredictRequest.SerializeToString,
                 response_deserializer=rowcast_dot_v1_dot_prediction__service__pb2.PredictResponse.FromString,
                 _registered_method=True)
+        self.PredictBatch = channel.unary_unary(
+                '/rowcast.v1.PredictionService/PredictBatch',
+                request_serializer=rowcast_dot_v1_dot_prediction__service__pb2.PredictBatchRequest.SerializeToString,
+                response_deserializer=rowcast_dot_v1_dot_prediction__service__pb2.PredictBatchResponse.FromString,
+                _registered_method=True)
+        self.StreamPredict = channel.stream_stream(
+                '/rowcast.v1.PredictionService/StreamPredict',
+                request_serializer=rowcast_dot_v1_dot_prediction__service__pb2.StreamPredictRequest.SerializeToString,
+                response_deserializer=rowcast_dot_v1_dot_prediction__service__pb2.StreamPredictResponse.FromString,
+                _registered_method=True)
 
 
 class PredictionServiceServicer:
@@ -53,6 +63,24 @@ class PredictionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PredictBatch(self, request, context):
+        """Returns outputs for many inputs of one model, all from the same model version
+        (all-or-nothing: one bad input fails the whole batch, naming its index). At most 1,000
+        inputs per batch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamPredict(self, request_iterator, context):
+        """Answers a stream of Predict requests on one call, for high-throughput callers. Responses
+        come in request order. A bad request ends the stream with INVALID_ARGUMENT naming its
+        position in the stream (0-based); responses before it were delivered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PredictionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +88,16 @@ def add_PredictionServiceServicer_to_server(servicer, server):
                     servicer.Predict,
                     request_deserializer=rowcast_dot_v1_dot_prediction__service__pb2.PredictRequest.FromString,
                     response_serializer=rowcast_dot_v1_dot_prediction__service__pb2.PredictResponse.SerializeToString,
+            ),
+            'PredictBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.PredictBatch,
+                    request_deserializer=rowcast_dot_v1_dot_prediction__service__pb2.PredictBatchRequest.FromString,
+                    response_serializer=rowcast_dot_v1_dot_prediction__service__pb2.PredictBatchResponse.SerializeToString,
+            ),
+            'StreamPredict': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamPredict,
+                    request_deserializer=rowcast_dot_v1_dot_prediction__service__pb2.StreamPredictRequest.FromString,
+                    response_serializer=rowcast_dot_v1_dot_prediction__service__pb2.StreamPredictResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,6 +128,60 @@ class PredictionService:
             '/rowcast.v1.PredictionService/Predict',
             rowcast_dot_v1_dot_prediction__service__pb2.PredictRequest.SerializeToString,
             rowcast_dot_v1_dot_prediction__service__pb2.PredictResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PredictBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rowcast.v1.PredictionService/PredictBatch',
+            rowcast_dot_v1_dot_prediction__service__pb2.PredictBatchRequest.SerializeToString,
+            rowcast_dot_v1_dot_prediction__service__pb2.PredictBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamPredict(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/rowcast.v1.PredictionService/StreamPredict',
+            rowcast_dot_v1_dot_prediction__service__pb2.StreamPredictRequest.SerializeToString,
+            rowcast_dot_v1_dot_prediction__service__pb2.StreamPredictResponse.FromString,
             options,
             channel_credentials,
             insecure,
