@@ -130,7 +130,7 @@ def start(timeout: float, **opts: Any) -> None:
         click.echo(f"error: {exc.message}", err=True)
         if exc.log_excerpt:
             click.echo(exc.log_excerpt, err=True)
-        click.echo(f"logs: {runtime.paths.logs}", err=True)
+            click.echo(f"logs: {runtime.paths.logs}", err=True)
         sys.exit(1)
     except HBaseError as exc:
         _fail(str(exc))

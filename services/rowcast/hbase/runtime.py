@@ -342,6 +342,7 @@ class StandaloneHBase:
         fd, tmp_name = tempfile.mkstemp(prefix="classpath.", suffix=".tmp", dir=self.paths.home)
         os.close(fd)
         tmp = Path(tmp_name)
+        tmp.chmod(0o644)  # mkstemp makes it 0600; nothing secret in a classpath
         try:
             with resources.as_file(pom_res) as pom:
                 cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:build-classpath",
@@ -438,9 +439,10 @@ class StandaloneHBase:
         if not data.ok:
             return data
         admin = probe_admin(LOOPBACK, eff.thrift2_port, timeout_s)
-        detail = data.detail if not admin.ok else f"{data.detail}; {admin.detail}"
-        return ProbeResult(admin.ok, detail if admin.ok else admin.detail,
-                           data.elapsed_s + admin.elapsed_s)  # fmt: skip
+        elapsed = data.elapsed_s + admin.elapsed_s
+        if not admin.ok:
+            return ProbeResult(False, admin.detail, elapsed)
+        return ProbeResult(True, f"{data.detail}; {admin.detail}", elapsed)
 
     # ----------------------------------------------------------------------------- start
 
@@ -494,6 +496,13 @@ class StandaloneHBase:
 
     def _check_ports(self, settings: HBaseSettings, components: Sequence[Component]) -> None:
         ports = ports_of(settings)
+        by_port: dict[int, list[str]] = {}
+        for role, port in ports.items():
+            by_port.setdefault(port, []).append(role)
+        clashes = [f"{' and '.join(roles)} both use {port}" for port, roles in by_port.items()
+                   if len(roles) > 1]  # fmt: skip
+        if clashes:
+            raise PortInUseError("cannot start HBase: " + "; ".join(clashes))
         taken = []
         for name in components:
             for role in _COMPONENT_PORTS[name]:
