@@ -13,8 +13,9 @@ from rowcast.audit.servicer import AuditServicer
 from rowcast.config import Settings
 from rowcast.errors import RowcastError
 from rowcast.prediction.audit_sink import AuditSink
+from rowcast.prediction.lookup import Lookup, VersionCaches
 from rowcast.prediction.router import VersionRouter
-from rowcast.prediction.servicer import PredictionServicer
+from rowcast.prediction.servicer import Answerer, NoAudit, PredictionServicer
 from rowcast.registry.servicer import ModelServicer
 from rowcast.server import RunningServer, start_server
 from rowcast.store.admin import TableAdmin
@@ -46,22 +47,35 @@ async def _ensure_schema(settings: Settings) -> None:
 async def start_prediction_server(
     settings: Settings, port: int | None = None, audit_target: str | None = None
 ) -> RunningServer:
+    sv = settings.server
     client = HBaseClient(settings.hbase)
-    router = VersionRouter(RegistryStore(client), settings.server.registry_refresh_s)
+    caches = VersionCaches(sv.cache_size)
+    router = VersionRouter(RegistryStore(client), sv.registry_refresh_s, on_change=caches.retain)
     await router.start()
-    target = audit_target or f"{settings.server.host}:{settings.server.audit_port}"
-    sink = AuditSink(target, settings.server.audit_queue_limit, settings.server.audit_batch_size)
-    await sink.start()
-    servicer = PredictionServicer(router, PredictionStore(client), sink, settings.hbase.timeout_s)
+    target = audit_target or f"{sv.host}:{sv.audit_port}"
+    sink = AuditSink(target, sv.audit_queue_limit, sv.audit_batch_size)
+    if sv.audit_enabled:
+        await sink.start()
+    answerer = Answerer(
+        router,
+        Lookup(PredictionStore(client), caches, settings.hbase.timeout_s),
+        sink if sv.audit_enabled else NoAudit(),
+        settings.hbase.timeout_s,
+        sv.missing_row_default,
+    )
+    servicer = PredictionServicer(answerer, settings.hbase.timeout_s)
     running = await start_server(
         lambda s: pred_grpc.add_PredictionServiceServicer_to_server(servicer, s),
         [PREDICTION_SERVICE.full_name],
-        settings.server.host,
-        settings.server.prediction_port if port is None else port,
+        sv.host,
+        sv.prediction_port if port is None else port,
+        reuse_port=sv.reuse_port,
+        max_in_flight=sv.max_in_flight,
     )
 
     async def on_stop() -> None:
-        await sink.stop(drain_timeout_s=settings.server.grace_s)
+        if sv.audit_enabled:
+            await sink.stop(drain_timeout_s=sv.grace_s)
         await router.stop()
         client.close()
 

@@ -52,6 +52,16 @@ class ServerSettings:
     audit_queue_limit: int = 100_000
     #: Largest number of decisions sent to the AuditService in one call.
     audit_batch_size: int = 500
+    #: Record every decision (off only for benchmarks that measure its cost).
+    audit_enabled: bool = True
+    #: Cached answers per active model version (0 disables the cache).
+    cache_size: int = 100_000
+    #: Answer for a key missing from a version table; None means NOT_FOUND instead.
+    missing_row_default: float | None = None
+    #: Calls in flight per server process beyond which new calls get RESOURCE_EXHAUSTED.
+    max_in_flight: int = 2_000
+    #: Let several server processes share the port (SO_REUSEPORT).
+    reuse_port: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,15 @@ class Settings:
             prediction_port=int(env.get("ROWCAST_PREDICTION_PORT", sv.prediction_port)),
             audit_port=int(env.get("ROWCAST_AUDIT_PORT", sv.audit_port)),
             model_port=int(env.get("ROWCAST_MODEL_PORT", sv.model_port)),
+            audit_enabled=_flag(env.get("ROWCAST_AUDIT", "on"), "ROWCAST_AUDIT"),
+            cache_size=int(env.get("ROWCAST_CACHE_SIZE", sv.cache_size)),
+            missing_row_default=(
+                float(env["ROWCAST_MISSING_ROW_DEFAULT"])
+                if env.get("ROWCAST_MISSING_ROW_DEFAULT")
+                else None
+            ),
+            max_in_flight=int(env.get("ROWCAST_MAX_IN_FLIGHT", sv.max_in_flight)),
+            reuse_port=_flag(env.get("ROWCAST_REUSE_PORT", "off"), "ROWCAST_REUSE_PORT"),
         )
         return cls(
             hbase=hb,
@@ -96,3 +115,12 @@ class Settings:
             salt_buckets=int(env.get("ROWCAST_SALT_BUCKETS", 16)),
             max_grid_rows=int(env.get("ROWCAST_MAX_GRID_ROWS", 50_000_000)),
         )
+
+
+def _flag(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"on", "1", "true", "yes"}:
+        return True
+    if lowered in {"off", "0", "false", "no"}:
+        return False
+    raise ValueError(f"{name} must be on or off, got {value!r}")

@@ -38,6 +38,16 @@ class InvalidArgument(RowcastError):
         """One bad field; the message names it."""
         return cls(f"{field}: {description}", [FieldViolation(field, description)])
 
+    def prefixed(self, prefix: str) -> InvalidArgument:
+        """The same error with every field path prefixed (e.g. `inputs[3].`)."""
+        if not prefix:
+            return self
+        violations = [FieldViolation(prefix + v.field, v.description) for v in self.violations]
+        return InvalidArgument(
+            "; ".join(f"{v.field}: {v.description}" for v in violations) or self.message,
+            violations,
+        )
+
 
 class NotFound(RowcastError):
     """A model, version or decision that does not exist."""

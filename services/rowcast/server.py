@@ -51,9 +51,12 @@ async def start_server(
     port: int,
     *,
     reuse_port: bool = False,
+    max_in_flight: int | None = None,
 ) -> RunningServer:
+    """Start a server; beyond max_in_flight concurrent calls, new ones get RESOURCE_EXHAUSTED
+    at once (gRPC's own limit) instead of queueing without bound."""
     options = [*SERVER_OPTIONS, ("grpc.so_reuseport", 1 if reuse_port else 0)]
-    server = grpc.aio.server(options=options)
+    server = grpc.aio.server(options=options, maximum_concurrent_rpcs=max_in_flight)
     register(server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

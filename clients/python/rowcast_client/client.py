@@ -8,7 +8,7 @@ calls are retried on UNAVAILABLE by gRPC itself (service config), never Predict 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +82,19 @@ def predict_request(model: str, features: FeatureInput, subject: str) -> pred_pb
     return pred_pb.PredictRequest(model=model, features=feature_values(features), subject=subject)
 
 
+def predict_batch_request(
+    model: str, inputs: Sequence[FeatureInput], subjects: Sequence[str] | None
+) -> pred_pb.PredictBatchRequest:
+    subjects = subjects or [""] * len(inputs)
+    return pred_pb.PredictBatchRequest(
+        model=model,
+        inputs=[
+            pred_pb.PredictInput(features=feature_values(f), subject=s)
+            for f, s in zip(inputs, subjects, strict=True)
+        ],
+    )
+
+
 def augment_request(
     decision_id: str,
     better_output: float,
@@ -134,6 +147,33 @@ class AsyncRowcastClient:
         return await self._call(  # type: ignore[no-any-return]
             self._predict.Predict, predict_request(model, features, subject), timeout
         )
+
+    async def predict_batch(
+        self,
+        model: str,
+        inputs: Sequence[FeatureInput],
+        *,
+        subjects: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> list[pred_pb.PredictResponse]:
+        """Answers for up to 1,000 inputs, all from one model version (all-or-nothing)."""
+        request = predict_batch_request(model, inputs, subjects)
+        response = await self._call(self._predict.PredictBatch, request, timeout)
+        return list(response.responses)
+
+    async def stream_predict(
+        self, model: str, inputs: Iterable[FeatureInput], *, timeout: float | None = None
+    ) -> AsyncIterator[pred_pb.PredictResponse]:
+        """Answers for a stream of inputs over one call, in order."""
+        requests = (
+            pred_pb.StreamPredictRequest(request=predict_request(model, f, "")) for f in inputs
+        )
+        call = self._predict.StreamPredict(requests, timeout=timeout or self._timeout_s)
+        try:
+            async for message in call:
+                yield message.response
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc) from exc
 
     async def get_decision(self, decision_id: str, *, timeout: float | None = None) -> pb.Decision:
         response = await self._call(
@@ -250,6 +290,18 @@ class RowcastClient:
         return self._call(  # type: ignore[no-any-return]
             self._predict.Predict, predict_request(model, features, subject), timeout
         )
+
+    def predict_batch(
+        self,
+        model: str,
+        inputs: Sequence[FeatureInput],
+        *,
+        subjects: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> list[pred_pb.PredictResponse]:
+        """Answers for up to 1,000 inputs, all from one model version (all-or-nothing)."""
+        request = predict_batch_request(model, inputs, subjects)
+        return list(self._call(self._predict.PredictBatch, request, timeout).responses)
 
     def get_decision(self, decision_id: str, *, timeout: float | None = None) -> pb.Decision:
         response = self._call(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rowcast.core.records import ModelInfo
@@ -48,9 +49,16 @@ class VersionRouter:
     the registry. Each Predict takes one ActiveModel snapshot, so a request never mixes versions.
     """
 
-    def __init__(self, registry: RegistryStore, refresh_s: float) -> None:
+    def __init__(
+        self,
+        registry: RegistryStore,
+        refresh_s: float,
+        on_change: Callable[[set[str]], None] | None = None,
+    ) -> None:
         self._registry = registry
         self._refresh_s = refresh_s
+        #: Told the set of active tables after every reload (to drop caches of old versions).
+        self._on_change = on_change
         self._models: dict[str, ActiveModel | None] = {}
         self._generation: int | None = None
         self._task: asyncio.Task[None] | None = None
@@ -87,6 +95,8 @@ class VersionRouter:
                 log.info("model %s now answers with version %d", name, active.version)
         self._models = fresh
         self._generation = generation
+        if self._on_change is not None:
+            self._on_change({a.table for a in fresh.values() if a is not None})
 
     async def _watch(self) -> None:
         while True:

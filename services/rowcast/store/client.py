@@ -27,6 +27,7 @@ from thriftpy2.thrift import TApplicationException, TException
 from thriftpy2.transport import TTransportException
 
 from rowcast.config import HBaseSettings
+from rowcast.deadlines import within_deadline
 from rowcast.errors import RowcastError, StoreUnavailable
 
 T = TypeVar("T")
@@ -41,12 +42,6 @@ LOWER_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     OSError,
 )
-
-
-def deadline_margin_s(timeout_s: float) -> float:
-    """Time kept back from the caller's deadline so that our answer reaches it before it
-    expires: 10% of the remaining time, between 2 ms and 50 ms."""
-    return min(max(timeout_s * 0.1, 0.002), 0.05)
 
 
 def map_store_error(exc: BaseException) -> RowcastError:
@@ -118,7 +113,7 @@ class HBaseClient:
         future = loop.run_in_executor(self._executor, lambda: self.call(fn, retry=retry))
         if timeout_s is None:
             return await future
-        budget = max(timeout_s - deadline_margin_s(timeout_s), 0.001)
+        budget = within_deadline(timeout_s)
         try:
             return await asyncio.wait_for(future, budget)
         except TimeoutError as exc:
