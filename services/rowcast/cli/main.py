@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import subprocess
+import sys
 
 import click
 
@@ -31,13 +35,23 @@ def cli() -> None:
 @cli.command()
 @click.argument("service", type=click.Choice(["prediction", "audit", "model"]))
 @click.option("--port", type=int, default=None, help="Port to bind (default: from settings).")
-def serve(service: str, port: int | None) -> None:
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Server processes sharing the port through SO_REUSEPORT (the kernel spreads "
+    "connections over them).",
+)
+def serve(service: str, port: int | None, processes: int) -> None:
     """Run one service in the foreground until SIGINT/SIGTERM (then stop gracefully).
 
     Ports and HBase location come from ROWCAST_* environment variables (see docs/config.md).
     """
     from rowcast import apps
 
+    if processes > 1:
+        raise SystemExit(run_replicas(service, port, processes))
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -62,6 +76,24 @@ cli.add_command(demo)
 cli.add_command(models)
 cli.add_command(audit)
 cli.add_command(predict)
+
+
+def run_replicas(service: str, port: int | None, processes: int) -> int:
+    """Start `processes` copies of the service on one port (SO_REUSEPORT), forward SIGTERM and
+    SIGINT to them, and wait for all; the exit code is the worst of theirs."""
+    args = [sys.executable, "-m", "rowcast.cli.main", "serve", service]
+    if port is not None:
+        args += ["--port", str(port)]
+    env = {**os.environ, "ROWCAST_REUSE_PORT": "on"}
+    children = [subprocess.Popen(args, env=env) for _ in range(processes)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return max(child.wait() for child in children)
 
 
 def main() -> None:
