@@ -41,17 +41,8 @@ async def test_two_processes_serve_one_port(
         "ROWCAST_AUDIT_PORT": suite.targets.audit.rsplit(":", 1)[1],
     }
     proc = await asyncio.create_subprocess_exec(
-        [
-            sys.executable,
-            "-m",
-            "rowcast.cli.main",
-            "serve",
-            "prediction",
-            "--port",
-            str(port),
-            "--processes",
-            "2",
-        ],
+        *(sys.executable, "-m", "rowcast.cli.main", "serve", "prediction"),
+        *("--port", str(port), "--processes", "2"),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
