@@ -12,15 +12,19 @@ import logging
 from rowcast.audit.servicer import AuditServicer
 from rowcast.config import Settings
 from rowcast.errors import RowcastError
-from rowcast.prediction.audit_sink import AuditSink
+from rowcast.jobs.create import MAX_MODEL_BYTES
+from rowcast.prediction.audit_sink import AuditSink, SpoolConfig, spool_directory
 from rowcast.prediction.lookup import Lookup, VersionCaches
 from rowcast.prediction.router import VersionRouter
 from rowcast.prediction.servicer import Answerer, NoAudit, PredictionServicer
+from rowcast.registry.operations import Materializations
 from rowcast.registry.servicer import ModelServicer
 from rowcast.server import RunningServer, start_server
 from rowcast.store.admin import TableAdmin
+from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.audit import AuditStore
 from rowcast.store.client import HBaseClient
+from rowcast.store.operations import OperationStore
 from rowcast.store.predictions import PredictionStore
 from rowcast.store.registry import RegistryStore
 from rowcast.store.schema import ensure_schema
@@ -30,6 +34,9 @@ from rowcast.v1 import model_service_pb2_grpc as model_grpc
 from rowcast.v1 import prediction_service_pb2_grpc as pred_grpc
 
 log = logging.getLogger(__name__)
+
+#: CreateVersion carries a whole model file: allow it (plus framing) through gRPC.
+MAX_MODEL_UPLOAD_BYTES = MAX_MODEL_BYTES + 1024 * 1024
 
 PREDICTION_SERVICE = prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"]
 AUDIT_SERVICE = audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"]
@@ -53,7 +60,17 @@ async def start_prediction_server(
     router = VersionRouter(RegistryStore(client), sv.registry_refresh_s, on_change=caches.retain)
     await router.start()
     target = audit_target or f"{sv.host}:{sv.audit_port}"
-    sink = AuditSink(target, sv.audit_queue_limit, sv.audit_batch_size)
+    spool = SpoolConfig(
+        # Processes sharing a port (SO_REUSEPORT) each need a spool of their own: give them
+        # per-process directories (what a dead one leaves is adopted by the next to start).
+        spool_directory(
+            settings.hbase.home,
+            0 if sv.reuse_port else (sv.prediction_port if port is None else port),
+        ),
+        durability=sv.audit_durability,
+        max_bytes=sv.audit_spool_max_bytes,
+    )
+    sink = AuditSink(target, spool, sv.audit_batch_size)
     if sv.audit_enabled:
         await sink.start()
     answerer = Answerer(
@@ -86,7 +103,7 @@ async def start_prediction_server(
 async def start_audit_server(settings: Settings, port: int | None = None) -> RunningServer:
     await _ensure_schema(settings)
     client = HBaseClient(settings.hbase)
-    servicer = AuditServicer(AuditStore(client), settings.hbase.timeout_s)
+    servicer = AuditServicer(AuditStore(client), settings.hbase.timeout_s, RegistryStore(client))
     running = await start_server(
         lambda s: audit_grpc.add_AuditServiceServicer_to_server(servicer, s),
         [AUDIT_SERVICE.full_name],
@@ -104,15 +121,23 @@ async def start_audit_server(settings: Settings, port: int | None = None) -> Run
 async def start_model_server(settings: Settings, port: int | None = None) -> RunningServer:
     await _ensure_schema(settings)
     client = HBaseClient(settings.hbase)
-    servicer = ModelServicer(RegistryStore(client), settings.hbase.timeout_s)
+    registry = RegistryStore(client)
+    admin = TableAdmin(settings.hbase)
+    artifacts = ArtifactStore(client)
+    materializations = Materializations(
+        settings, registry, PredictionStore(client), admin, artifacts, OperationStore(client)
+    )
+    servicer = ModelServicer(settings, registry, artifacts, admin, client, materializations)
     running = await start_server(
         lambda s: model_grpc.add_ModelServiceServicer_to_server(servicer, s),
         [MODEL_SERVICE.full_name],
         settings.server.host,
         settings.server.model_port if port is None else port,
+        max_message_bytes=MAX_MODEL_UPLOAD_BYTES,
     )
 
     async def on_stop() -> None:
+        await materializations.stop()
         client.close()
 
     running.on_stop = on_stop

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,11 @@ class ServerSettings:
     grace_s: float = 5.0
     #: How often prediction servers check the registry for activations, in seconds.
     registry_refresh_s: float = 0.25
-    #: Audit records buffered in memory before Predict sheds load.
-    audit_queue_limit: int = 100_000
+    #: "process": each decision is written to the spool file before Predict answers (survives
+    #: any process crash); "fsync": also fsync'd, in group commits (survives a machine crash).
+    audit_durability: Literal["process", "fsync"] = "process"
+    #: Spool size at which Predict answers RESOURCE_EXHAUSTED rather than drop records.
+    audit_spool_max_bytes: int = 1 << 30
     #: Largest number of decisions sent to the AuditService in one call.
     audit_batch_size: int = 500
     #: Record every decision (off only for benchmarks that measure its cost).
@@ -100,6 +104,10 @@ class Settings:
             audit_port=int(env.get("ROWCAST_AUDIT_PORT", sv.audit_port)),
             model_port=int(env.get("ROWCAST_MODEL_PORT", sv.model_port)),
             audit_enabled=_flag(env.get("ROWCAST_AUDIT", "on"), "ROWCAST_AUDIT"),
+            audit_durability=_durability(env.get("ROWCAST_AUDIT_DURABILITY", sv.audit_durability)),
+            audit_spool_max_bytes=int(
+                env.get("ROWCAST_AUDIT_SPOOL_MAX_BYTES", sv.audit_spool_max_bytes)
+            ),
             cache_size=int(env.get("ROWCAST_CACHE_SIZE", sv.cache_size)),
             missing_row_default=(
                 float(env["ROWCAST_MISSING_ROW_DEFAULT"])
@@ -124,3 +132,11 @@ def _flag(value: str, name: str) -> bool:
     if lowered in {"off", "0", "false", "no"}:
         return False
     raise ValueError(f"{name} must be on or off, got {value!r}")
+
+
+def _durability(value: str) -> Literal["process", "fsync"]:
+    if value == "process":
+        return "process"
+    if value == "fsync":
+        return "fsync"
+    raise ValueError(f"ROWCAST_AUDIT_DURABILITY must be process or fsync, got {value!r}")

@@ -50,6 +50,7 @@ def _inverse(mapping: Mapping[K, V]) -> dict[V, K]:
 SOURCE_FROM_PB = _inverse(SOURCE_TO_PB)
 AUG_SOURCE_FROM_PB = _inverse(AUG_SOURCE_TO_PB)
 AUG_STATE_FROM_PB = _inverse(AUG_STATE_TO_PB)
+OUTPUT_KIND_FROM_PB = _inverse(OUTPUT_KIND_TO_PB)
 
 
 def timestamp(ms: int) -> Timestamp:
@@ -129,6 +130,8 @@ def model_to_pb(m: r.ModelInfo) -> pb.Model:
         current_version=m.current_version,
         previous_version=m.previous_version,
         create_time=timestamp(m.create_time_ms),
+        aliases=m.aliases,
+        grid_size=m.signature.grid_size,
     )
 
 
@@ -143,6 +146,8 @@ def version_to_pb(v: r.VersionInfo) -> pb.ModelVersion:
         metrics=v.metrics,
         create_time=timestamp(v.create_time_ms),
         update_time=timestamp(v.update_time_ms),
+        rows_written=v.rows_written,
+        failure_reason=v.failure_reason,
     )
 
 
@@ -192,3 +197,36 @@ def decision_from_pb(d: pb.Decision, index: int) -> r.Decision:
         source=source,
         decide_time_ms=d.decide_time.ToMilliseconds(),
     )
+
+
+def signature_from_pb(signature: pb.Signature) -> Signature:
+    """Build and validate a signature; violations name `model.signature...` fields."""
+    features: list[NumericFeature | CategoricalFeature] = []
+    for f in signature.features:
+        kind = f.WhichOneof("binning")
+        if kind == "numeric":
+            features.append(
+                NumericFeature(
+                    name=f.name,
+                    edges=tuple(f.numeric.edges),
+                    representatives=tuple(f.numeric.representatives),
+                    lower=f.numeric.lower,
+                    upper=f.numeric.upper,
+                )
+            )
+        elif kind == "categorical":
+            features.append(
+                CategoricalFeature(
+                    name=f.name,
+                    vocabulary=tuple(f.categorical.vocabulary),
+                    oov_bucket=f.categorical.out_of_vocabulary_bucket,
+                )
+            )
+        else:
+            raise InvalidArgument.field(
+                f"model.signature.features.{f.name}", "needs numeric or categorical binning"
+            )
+    try:
+        return Signature(tuple(features))
+    except InvalidArgument as exc:
+        raise exc.prefixed("model.") from None

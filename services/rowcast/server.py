@@ -52,10 +52,13 @@ async def start_server(
     *,
     reuse_port: bool = False,
     max_in_flight: int | None = None,
+    max_message_bytes: int | None = None,
 ) -> RunningServer:
     """Start a server; beyond max_in_flight concurrent calls, new ones get RESOURCE_EXHAUSTED
     at once (gRPC's own limit) instead of queueing without bound."""
     options = [*SERVER_OPTIONS, ("grpc.so_reuseport", 1 if reuse_port else 0)]
+    if max_message_bytes is not None:
+        options.append(("grpc.max_receive_message_length", max_message_bytes))
     server = grpc.aio.server(options=options, maximum_concurrent_rpcs=max_in_flight)
     register(server)
     health = HealthServicer()

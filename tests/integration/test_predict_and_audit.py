@@ -46,7 +46,7 @@ async def test_every_prediction_is_audited_with_all_fields(client: AsyncRowcastC
     assert d.output == r.output and d.key == r.key
     assert d.features["balance"].number_value == 1_800.0
     assert d.features["student"].string_value == "No"
-    assert d.source == pb.PREDICTION_SOURCE_HBASE
+    assert d.source == r.source
     assert d.decide_time.seconds > 0
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from rowcast.v1 import audit_service_pb2 as audit_pb
 from rowcast.v1 import audit_service_pb2_grpc as audit_grpc
@@ -22,6 +24,7 @@ from rowcast.v1 import prediction_service_pb2 as pred_pb
 from rowcast.v1 import prediction_service_pb2_grpc as pred_grpc
 from rowcast.v1 import resources_pb2 as pb
 from rowcast_client.errors import RowcastClientError, from_rpc_error
+from rowcast_client.model_admin import AsyncModelAdmin, ModelAdmin
 
 FeatureInput = Mapping[str, float | int | str]
 
@@ -30,6 +33,7 @@ DEFAULT_TIMEOUT_S = 2.0
 _READ_METHODS = [
     {"service": "rowcast.v1.AuditService", "method": "GetDecision"},
     {"service": "rowcast.v1.AuditService", "method": "ListDecisions"},
+    {"service": "rowcast.v1.AuditService", "method": "CountDecisions"},
     {"service": "rowcast.v1.ModelService", "method": "ListModels"},
     {"service": "rowcast.v1.ModelService", "method": "GetModel"},
     {"service": "rowcast.v1.ModelService", "method": "ListVersions"},
@@ -78,8 +82,12 @@ def feature_values(features: FeatureInput) -> dict[str, pb.FeatureValue]:
     return out
 
 
-def predict_request(model: str, features: FeatureInput, subject: str) -> pred_pb.PredictRequest:
-    return pred_pb.PredictRequest(model=model, features=feature_values(features), subject=subject)
+def predict_request(
+    model: str, features: FeatureInput, subject: str, alias: str = ""
+) -> pred_pb.PredictRequest:
+    return pred_pb.PredictRequest(
+        model=model, features=feature_values(features), subject=subject, alias=alias
+    )
 
 
 def predict_batch_request(
@@ -92,6 +100,39 @@ def predict_batch_request(
             pred_pb.PredictInput(features=feature_values(f), subject=s)
             for f, s in zip(inputs, subjects, strict=True)
         ],
+    )
+
+
+def _timestamp(when: datetime | None) -> Timestamp | None:
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        raise ValueError("start_time/end_time must be timezone-aware datetimes")
+    ts = Timestamp()
+    ts.FromDatetime(when.astimezone(UTC))
+    return ts
+
+
+def list_decisions_request(
+    subject: str,
+    *,
+    model: str,
+    model_version: int,
+    key: str,
+    start_time: datetime | None,
+    end_time: datetime | None,
+    page_size: int,
+    page_token: str,
+) -> audit_pb.ListDecisionsRequest:
+    return audit_pb.ListDecisionsRequest(
+        subject=subject,
+        model=model,
+        model_version=model_version,
+        key=key,
+        start_time=_timestamp(start_time),
+        end_time=_timestamp(end_time),
+        page_size=page_size,
+        page_token=page_token,
     )
 
 
@@ -112,7 +153,7 @@ def augment_request(
     )
 
 
-class AsyncRowcastClient:
+class AsyncRowcastClient(AsyncModelAdmin):
     """Async client of the three rowcast services (grpc.aio)."""
 
     def __init__(self, targets: Targets, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
@@ -142,10 +183,16 @@ class AsyncRowcastClient:
             raise from_rpc_error(exc) from exc
 
     async def predict(
-        self, model: str, features: FeatureInput, *, subject: str = "", timeout: float | None = None
+        self,
+        model: str,
+        features: FeatureInput,
+        *,
+        subject: str = "",
+        alias: str = "",
+        timeout: float | None = None,
     ) -> pred_pb.PredictResponse:
         return await self._call(  # type: ignore[no-any-return]
-            self._predict.Predict, predict_request(model, features, subject), timeout
+            self._predict.Predict, predict_request(model, features, subject, alias), timeout
         )
 
     async def predict_batch(
@@ -183,16 +230,37 @@ class AsyncRowcastClient:
 
     async def list_decisions(
         self,
-        subject: str,
+        subject: str = "",
         *,
+        model: str = "",
+        model_version: int = 0,
+        key: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
         page_size: int = 0,
         page_token: str = "",
         timeout: float | None = None,
     ) -> audit_pb.ListDecisionsResponse:
-        request = audit_pb.ListDecisionsRequest(
-            subject=subject, page_size=page_size, page_token=page_token
+        """One page of decisions, newest first: of a subject, of a model version (model +
+        model_version), of an input key (model + key) or all; optionally in [start, end)."""
+        request = list_decisions_request(
+            subject,
+            model=model,
+            model_version=model_version,
+            key=key,
+            start_time=start_time,
+            end_time=end_time,
+            page_size=page_size,
+            page_token=page_token,
         )
         return await self._call(self._audit.ListDecisions, request, timeout)  # type: ignore[no-any-return]
+
+    async def count_decisions(
+        self, model: str, *, timeout: float | None = None
+    ) -> list[audit_pb.DecisionCount]:
+        """Decisions of model per version (newest first) and per latest augmentation state."""
+        request = audit_pb.CountDecisionsRequest(model=model)
+        return list((await self._call(self._audit.CountDecisions, request, timeout)).counts)
 
     async def augment(
         self,
@@ -255,7 +323,7 @@ class AsyncRowcastClient:
         return response.model  # type: ignore[no-any-return]
 
 
-class RowcastClient:
+class RowcastClient(ModelAdmin):
     """Blocking client of the three rowcast services, for scripts and the CLI."""
 
     def __init__(self, targets: Targets, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
@@ -285,10 +353,16 @@ class RowcastClient:
             raise from_rpc_error(exc) from exc
 
     def predict(
-        self, model: str, features: FeatureInput, *, subject: str = "", timeout: float | None = None
+        self,
+        model: str,
+        features: FeatureInput,
+        *,
+        subject: str = "",
+        alias: str = "",
+        timeout: float | None = None,
     ) -> pred_pb.PredictResponse:
         return self._call(  # type: ignore[no-any-return]
-            self._predict.Predict, predict_request(model, features, subject), timeout
+            self._predict.Predict, predict_request(model, features, subject, alias), timeout
         )
 
     def predict_batch(
@@ -311,16 +385,37 @@ class RowcastClient:
 
     def list_decisions(
         self,
-        subject: str,
+        subject: str = "",
         *,
+        model: str = "",
+        model_version: int = 0,
+        key: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
         page_size: int = 0,
         page_token: str = "",
         timeout: float | None = None,
     ) -> audit_pb.ListDecisionsResponse:
-        request = audit_pb.ListDecisionsRequest(
-            subject=subject, page_size=page_size, page_token=page_token
+        """One page of decisions, newest first: of a subject, of a model version (model +
+        model_version), of an input key (model + key) or all; optionally in [start, end)."""
+        request = list_decisions_request(
+            subject,
+            model=model,
+            model_version=model_version,
+            key=key,
+            start_time=start_time,
+            end_time=end_time,
+            page_size=page_size,
+            page_token=page_token,
         )
         return self._call(self._audit.ListDecisions, request, timeout)  # type: ignore[no-any-return]
+
+    def count_decisions(
+        self, model: str, *, timeout: float | None = None
+    ) -> list[audit_pb.DecisionCount]:
+        """Decisions of model per version (newest first) and per latest augmentation state."""
+        request = audit_pb.CountDecisionsRequest(model=model)
+        return list(self._call(self._audit.CountDecisions, request, timeout).counts)
 
     def augment(
         self,

@@ -4,27 +4,32 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import AsyncIterator
 
 import grpc
 
+from rowcast.audit.query import DecisionQuery
 from rowcast.convert import (
     AUG_SOURCE_FROM_PB,
     AUG_STATE_FROM_PB,
     decision_from_pb,
     decision_to_pb,
 )
-from rowcast.core.keys import new_decision_id
+from rowcast.core.keys import decision_id_bytes, new_decision_id
 from rowcast.core.records import (
     Augmentation,
     AugmentationSource,
     AugmentationState,
-    check_subject,
+    Decision,
+    OutputKind,
+    check_model_name,
 )
 from rowcast.deadlines import remaining_s
-from rowcast.errors import FieldViolation, InvalidArgument
-from rowcast.grpc_errors import handles_errors
+from rowcast.errors import FieldViolation, InvalidArgument, RowcastError
+from rowcast.grpc_errors import abort, handles_errors
 from rowcast.paging import page_size
-from rowcast.store.audit import AuditStore
+from rowcast.store.audit import AuditStore, VersionCount
+from rowcast.store.registry import RegistryStore
 from rowcast.v1 import audit_service_pb2 as audit_pb
 from rowcast.v1 import audit_service_pb2_grpc as audit_grpc
 from rowcast.v1 import resources_pb2 as pb
@@ -73,12 +78,51 @@ def augmentation_from_pb(a: pb.Augmentation) -> Augmentation:
     )
 
 
-class AuditServicer(audit_grpc.AuditServiceServicer):
-    """Maps AuditService calls onto the audit store."""
+def checked_decision(d: pb.Decision, index: int) -> Decision:
+    """A decision sent by a prediction server, with the fields its row keys are built from
+    validated (a malformed one must be refused, never written half-indexed)."""
+    decision = decision_from_pb(d, index)
+    try:
+        decision_id_bytes(decision.decision_id)
+    except ValueError as exc:
+        raise InvalidArgument.field(f"decisions[{index}].decision_id", str(exc)) from exc
+    check_model_name(decision.model, f"decisions[{index}].model")
+    if decision.key_hex:
+        try:
+            bytes.fromhex(decision.key_hex)
+        except ValueError as exc:
+            raise InvalidArgument.field(f"decisions[{index}].key", "is not hex") from exc
+    return decision
 
-    def __init__(self, store: AuditStore, store_timeout_s: float) -> None:
+
+def check_better_output(value: float, kind: OutputKind) -> None:
+    """A better output must be of the kind the model outputs (a probability is in [0, 1])."""
+    if kind is OutputKind.PROBABILITY and not 0.0 <= value <= 1.0:
+        raise InvalidArgument.field(
+            "augmentation.better_output", f"must be a probability in [0, 1], got {value}"
+        )
+
+
+def count_to_pb(c: VersionCount) -> audit_pb.DecisionCount:
+    return audit_pb.DecisionCount(
+        model_version=c.version,
+        decision_count=c.decisions,
+        unaugmented_count=c.unaugmented,
+        proposed_count=c.by_state.get(AugmentationState.PROPOSED, 0),
+        approved_count=c.by_state.get(AugmentationState.APPROVED, 0),
+        rejected_count=c.by_state.get(AugmentationState.REJECTED, 0),
+    )
+
+
+class AuditServicer(audit_grpc.AuditServiceServicer):
+    """Maps AuditService calls onto the audit store (and the registry, for output kinds)."""
+
+    def __init__(
+        self, store: AuditStore, store_timeout_s: float, registry: RegistryStore | None = None
+    ) -> None:
         self._store = store
         self._timeout_s = store_timeout_s
+        self._registry = registry
 
     @handles_errors
     async def RecordDecisions(
@@ -88,9 +132,41 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
             raise InvalidArgument.field(
                 "decisions", f"at most {MAX_RECORD_BATCH} per call, got {len(request.decisions)}"
             )
-        decisions = [decision_from_pb(d, i) for i, d in enumerate(request.decisions)]
+        decisions = [checked_decision(d, i) for i, d in enumerate(request.decisions)]
         written = await self._store.record(decisions, remaining_s(context, self._timeout_s))
         return audit_pb.RecordDecisionsResponse(recorded_count=written)
+
+    async def StreamDecisions(
+        self,
+        request_iterator: AsyncIterator[audit_pb.StreamDecisionsRequest],
+        context: Context,
+    ) -> AsyncIterator[audit_pb.StreamDecisionsResponse]:
+        """Store each batch, then acknowledge it; malformed decisions are acknowledged as
+        rejected (re-sending them could never succeed), a store failure ends the stream with
+        its status so the sender reconnects and re-sends."""
+        try:
+            async for request in request_iterator:
+                if len(request.decisions) > MAX_RECORD_BATCH:
+                    raise InvalidArgument.field(
+                        "decisions", f"at most {MAX_RECORD_BATCH} per batch"
+                    )
+                valid: list[Decision] = []
+                rejected: list[audit_pb.RejectedDecision] = []
+                for i, d in enumerate(request.decisions):
+                    try:
+                        valid.append(checked_decision(d, i))
+                    except InvalidArgument as exc:
+                        rejected.append(
+                            audit_pb.RejectedDecision(
+                                index=i, decision_id=d.decision_id, reason=exc.message
+                            )
+                        )
+                written = await self._store.record(valid, self._timeout_s) if valid else 0
+                yield audit_pb.StreamDecisionsResponse(
+                    batch_id=request.batch_id, recorded_count=written, rejected=rejected
+                )
+        except RowcastError as error:
+            await abort(context, error)
 
     @handles_errors
     async def GetDecision(
@@ -105,11 +181,18 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
     async def ListDecisions(
         self, request: audit_pb.ListDecisionsRequest, context: Context
     ) -> audit_pb.ListDecisionsResponse:
-        if not request.subject:
-            raise InvalidArgument.field("subject", "is required")
-        subject = check_subject(request.subject)
-        decisions, token = await self._store.list_by_subject(
-            subject,
+        query = DecisionQuery.checked(
+            subject=request.subject,
+            model=request.model,
+            version=request.model_version,
+            key_hex=request.key,
+            start_ms=request.start_time.ToMilliseconds()
+            if request.HasField("start_time")
+            else None,
+            end_ms=request.end_time.ToMilliseconds() if request.HasField("end_time") else None,
+        )
+        decisions, token = await self._store.list_decisions(
+            query,
             page_size(request.page_size),
             request.page_token,
             remaining_s(context, self._timeout_s),
@@ -117,6 +200,14 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
         return audit_pb.ListDecisionsResponse(
             decisions=[decision_to_pb(d) for d in decisions], next_page_token=token
         )
+
+    @handles_errors
+    async def CountDecisions(
+        self, request: audit_pb.CountDecisionsRequest, context: Context
+    ) -> audit_pb.CountDecisionsResponse:
+        model = check_model_name(request.model)
+        counts = await self._store.count(model, remaining_s(context, self._timeout_s))
+        return audit_pb.CountDecisionsResponse(counts=[count_to_pb(c) for c in counts])
 
     @handles_errors
     async def Augment(
@@ -127,6 +218,14 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
         if not request.HasField("augmentation"):
             raise InvalidArgument.field("augmentation", "is required")
         augmentation = augmentation_from_pb(request.augmentation)
+        if self._registry is not None:
+            served = await self._store.get(
+                request.decision_id, remaining_s(context, self._timeout_s)
+            )
+            model = await self._registry.get_model(
+                served.model, remaining_s(context, self._timeout_s)
+            )
+            check_better_output(augmentation.better_output, model.output_kind)
         decision = await self._store.augment(
             request.decision_id, augmentation, remaining_s(context, self._timeout_s)
         )

@@ -15,11 +15,8 @@ import click
 import grpc
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
-from rich.console import Console
-from rich.table import Table
 
 from rowcast.config import Settings
-from rowcast.v1 import resources_pb2 as pb
 from rowcast_client import RowcastClient, RowcastClientError, Targets
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -72,86 +69,6 @@ def echo_json(data: Any) -> None:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
-@click.group()
-def models() -> None:
-    """Inspect models and versions; activate a version (ModelService)."""
-
-
-@models.command("list")
-@json_option
-@reports_errors
-def list_models(as_json: bool) -> None:
-    """List registered models and their active versions."""
-    with client() as c:
-        found = c.list_models()
-    if as_json:
-        echo_json([as_dict(m) for m in found])
-        return
-    table = Table("model", "current", "previous", "features", "description")
-    for m in found:
-        table.add_row(
-            m.name,
-            str(m.current_version or "-"),
-            str(m.previous_version or "-"),
-            ", ".join(f.name for f in m.signature.features),
-            m.description,
-        )
-    Console().print(table)
-
-
-@models.command("versions")
-@click.argument("model")
-@json_option
-@reports_errors
-def list_versions(model: str, as_json: bool) -> None:
-    """List the versions of MODEL, newest first."""
-    with client() as c:
-        versions = c.list_versions(model)
-        current = c.get_model(model).current_version
-    if as_json:
-        echo_json([as_dict(v) for v in versions])
-        return
-    table = Table("version", "state", "rows", "auc raw", "auc flat", "creator", "active")
-    for v in versions:
-        table.add_row(
-            str(v.version),
-            str(pb.VersionState.Name(v.state)).removeprefix("VERSION_STATE_"),
-            f"{v.row_count:,}",
-            f"{v.metrics.get('auc_raw', float('nan')):.4f}",
-            f"{v.metrics.get('auc_flattened', float('nan')):.4f}",
-            v.creator,
-            "*" if v.version == current else "",
-        )
-    Console().print(table)
-
-
-@models.command("get")
-@click.argument("model")
-@click.argument("version", type=int, required=False)
-@reports_errors
-def get(model: str, version: int | None) -> None:
-    """Show MODEL (or one VERSION of it) as JSON."""
-    with client() as c:
-        echo_json(as_dict(c.get_version(model, version) if version else c.get_model(model)))
-
-
-@models.command("activate")
-@click.argument("model")
-@click.argument("version", type=int)
-@click.option("--actor", required=True, help="Who asks for the switch (recorded).")
-@click.option("--reason", default="", help="Why (recorded).")
-@json_option
-@reports_errors
-def activate(model: str, version: int, actor: str, reason: str, as_json: bool) -> None:
-    """Make VERSION of MODEL the one served; running servers switch without a restart."""
-    with client() as c:
-        m = c.activate_version(model, version, actor=actor, reason=reason)
-    if as_json:
-        echo_json(as_dict(m))
-    else:
-        click.echo(f"{m.name}: current v{m.current_version}, previous v{m.previous_version or '-'}")
-
-
 def parse_features(pairs: tuple[str, ...]) -> dict[str, float | str]:
     out: dict[str, float | str] = {}
     for pair in pairs:
@@ -179,45 +96,3 @@ def predict(model: str, features: tuple[str, ...], subject: str, as_json: bool) 
         echo_json(as_dict(r))
     else:
         click.echo(f"output {r.output:.6f}  version {r.model_version}  decision {r.decision_id}")
-
-
-@click.group()
-def audit() -> None:
-    """Read decisions and attach better answers (AuditService)."""
-
-
-@audit.command("get")
-@click.argument("decision_id")
-@reports_errors
-def get_decision(decision_id: str) -> None:
-    """Show one decision with its augmentations, as JSON."""
-    with client() as c:
-        echo_json(as_dict(c.get_decision(decision_id)))
-
-
-@audit.command("list")
-@click.argument("subject")
-@click.option("--page-size", default=20, show_default=True, type=int)
-@click.option("--page-token", default="", help="next_page_token of the previous page.")
-@reports_errors
-def list_decisions(subject: str, page_size: int, page_token: str) -> None:
-    """List SUBJECT's decisions, newest first, as JSON."""
-    with client() as c:
-        echo_json(as_dict(c.list_decisions(subject, page_size=page_size, page_token=page_token)))
-
-
-@audit.command("augment")
-@click.argument("decision_id")
-@click.option("--better", type=float, required=True, help="The better output.")
-@click.option("--actor", required=True, help="Who supplies it.")
-@click.option(
-    "--source", type=click.Choice(["person", "program"]), default="person", show_default=True
-)
-@click.option("--reason", default="")
-@reports_errors
-def augment(decision_id: str, better: float, actor: str, source: str, reason: str) -> None:
-    """Attach a better answer to DECISION_ID (history is kept)."""
-    src = pb.AUGMENTATION_SOURCE_PERSON if source == "person" else pb.AUGMENTATION_SOURCE_PROGRAM
-    with client() as c:
-        d = c.augment(decision_id, better, actor=actor, source=src, reason=reason)
-    click.echo(f"{d.decision_id}: {len(d.augmentations)} augmentation(s)")

@@ -11,10 +11,12 @@ import sys
 
 import click
 
-from rowcast.cli.admin_cmd import audit, models, predict
+from rowcast.cli.admin_cmd import predict
+from rowcast.cli.audit_cmd import audit
 from rowcast.cli.demo_cmd import demo
 from rowcast.cli.hbase_cmd import hbase
 from rowcast.cli.jobs_cmd import publish
+from rowcast.cli.models_cmd import models
 from rowcast.cli.suite_cmd import suite
 from rowcast.config import Settings
 from rowcast.server import serve_until_signal

@@ -13,6 +13,23 @@ from rowcast.core.signature import RawValue, Signature
 from rowcast.errors import InvalidArgument
 
 MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+ALIAS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+#: Aliases the registry manages itself (ActivateVersion, RollbackModel).
+RESERVED_ALIASES = frozenset({"current", "previous"})
+
+
+def check_alias(alias: str, field_name: str = "alias", *, user: bool = True) -> str:
+    """Aliases: a lower-case letter, then letters, digits, `-` or `_`; users may not set the
+    reserved ones."""
+    if not alias:
+        raise InvalidArgument.field(field_name, "is required")
+    if not ALIAS_NAME.match(alias):
+        raise InvalidArgument.field(field_name, f"{alias!r} is not an alias name")
+    if user and alias in RESERVED_ALIASES:
+        raise InvalidArgument.field(
+            field_name, f"{alias!r} is managed by ActivateVersion and RollbackModel"
+        )
+    return alias
 
 
 def check_model_name(name: str, field_name: str = "model") -> str:
@@ -84,6 +101,8 @@ class ModelInfo:
     create_time_ms: int
     #: Salt buckets of the row keys of every version table of this model.
     salt_buckets: int
+    #: Every alias (current and previous included) and the version it names.
+    aliases: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -97,6 +116,9 @@ class VersionInfo:
     metrics: dict[str, float]
     create_time_ms: int
     update_time_ms: int
+    #: Watermark of materialisation: every grid cell below this flat index is written.
+    rows_written: int = 0
+    failure_reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,15 @@ from rowcast.config import Settings
 from rowcast.core.records import ModelInfo, OutputKind, VersionInfo
 from rowcast.errors import ModelNotFound
 from rowcast.jobs import dataset as datasets
+from rowcast.jobs.create import HELDOUT_FRACTION, SPLIT_SEED, Training, create_version
 from rowcast.jobs.materialize import MaterializeResult, Progress, check_grid, materialize
-from rowcast.jobs.train import TrainParams, derive_signature, fidelity, save, train
+from rowcast.jobs.train import TrainParams, derive_signature, save
 from rowcast.store.admin import TableAdmin
+from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.client import HBaseClient
 from rowcast.store.predictions import PredictionStore
 from rowcast.store.registry import RegistryStore
 from rowcast.store.schema import ensure_schema
-
-HELDOUT_FRACTION = 0.2
-SPLIT_SEED = 42
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ async def publish(
         ensure_schema(admin)
         registry = RegistryStore(client)
         ds = datasets.load(spec.dataset)
-        train_frame, test_frame = ds.split(HELDOUT_FRACTION, SPLIT_SEED)
+        train_frame, _ = ds.split(HELDOUT_FRACTION, SPLIT_SEED)
         try:
             model = await registry.get_model(spec.model)
         except ModelNotFound:
@@ -68,10 +67,16 @@ async def publish(
                 f"probability that {ds.target} is true",
                 spec.description,
                 settings.salt_buckets,
+                exist_ok=True,
             )
-        booster = train(ds, model.signature, train_frame, spec.params)
-        metrics = fidelity(booster, model.signature, test_frame, ds.target)
-        version = await registry.new_version(spec.model, spec.creator)
+        version, booster = await create_version(
+            registry,
+            ArtifactStore(client),
+            model,
+            Training(spec.dataset, spec.params),
+            spec.creator,
+        )
+        metrics = version.metrics
         model_file = save(
             booster, settings.hbase.home / "models" / spec.model / f"v{version.version}.txt"
         )

@@ -1,11 +1,13 @@
-"""Delivers the decisions a prediction server makes to the AuditService, off the hot path.
+"""Records the decisions a prediction server makes: durably in a local spool before Predict
+answers, then delivered to the AuditService in the background.
 
-Predict hands its decisions to `record`, which only appends to a bounded in-memory queue; a
-background task sends batches with `RecordDecisions` and retries with backoff while the
-AuditService or HBase is down (writes are idempotent by decision id, so a retry never
-duplicates). When the queue is full, `record` raises Overloaded (RESOURCE_EXHAUSTED) rather
-than drop a record. The queue lives in memory: a crash of the prediction server loses what it
-holds; the durable spool that closes that gap is a later step (see docs/audit.md).
+`record` appends the decisions to the spool file (one `write`, so they are in the OS page cache
+and survive any crash of this process); with durability `fsync` it also waits for a group
+commit (one fsync shared by every caller waiting at that moment), so they survive a machine
+crash too. A sender streams the spool to the AuditService (`StreamDecisions`) and deletes what
+was acknowledged; while the AuditService or HBase is down, the spool grows, and when it reaches
+its size limit `record` raises Overloaded (RESOURCE_EXHAUSTED) rather than drop a record.
+See docs/audit.md for what each level promises and costs.
 """
 
 from __future__ import annotations
@@ -13,85 +15,209 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import uuid
 from collections.abc import Sequence
-
-import grpc
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 from rowcast.convert import decision_to_pb
 from rowcast.core.records import Decision
 from rowcast.errors import Overloaded
-from rowcast.v1 import audit_service_pb2 as audit_pb
-from rowcast.v1 import audit_service_pb2_grpc as audit_grpc
+from rowcast.spool.files import LOCK_FILE, list_segments
+from rowcast.spool.group_commit import GroupCommitter
+from rowcast.spool.sender import SpoolSender
+from rowcast.spool.spool import (
+    DEFAULT_SEGMENT_BYTES,
+    RecoveryReport,
+    Spool,
+    SpoolFull,
+    SpoolLocked,
+)
 
 log = logging.getLogger(__name__)
 
-SEND_TIMEOUT_S = 10.0
-MAX_BACKOFF_S = 2.0
+Durability = Literal["process", "fsync"]
+DURABILITY_LEVELS: tuple[Durability, ...] = ("process", "fsync")
+
+
+def spool_directory(home: Path, port: int) -> Path:
+    """Where a prediction server keeps its spool: <home>/spool/prediction-<port>/, so a server
+    restarted on its port finds what it left. A server on an ephemeral port (0) gets a
+    directory of its own; what it leaves is adopted by the next server started (see start)."""
+    instance = (
+        f"prediction-{port}" if port else f"prediction-pid{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    )
+    return home / "spool" / instance
+
+
+@dataclass(frozen=True)
+class SpoolConfig:
+    """Where a prediction server spools its decisions, how durably, and how much at most."""
+
+    directory: Path
+    durability: Durability = "process"
+    #: Bytes on disk beyond which `record` refuses new decisions (Overloaded).
+    max_bytes: int = 1 << 30
+    segment_bytes: int = DEFAULT_SEGMENT_BYTES
+    #: Also deliver spools that other, dead servers left in sibling directories.
+    adopt_orphans: bool = True
+
+    def __post_init__(self) -> None:
+        if self.durability not in DURABILITY_LEVELS:
+            raise ValueError(
+                f"audit durability must be one of {DURABILITY_LEVELS}, got {self.durability!r}"
+            )
 
 
 class AuditSink:
-    """Buffers decision records and sends them to the AuditService in batches, with retries."""
+    """Makes each decision durable in the local spool, and keeps the spool flowing to the
+    AuditService."""
 
-    def __init__(self, target: str, limit: int, batch_size: int) -> None:
+    def __init__(self, target: str, spool: SpoolConfig, batch_size: int = 500) -> None:
+        self.config = spool
+        self._spool = Spool(
+            spool.directory,
+            max_bytes=spool.max_bytes,
+            segment_bytes=spool.segment_bytes,
+            defer_close=spool.durability == "fsync",
+        )
+        # One thread for spool I/O (reads, acknowledgements) and one for fsync, so a slow
+        # fsync never holds up delivery and vice versa.
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-spool-io")
+        self._fsync = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-spool-fsync")
+        self._sender = SpoolSender(self._spool, target, self._io, batch_size=batch_size)
+        self._committer = (
+            GroupCommitter(self._spool, self._fsync) if spool.durability == "fsync" else None
+        )
         self._target = target
-        self._queue: asyncio.Queue[Decision] = asyncio.Queue(maxsize=limit)
         self._batch_size = batch_size
-        self._channel: grpc.aio.Channel | None = None
-        self._task: asyncio.Task[None] | None = None
-        #: Decisions delivered so far.
-        self.sent = 0
+        self._adopted: list[tuple[Spool, SpoolSender, asyncio.Task[None]]] = []
+        self.recovery: RecoveryReport | None = None
 
     async def record(self, decisions: Sequence[Decision]) -> None:
-        """Accept decisions for delivery; returns once they are queued (all or none)."""
-        if self._queue.maxsize - self._queue.qsize() < len(decisions):
-            raise Overloaded(
-                "audit queue is full (the AuditService is down or slow); not serving decisions "
-                "that could not be audited"
-            )
-        for decision in decisions:
-            self._queue.put_nowait(decision)
+        """Return once the decisions are in the spool (all or none); Overloaded when full."""
+        payloads = [decision_to_pb(d).SerializeToString() for d in decisions]
+        try:
+            ticket = self._spool.append(payloads)
+        except SpoolFull as exc:
+            raise Overloaded(f"{exc}; not serving decisions that could not be audited") from exc
+        except OSError as exc:
+            raise Overloaded(f"could not write the audit spool: {exc}") from exc
+        self._sender.notify()
+        if self._committer is not None:
+            try:
+                await self._committer.wait(ticket)
+            except OSError as exc:
+                raise Overloaded(f"could not fsync the audit spool: {exc}") from exc
+
+    async def delivered(self) -> None:
+        """Return once every decision spooled so far is acknowledged by the AuditService."""
+        await self._sender.drained()
 
     @property
-    def pending(self) -> int:
-        return self._queue.qsize()
+    def sent(self) -> int:
+        """Decisions the AuditService acknowledged as stored."""
+        return self._sender.sent
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of spooled decisions not yet acknowledged."""
+        return self._spool.pending_bytes()
+
+    @property
+    def quarantined(self) -> int:
+        """Damaged spool tails and refused or unreadable record groups set aside so far."""
+        return self._spool.quarantined_files + self._sender.rejected
 
     async def start(self) -> None:
-        self._channel = grpc.aio.insecure_channel(self._target)
-        self._task = asyncio.create_task(self._run(), name="audit-sink")
+        """Open the spool (delivering what an earlier run left) and start sending."""
+        loop = asyncio.get_running_loop()
+        self.recovery = await loop.run_in_executor(self._io, self._spool.open)
+        if self._committer is not None:
+            self._committer.start()
+        self._sender.start()
+        if self.config.adopt_orphans:
+            await self._adopt_orphans()
+
+    async def _adopt_orphans(self) -> None:
+        """Deliver the spools of servers that died and did not come back on their port.
+
+        A spool directory nobody holds the lock of is an orphan: open it read-only (holding
+        its lock, so two adopters never send the same spool), send it until it is empty, then
+        release it."""
+        loop = asyncio.get_running_loop()
+        root = self.config.directory.parent
+        siblings = await loop.run_in_executor(self._io, _sibling_dirs, root, self.config.directory)
+        for directory in siblings:
+            orphan = Spool(directory, max_bytes=self.config.max_bytes, writable=False)
+            try:
+                report = await loop.run_in_executor(self._io, orphan.open)
+            except SpoolLocked:
+                continue  # a live server owns it
+            except OSError as exc:
+                log.warning("could not open orphaned audit spool %s: %s", directory, exc)
+                continue
+            if not report.pending_records:
+                await loop.run_in_executor(self._io, orphan.close)
+                continue
+            log.info(
+                "adopting orphaned audit spool %s: %d undelivered decisions",
+                directory,
+                report.pending_records,
+            )
+            sender = SpoolSender(
+                orphan, self._target, self._io, batch_size=self._batch_size, name="audit-adopted"
+            )
+            sender.start()
+            task = asyncio.create_task(self._release_when_drained(orphan, sender))
+            self._adopted.append((orphan, sender, task))
+
+    async def _release_when_drained(self, orphan: Spool, sender: SpoolSender) -> None:
+        await sender.drained()
+        await sender.stop()
+        await asyncio.get_running_loop().run_in_executor(self._io, orphan.close)
+        log.info("orphaned audit spool %s delivered", orphan.directory)
 
     async def stop(self, drain_timeout_s: float) -> None:
-        """Try to deliver what is queued within drain_timeout_s, then stop."""
+        """Deliver what is spooled within drain_timeout_s, then stop; the rest stays spooled
+        and is delivered by the next start."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._drained(), drain_timeout_s)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._channel is not None:
-            await self._channel.close()
-        if self.pending:
-            log.warning("stopped with %d undelivered audit records", self.pending)
+            await asyncio.wait_for(self._sender.drained(), drain_timeout_s)
+        await self._sender.stop()
+        if self._committer is not None:
+            await self._committer.stop()
+        loop = asyncio.get_running_loop()
+        for orphan, sender, task in self._adopted:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                await sender.stop()
+                await loop.run_in_executor(self._io, orphan.close)
+        self._adopted.clear()
+        await loop.run_in_executor(self._io, self._spool.close)
+        self._io.shutdown(wait=False)
+        self._fsync.shutdown(wait=False)
+        left = self._spool.pending_bytes()
+        if left:
+            log.warning(
+                "audit sink stopped with %d undelivered bytes in %s (sent on next start)",
+                left,
+                self._spool.directory,
+            )
 
-    async def _drained(self) -> None:
-        await self._queue.join()
 
-    async def _run(self) -> None:
-        assert self._channel is not None
-        stub = audit_grpc.AuditServiceStub(self._channel)
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            request = audit_pb.RecordDecisionsRequest(decisions=[decision_to_pb(d) for d in batch])
-            backoff = 0.05
-            while True:
-                try:
-                    await stub.RecordDecisions(request, timeout=SEND_TIMEOUT_S)
-                    break
-                except grpc.aio.AioRpcError as exc:
-                    log.debug("audit delivery failed (%s); retrying", exc.code())
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF_S)
-            self.sent += len(batch)
-            for _ in batch:
-                self._queue.task_done()
+def _sibling_dirs(root: Path, own: Path) -> list[Path]:
+    """Other spool directories beside own: only those with a spool's lock file or segments."""
+    if not root.is_dir():
+        return []
+    return sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir()
+        and p.resolve() != own.resolve()
+        and ((p / LOCK_FILE).exists() or list_segments(p))
+    )

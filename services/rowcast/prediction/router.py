@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from rowcast.core.records import ModelInfo
 from rowcast.core.signature import Signature
-from rowcast.errors import NoActiveVersion, RowcastError
+from rowcast.errors import NoActiveVersion, NotFound, RowcastError
 from rowcast.store.registry import RegistryStore
 from rowcast.store.schema import prediction_table
 
@@ -28,16 +28,18 @@ class ActiveModel:
     salt_buckets: int
 
 
-def _active(model: ModelInfo) -> ActiveModel | None:
-    if not model.current_version:
-        return None
-    return ActiveModel(
-        name=model.name,
-        signature=model.signature,
-        version=model.current_version,
-        table=prediction_table(model.name, model.current_version),
-        salt_buckets=model.salt_buckets,
-    )
+def _versions(model: ModelInfo) -> dict[str, ActiveModel]:
+    """The servable snapshot of every alias of a model."""
+    return {
+        alias: ActiveModel(
+            name=model.name,
+            signature=model.signature,
+            version=version,
+            table=prediction_table(model.name, version),
+            salt_buckets=model.salt_buckets,
+        )
+        for alias, version in model.aliases.items()
+    }
 
 
 class VersionRouter:
@@ -59,7 +61,8 @@ class VersionRouter:
         self._refresh_s = refresh_s
         #: Told the set of active tables after every reload (to drop caches of old versions).
         self._on_change = on_change
-        self._models: dict[str, ActiveModel | None] = {}
+        #: Model name -> alias -> snapshot; a model with no alias maps to {}.
+        self._models: dict[str, dict[str, ActiveModel]] = {}
         self._generation: int | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -74,29 +77,34 @@ class VersionRouter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def resolve(self, model: str, timeout_s: float | None) -> ActiveModel:
-        """The active version of a model; NOT_FOUND / FAILED_PRECONDITION when there is none."""
-        if model in self._models:
-            active = self._models[model]
-        else:  # a model registered after the last reload: look it up once
-            active = _active(await self._registry.get_model(model, timeout_s=timeout_s))
-            self._models[model] = active
+    async def resolve(
+        self, model: str, timeout_s: float | None, alias: str = "current"
+    ) -> ActiveModel:
+        """The version an alias names (`current` by default); NOT_FOUND for an unknown model or
+        alias, FAILED_PRECONDITION when no version is active yet."""
+        versions = self._models.get(model)
+        if versions is None:  # a model registered after the last reload: look it up once
+            versions = _versions(await self._registry.get_model(model, timeout_s=timeout_s))
+            self._models[model] = versions
+        active = versions.get(alias)
         if active is None:
-            raise NoActiveVersion(f"model {model!r} has no active version; activate one first")
+            if alias == "current":
+                raise NoActiveVersion(f"model {model!r} has no active version; activate one first")
+            raise NotFound(f"model {model!r} has no alias {alias!r}")
         return active
 
     async def _reload(self) -> None:
         generation = await self._registry.generation(timeout_s=self._refresh_s * 4)
         models = await self._registry.list_models(timeout_s=max(self._refresh_s * 8, 2.0))
-        fresh = {m.name: _active(m) for m in models}
-        for name, active in fresh.items():
-            old = self._models.get(name)
-            if active and (old is None or old.version != active.version):
-                log.info("model %s now answers with version %d", name, active.version)
+        fresh = {m.name: _versions(m) for m in models}
+        for name, versions in fresh.items():
+            new, old = versions.get("current"), self._models.get(name, {}).get("current")
+            if new and (old is None or old.version != new.version):
+                log.info("model %s now answers with version %d", name, new.version)
         self._models = fresh
         self._generation = generation
         if self._on_change is not None:
-            self._on_change({a.table for a in fresh.values() if a is not None})
+            self._on_change({a.table for v in fresh.values() for a in v.values()})
 
     async def _watch(self) -> None:
         while True:

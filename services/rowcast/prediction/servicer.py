@@ -14,7 +14,13 @@ import grpc
 
 from rowcast.convert import SOURCE_TO_PB, features_from_pb
 from rowcast.core.keys import new_decision_id, prediction_key
-from rowcast.core.records import Decision, Source, check_model_name, check_subject
+from rowcast.core.records import (
+    Decision,
+    Source,
+    check_alias,
+    check_model_name,
+    check_subject,
+)
 from rowcast.core.signature import RawValue
 from rowcast.deadlines import remaining_s
 from rowcast.errors import InvalidArgument, RowcastError, RowNotFound
@@ -79,12 +85,17 @@ class Answerer:
         self._missing_row_default = missing_row_default
 
     async def answer(
-        self, model: str, inputs: Sequence[Input], timeout_s: float | None, where: str = ""
+        self,
+        model: str,
+        inputs: Sequence[Input],
+        timeout_s: float | None,
+        where: str = "",
+        alias: str = "current",
     ) -> list[pred_pb.PredictResponse]:
         budget = (
             self._store_timeout_s if timeout_s is None else min(timeout_s, self._store_timeout_s)
         )
-        active = await self._router.resolve(model, budget)
+        active = await self._router.resolve(model, budget, alias)
         binned = []
         for i, item in enumerate(inputs):
             try:
@@ -151,8 +162,11 @@ class PredictionServicer(pred_grpc.PredictionServiceServicer):
     ) -> pred_pb.PredictResponse:
         model = check_model_name(request.model)
         item = parse_input(request.features, request.subject, where)
+        alias = (
+            check_alias(request.alias, f"{where}alias", user=False) if request.alias else "current"
+        )
         timeout_s = remaining_s(context, self._store_timeout_s)
-        (response,) = await self._answerer.answer(model, [item], timeout_s, where)
+        (response,) = await self._answerer.answer(model, [item], timeout_s, where, alias)
         return response
 
     @handles_errors

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import grpc
 
-from rowcast.convert import model_to_pb, timestamp, version_to_pb
-from rowcast.core.records import check_model_name
+from rowcast.config import Settings
+from rowcast.convert import (
+    OUTPUT_KIND_FROM_PB,
+    model_to_pb,
+    signature_from_pb,
+    timestamp,
+    version_to_pb,
+)
+from rowcast.core.records import (
+    OutputKind,
+    VersionInfo,
+    VersionState,
+    check_alias,
+    check_model_name,
+)
 from rowcast.deadlines import remaining_s
-from rowcast.errors import InvalidArgument
-from rowcast.grpc_errors import handles_errors
+from rowcast.errors import InvalidArgument, RowcastError, VersionNotReady
+from rowcast.grpc_errors import abort, handles_errors
+from rowcast.jobs.create import Training, create_version
+from rowcast.jobs.diff import diff_tables
+from rowcast.jobs.train import TrainParams
 from rowcast.paging import paginate
+from rowcast.registry.operations import Materializations
+from rowcast.store.admin import TableAdmin
+from rowcast.store.artifacts import ArtifactStore
+from rowcast.store.client import HBaseClient
+from rowcast.store.operations import OperationRecord, op_id_from_name
 from rowcast.store.registry import RegistryStore
 from rowcast.v1 import model_service_pb2 as model_pb
 from rowcast.v1 import model_service_pb2_grpc as model_grpc
@@ -23,12 +47,52 @@ def check_version(version: int) -> int:
     return version
 
 
-class ModelServicer(model_grpc.ModelServiceServicer):
-    """Maps ModelService calls onto the registry store."""
+def check_actor(actor: str) -> str:
+    if not actor.strip():
+        raise InvalidArgument.field("actor", "is required (who asks; recorded)")
+    return actor.strip()
 
-    def __init__(self, registry: RegistryStore, store_timeout_s: float) -> None:
+
+def operation_to_pb(r: OperationRecord, version: VersionInfo | None) -> model_pb.Operation:
+    return model_pb.Operation(
+        name=r.name,
+        done=r.done,
+        progress=model_pb.MaterializeProgress(
+            model=r.model,
+            version=r.version,
+            rows_written=r.rows_written,
+            total_rows=r.total_rows,
+            rows_per_second=r.rows_per_second,
+            eta_seconds=r.eta_seconds,
+            start_time=timestamp(r.start_time_ms),
+            update_time=timestamp(r.update_time_ms),
+        ),
+        error=model_pb.OperationError(code=r.error_code, message=r.error_message)
+        if r.error_code
+        else None,
+        version=version_to_pb(version) if version is not None and r.done else None,
+    )
+
+
+class ModelServicer(model_grpc.ModelServiceServicer):
+    """Maps ModelService calls onto the registry, the jobs and the operation runner."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: RegistryStore,
+        artifacts: ArtifactStore,
+        admin: TableAdmin,
+        client: HBaseClient,
+        materializations: Materializations,
+    ) -> None:
+        self._settings = settings
         self._registry = registry
-        self._timeout_s = store_timeout_s
+        self._artifacts = artifacts
+        self._admin = admin
+        self._client = client
+        self._ops = materializations
+        self._timeout_s = settings.hbase.timeout_s
 
     @handles_errors
     async def ListModels(
@@ -78,15 +142,231 @@ class ModelServicer(model_grpc.ModelServiceServicer):
     ) -> model_pb.ActivateVersionResponse:
         name = check_model_name(request.model)
         version = check_version(request.version)
-        if not request.actor.strip():
-            raise InvalidArgument.field("actor", "is required (who asks for the switch)")
         model, when_ms = await self._registry.activate(
             name,
             version,
-            request.actor.strip(),
+            check_actor(request.actor),
             request.reason,
             remaining_s(context, self._timeout_s),
         )
         return model_pb.ActivateVersionResponse(
             model=model_to_pb(model), activate_time=timestamp(when_ms)
+        )
+
+    @handles_errors
+    async def RegisterModel(
+        self, request: model_pb.RegisterModelRequest, context: Context
+    ) -> model_pb.RegisterModelResponse:
+        if not request.HasField("model"):
+            raise InvalidArgument.field("model", "is required")
+        m = request.model
+        name = check_model_name(m.name, "model.name")
+        signature = signature_from_pb(m.signature)
+        if signature.grid_size > self._settings.max_grid_rows:
+            raise InvalidArgument.field(
+                "model.signature",
+                f"grid has {signature.grid_size:,} cells, more than the limit of "
+                f"{self._settings.max_grid_rows:,}",
+            )
+        kind = OUTPUT_KIND_FROM_PB.get(m.output.kind)
+        if not isinstance(kind, OutputKind):
+            raise InvalidArgument.field("model.output.kind", "is required")
+        model = await self._registry.register_model(
+            name,
+            signature,
+            kind,
+            m.output.description,
+            m.description,
+            self._settings.salt_buckets,
+            remaining_s(context, self._timeout_s),
+        )
+        return model_pb.RegisterModelResponse(model=model_to_pb(model))
+
+    @handles_errors
+    async def CreateVersion(
+        self, request: model_pb.CreateVersionRequest, context: Context
+    ) -> model_pb.CreateVersionResponse:
+        name = check_model_name(request.model)
+        creator = request.creator.strip()
+        if not creator:
+            raise InvalidArgument.field("creator", "is required")
+        source_kind = request.WhichOneof("source")
+        model = await self._registry.get_model(name, remaining_s(context, self._timeout_s))
+        source: bytes | Training
+        if source_kind == "lightgbm_model":
+            source = request.lightgbm_model
+        elif source_kind == "training":
+            t = request.training
+            if not t.dataset:
+                raise InvalidArgument.field("training.dataset", "is required")
+            defaults = TrainParams()
+            source = Training(
+                t.dataset,
+                TrainParams(
+                    num_trees=t.num_trees or defaults.num_trees,
+                    num_leaves=t.num_leaves or defaults.num_leaves,
+                    learning_rate=t.learning_rate or defaults.learning_rate,
+                    seed=t.seed or defaults.seed,
+                ),
+            )
+        else:
+            raise InvalidArgument.field("source", "set lightgbm_model or training")
+        version, _ = await create_version(self._registry, self._artifacts, model, source, creator)
+        return model_pb.CreateVersionResponse(version=version_to_pb(version))
+
+    @handles_errors
+    async def MaterializeVersion(
+        self, request: model_pb.MaterializeVersionRequest, context: Context
+    ) -> model_pb.MaterializeVersionResponse:
+        name = check_model_name(request.model)
+        version = check_version(request.version)
+        if request.rows_per_second_limit < 0:
+            raise InvalidArgument.field("rows_per_second_limit", "must not be negative")
+        record = await self._ops.start(name, version, request.rows_per_second_limit or None)
+        return model_pb.MaterializeVersionResponse(operation=operation_to_pb(record, None))
+
+    async def _operation(self, name: str, context: Context) -> model_pb.Operation:
+        record = await self._ops.get(op_id_from_name(name), remaining_s(context, self._timeout_s))
+        return await self._with_version(record)
+
+    async def _with_version(self, record: OperationRecord) -> model_pb.Operation:
+        version = (
+            await self._registry.get_version(record.model, record.version) if record.done else None
+        )
+        return operation_to_pb(record, version)
+
+    @handles_errors
+    async def GetOperation(
+        self, request: model_pb.GetOperationRequest, context: Context
+    ) -> model_pb.GetOperationResponse:
+        return model_pb.GetOperationResponse(operation=await self._operation(request.name, context))
+
+    async def WatchOperation(
+        self, request: model_pb.WatchOperationRequest, context: Context
+    ) -> AsyncIterator[model_pb.WatchOperationResponse]:
+        try:
+            async for record in self._ops.watch(op_id_from_name(request.name)):
+                yield model_pb.WatchOperationResponse(operation=await self._with_version(record))
+        except RowcastError as error:
+            await abort(context, error)
+
+    @handles_errors
+    async def CancelOperation(
+        self, request: model_pb.CancelOperationRequest, context: Context
+    ) -> model_pb.CancelOperationResponse:
+        record = await self._ops.cancel(
+            op_id_from_name(request.name), remaining_s(context, self._timeout_s)
+        )
+        return model_pb.CancelOperationResponse(operation=await self._with_version(record))
+
+    @handles_errors
+    async def RollbackModel(
+        self, request: model_pb.RollbackModelRequest, context: Context
+    ) -> model_pb.RollbackModelResponse:
+        model, _ = await self._registry.rollback(
+            check_model_name(request.model),
+            check_actor(request.actor),
+            request.reason,
+            remaining_s(context, self._timeout_s),
+        )
+        return model_pb.RollbackModelResponse(model=model_to_pb(model))
+
+    @handles_errors
+    async def RetireVersion(
+        self, request: model_pb.RetireVersionRequest, context: Context
+    ) -> model_pb.RetireVersionResponse:
+        name = check_model_name(request.model)
+        number = check_version(request.version)
+        check_actor(request.actor)
+        version = await self._registry.begin_retire(
+            name, number, remaining_s(context, self._timeout_s)
+        )
+        # The version is RETIRED (no alias names it) before its table goes: nothing can route
+        # a request to a table that is being dropped.
+        await asyncio.to_thread(self._admin.drop, version.table)
+        return model_pb.RetireVersionResponse(version=version_to_pb(version))
+
+    @handles_errors
+    async def ListActivations(
+        self, request: model_pb.ListActivationsRequest, context: Context
+    ) -> model_pb.ListActivationsResponse:
+        name = check_model_name(request.model)
+        await self._registry.get_model(name, remaining_s(context, self._timeout_s))
+        activations = await self._registry.list_activations(
+            name, remaining_s(context, self._timeout_s)
+        )
+        page, token = paginate(activations, request.page_size, request.page_token)
+        return model_pb.ListActivationsResponse(
+            activations=[
+                model_pb.Activation(
+                    from_version=a.from_version,
+                    to_version=a.to_version,
+                    actor=a.actor,
+                    reason=a.reason,
+                    activate_time=timestamp(a.time_ms),
+                )
+                for a in page
+            ],
+            next_page_token=token,
+        )
+
+    @handles_errors
+    async def SetAlias(
+        self, request: model_pb.SetAliasRequest, context: Context
+    ) -> model_pb.SetAliasResponse:
+        model = await self._registry.set_alias(
+            check_model_name(request.model),
+            check_alias(request.alias),
+            check_version(request.version),
+            remaining_s(context, self._timeout_s),
+        )
+        return model_pb.SetAliasResponse(model=model_to_pb(model))
+
+    @handles_errors
+    async def DeleteAlias(
+        self, request: model_pb.DeleteAliasRequest, context: Context
+    ) -> model_pb.DeleteAliasResponse:
+        model = await self._registry.delete_alias(
+            check_model_name(request.model),
+            check_alias(request.alias),
+            remaining_s(context, self._timeout_s),
+        )
+        return model_pb.DeleteAliasResponse(model=model_to_pb(model))
+
+    @handles_errors
+    async def DiffVersions(
+        self, request: model_pb.DiffVersionsRequest, context: Context
+    ) -> model_pb.DiffVersionsResponse:
+        name = check_model_name(request.model)
+        if request.tolerance < 0:
+            raise InvalidArgument.field("tolerance", "must not be negative")
+        model = await self._registry.get_model(name)
+        tables = []
+        for field, number in (("version_a", request.version_a), ("version_b", request.version_b)):
+            if number <= 0:
+                raise InvalidArgument.field(field, "must be a positive version number")
+            v = await self._registry.get_version(name, number)
+            if v.state is not VersionState.READY:
+                raise VersionNotReady(f"{field}: version {number} is {v.state.value}, not READY")
+            tables.append(v.table)
+        d = await asyncio.to_thread(
+            diff_tables, self._client, model.signature, tables[0], tables[1], request.tolerance
+        )
+        return model_pb.DiffVersionsResponse(
+            cells=d.cells,
+            changed_cells=d.changed_cells,
+            max_abs_delta=d.max_abs_delta,
+            mean_abs_delta=d.mean_abs_delta,
+            histogram=[
+                model_pb.HistogramBucket(lower=lo, upper=hi, count=c) for lo, hi, c in d.histogram
+            ],
+            features=[
+                model_pb.FeatureChange(
+                    feature=f.feature,
+                    changed_cells_per_bin=f.changed_per_bin,
+                    mean_abs_delta_per_bin=f.mean_abs_delta_per_bin,
+                    concentration=f.concentration,
+                )
+                for f in d.features
+            ],
         )

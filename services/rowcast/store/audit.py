@@ -1,25 +1,25 @@
-"""The audit tables: one row per decision (keyed by its id) and an index by subject.
+"""The audit tables: one row per decision (keyed by its id) and the indexes that find them.
 
-Every cell of a decision is written with the decision's own time as its HBase timestamp, so a
-replayed write (a retry, a spool replay) lands on the same cells: never a duplicate. An
-augmentation is one cell in the `g` family, qualified by its own id, so history is kept.
+Every cell of a decision, its index rows included, is written with the decision's own time as
+its HBase timestamp, so a replayed write (a retry, a spool re-send) lands on the same cells:
+never a duplicate. An augmentation is one cell in the `g` family, qualified by its own id, so
+history is kept; the `audit_augmented` index holds each augmented decision's latest state.
+Index layouts: rowcast.audit.index_keys.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import heapq
 import json
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import happybase
 
-from rowcast.core.keys import (
-    audit_key,
-    decision_id_from_index_key,
-    subject_index_key,
-    subject_prefix,
-)
+from rowcast.audit import index_keys as ik
+from rowcast.audit.query import DecisionQuery, Index
+from rowcast.core.keys import DECISION_ID_BYTES, audit_key, subject_index_key, subject_prefix
 from rowcast.core.records import (
     Augmentation,
     AugmentationSource,
@@ -29,9 +29,20 @@ from rowcast.core.records import (
 )
 from rowcast.errors import DecisionNotFound, InvalidArgument
 from rowcast.store.client import HBaseClient
-from rowcast.store.schema import AUDIT, AUDIT_BY_SUBJECT, AUDIT_SALT_BUCKETS
+from rowcast.store.schema import (
+    AUDIT,
+    AUDIT_AUGMENTED,
+    AUDIT_BY_KEY,
+    AUDIT_BY_SUBJECT,
+    AUDIT_BY_VERSION,
+    AUDIT_SALT_BUCKETS,
+)
 
 _INDEX_COL = b"i:d"
+_STATE_COL = b"i:s"
+#: Server-side filter for counting: row keys only, one cell per row.
+_KEYS_ONLY = "KeyOnlyFilter() AND FirstKeyOnlyFilter()"
+_COUNT_BATCH = 5000
 
 
 def _decision_cells(d: Decision) -> dict[bytes, bytes]:
@@ -93,28 +104,42 @@ def _decision_from_row(row: dict[bytes, bytes]) -> Decision:
     )
 
 
-def encode_page_token(index_key: bytes) -> str:
-    return base64.urlsafe_b64encode(index_key).decode()
+def _index_rows(d: Decision) -> Iterator[tuple[str, bytes]]:
+    """(table, row key) of every index row of a decision."""
+    if d.subject:
+        yield AUDIT_BY_SUBJECT, subject_index_key(d.subject, d.decision_id, AUDIT_SALT_BUCKETS)
+    yield (
+        AUDIT_BY_VERSION,
+        ik.version_index_key(d.model, d.model_version, d.decision_id, AUDIT_SALT_BUCKETS),
+    )
+    if d.key_hex:
+        key = bytes.fromhex(d.key_hex)
+        yield AUDIT_BY_KEY, ik.input_key_index_key(d.model, key, d.decision_id, AUDIT_SALT_BUCKETS)
 
 
-def decode_page_token(token: str, prefix: bytes) -> bytes:
-    try:
-        key = base64.urlsafe_b64decode(token.encode())
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidArgument.field("page_token", "is not a token this service issued") from exc
-    if not key.startswith(prefix):
-        raise InvalidArgument.field("page_token", "belongs to another subject or query")
-    return key
+@dataclass(frozen=True)
+class VersionCount:
+    """Decisions one model version served, by the state of their latest augmentation."""
+
+    version: int
+    decisions: int
+    #: Latest augmentation state -> decisions; decisions absent here have none.
+    by_state: dict[AugmentationState, int]
+
+    @property
+    def unaugmented(self) -> int:
+        return self.decisions - sum(self.by_state.values())
 
 
 class AuditStore:
-    """Writes decisions and augmentations; reads them by id and by subject."""
+    """Writes decisions and augmentations; reads them by id, lists and counts them."""
 
     def __init__(self, client: HBaseClient) -> None:
         self._client = client
 
     async def record(self, decisions: Sequence[Decision], timeout_s: float | None = None) -> int:
-        """Store decisions (idempotent); the decision row is written before its index row."""
+        """Store decisions (idempotent); decision rows are written before their index rows,
+        so an index never points at a row that a crash left unwritten."""
 
         def work(conn: happybase.Connection) -> int:
             by_time: dict[int, list[Decision]] = {}
@@ -124,11 +149,14 @@ class AuditStore:
                 with conn.table(AUDIT).batch(timestamp=ts) as batch:
                     for d in group:
                         batch.put(audit_key(d.decision_id, AUDIT_SALT_BUCKETS), _decision_cells(d))
-                with conn.table(AUDIT_BY_SUBJECT).batch(timestamp=ts) as batch:
-                    for d in group:
-                        if d.subject:
-                            key = subject_index_key(d.subject, d.decision_id, AUDIT_SALT_BUCKETS)
-                            batch.put(key, {_INDEX_COL: b""})
+            index: dict[tuple[str, int], list[bytes]] = {}
+            for d in decisions:
+                for table, key in _index_rows(d):
+                    index.setdefault((table, d.decide_time_ms), []).append(key)
+            for (table, ts), keys in index.items():
+                with conn.table(table).batch(timestamp=ts) as batch:
+                    for key in keys:
+                        batch.put(key, {_INDEX_COL: b""})
             return len(decisions)
 
         return await self._client.run(work, timeout_s=timeout_s)
@@ -144,31 +172,58 @@ class AuditStore:
 
         return await self._client.run(work, timeout_s=timeout_s)
 
-    async def list_by_subject(
-        self, subject: str, page_size: int, page_token: str, timeout_s: float | None = None
+    async def list_decisions(
+        self, query: DecisionQuery, page_size: int, page_token: str, timeout_s: float | None = None
     ) -> tuple[list[Decision], str]:
-        prefix = subject_prefix(subject, AUDIT_SALT_BUCKETS)
-        start = decode_page_token(page_token, prefix) + b"\x00" if page_token else prefix
-        stop = prefix[:-1] + b"\x01"  # the prefix ends in 0x00: the next prefix ends in 0x01
+        """One page of the selected decisions, newest first, and the next page's token."""
+        lo = ik.id_floor(query.start_ms) if query.start_ms is not None else None
+        hi = ik.id_floor(query.end_ms) if query.end_ms is not None else None
+        after = query.after(page_token)
+        if after is not None:
+            hi = after if hi is None else min(hi, after)
 
         def work(conn: happybase.Connection) -> tuple[list[Decision], str]:
-            index_keys = [
-                key
-                for key, _ in conn.table(AUDIT_BY_SUBJECT).scan(
-                    row_start=start, row_stop=stop, limit=page_size + 1, batch_size=page_size + 1
-                )
-            ]
-            more = len(index_keys) > page_size
-            index_keys = index_keys[:page_size]
-            ids = [decision_id_from_index_key(k) for k in index_keys]
-            rows = dict(conn.table(AUDIT).rows([audit_key(i, AUDIT_SALT_BUCKETS) for i in ids]))
-            decisions = [
-                _decision_from_row(rows[k])
-                for i in ids
-                if (k := audit_key(i, AUDIT_SALT_BUCKETS)) in rows and b"d:id" in rows[k]
-            ]
-            token = encode_page_token(index_keys[-1]) if more and index_keys else ""
+            if query.index is Index.TIME:
+                rows = _newest_rows(conn, lo, hi, page_size + 1)
+                decisions = [_decision_from_row(row) for row in rows]
+            else:
+                ids = _newest_ids(conn, _index_ranges(query, lo, hi), query.index, page_size + 1)
+                decisions = _fetch(conn, ids)
+            more = len(decisions) > page_size
+            decisions = decisions[:page_size]
+            token = query.page_token(decisions[-1].decision_id) if more and decisions else ""
             return decisions, token
+
+        return await self._client.run(work, timeout_s=timeout_s)
+
+    async def count(self, model: str, timeout_s: float | None = None) -> list[VersionCount]:
+        """Decisions of model per version (newest first) and per latest augmentation state.
+
+        Exact, by key-only scans of the version and augmented indexes: the cost grows with
+        the model's decisions (see docs/audit.md), counters could not be made idempotent.
+        """
+
+        def work(conn: happybase.Connection) -> list[VersionCount]:
+            totals: Counter[int] = Counter()
+            for bucket in range(AUDIT_SALT_BUCKETS):
+                prefix = ik.version_prefix(bucket, model)
+                for key, _ in conn.table(AUDIT_BY_VERSION).scan(
+                    row_prefix=prefix, filter=_KEYS_ONLY, batch_size=_COUNT_BATCH
+                ):
+                    totals[ik.version_of_index_key(key, model)] += 1
+            states: dict[int, Counter[AugmentationState]] = {}
+            for bucket in range(AUDIT_SALT_BUCKETS):
+                prefix = ik.version_prefix(bucket, model)
+                for key, data in conn.table(AUDIT_AUGMENTED).scan(
+                    row_prefix=prefix, columns=[_STATE_COL], batch_size=_COUNT_BATCH
+                ):
+                    version = ik.version_of_index_key(key, model)
+                    state = AugmentationState(data[_STATE_COL].decode())
+                    states.setdefault(version, Counter())[state] += 1
+            return [
+                VersionCount(v, totals[v], dict(states.get(v, {})))
+                for v in sorted(set(totals) | set(states), reverse=True)
+            ]
 
         return await self._client.run(work, timeout_s=timeout_s)
 
@@ -179,13 +234,94 @@ class AuditStore:
 
         def work(conn: happybase.Connection) -> Decision:
             table = conn.table(AUDIT)
-            if b"d:id" not in table.row(key, columns=[b"d:id"]):
+            head = table.row(key, columns=[b"d:id", b"d:model", b"d:version"])
+            if b"d:id" not in head:
                 raise DecisionNotFound(f"decision {decision_id!r} not found")
             col, value = _augmentation_cell(augmentation)
-            table.put(key, {col: value}, timestamp=augmentation.create_time_ms)
+            ts = augmentation.create_time_ms
+            table.put(key, {col: value}, timestamp=ts)
+            # The index cell keeps one version: the newest augmentation's state wins.
+            index_key = ik.version_index_key(
+                head[b"d:model"].decode(), int(head[b"d:version"]), decision_id, AUDIT_SALT_BUCKETS
+            )
+            conn.table(AUDIT_AUGMENTED).put(
+                index_key, {_STATE_COL: augmentation.state.value.encode()}, timestamp=ts
+            )
             return _decision_from_row(table.row(key))
 
         return await self._client.run(work, timeout_s=timeout_s)
+
+
+def _index_ranges(
+    query: DecisionQuery, lo: bytes | None, hi: bytes | None
+) -> list[tuple[str, bytes, bytes]]:
+    """(table, start, stop) forward scans whose merged rows are the selection."""
+    if query.index is Index.SUBJECT:
+        prefix = subject_prefix(query.subject, AUDIT_SALT_BUCKETS)
+        return [(AUDIT_BY_SUBJECT, *ik.forward_range(prefix, lo, hi))]
+    if query.index is Index.INPUT_KEY:
+        prefix = ik.input_key_prefix(query.model, query.key, AUDIT_SALT_BUCKETS)
+        return [(AUDIT_BY_KEY, *ik.forward_range(prefix, lo, hi))]
+    return [
+        (
+            AUDIT_BY_VERSION,
+            *ik.forward_range(ik.version_prefix(b, query.model, query.version), lo, hi),
+        )
+        for b in range(AUDIT_SALT_BUCKETS)
+    ]
+
+
+def _newest_ids(
+    conn: happybase.Connection, ranges: list[tuple[str, bytes, bytes]], index: Index, limit: int
+) -> list[str]:
+    """The newest `limit` decision ids over several index ranges (each newest first)."""
+    per_range = [
+        [
+            key[-DECISION_ID_BYTES:]
+            for key, _ in conn.table(table).scan(
+                row_start=start, row_stop=stop, filter=_KEYS_ONLY, limit=limit, batch_size=limit
+            )
+        ]
+        for table, start, stop in ranges
+    ]
+    # Inverted ids ascend where ids descend: merging ascending inverted ids is newest first.
+    merged = heapq.merge(*per_range)
+    return [ik.invert(inv).hex() for inv, _ in zip(merged, range(limit), strict=False)]
+
+
+def _newest_rows(
+    conn: happybase.Connection, lo: bytes | None, hi: bytes | None, limit: int
+) -> list[dict[bytes, bytes]]:
+    """The newest `limit` decision rows with ids in [lo, hi), by reverse scans of every salt
+    bucket of the audit table merged."""
+    per_bucket: list[list[dict[bytes, bytes]]] = []
+    for bucket in range(AUDIT_SALT_BUCKETS):
+        bounds = ik.reverse_range(bucket, lo, hi)
+        if bounds is None:
+            continue
+        start, stop = bounds
+        per_bucket.append(
+            [
+                row
+                for _, row in conn.table(AUDIT).scan(
+                    row_start=start, row_stop=stop, reverse=True, limit=limit, batch_size=limit
+                )
+                if b"d:id" in row
+            ]
+        )
+    merged = heapq.merge(*per_bucket, key=_newest_first)
+    return [row for row, _ in zip(merged, range(limit), strict=False)]
+
+
+def _newest_first(row: dict[bytes, bytes]) -> bytes:
+    return ik.invert(bytes.fromhex(row[b"d:id"].decode()))
+
+
+def _fetch(conn: happybase.Connection, ids: list[str]) -> list[Decision]:
+    """Decisions by id, in the order given; ids without a row (yet) are skipped."""
+    keys = [audit_key(i, AUDIT_SALT_BUCKETS) for i in ids]
+    rows = dict(conn.table(AUDIT).rows(keys)) if keys else {}
+    return [_decision_from_row(rows[k]) for k in keys if k in rows and b"d:id" in rows[k]]
 
 
 def _checked_audit_key(decision_id: str) -> bytes:

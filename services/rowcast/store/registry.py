@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 import happybase
+import Hbase_thrift
 
 from rowcast.core.keys import version_row
 from rowcast.core.records import (
@@ -22,7 +24,14 @@ from rowcast.core.records import (
     VersionState,
 )
 from rowcast.core.signature import Signature
-from rowcast.errors import ModelNotFound, VersionNotFound, VersionNotReady
+from rowcast.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    ModelNotFound,
+    NotFound,
+    VersionNotFound,
+    VersionNotReady,
+)
 from rowcast.store.client import HBaseClient
 from rowcast.store.schema import (
     ACTIVATIONS,
@@ -47,16 +56,22 @@ def _text(row: dict[bytes, bytes], col: bytes, default: str = "") -> str:
 
 def _model_from_row(name: str, row: dict[bytes, bytes]) -> ModelInfo:
     output = json.loads(_text(row, b"m:output", "{}"))
+    aliases = {
+        col[2:].decode(): int(value)
+        for col, value in row.items()
+        if col.startswith(b"a:") and value and int(value) > 0
+    }
     return ModelInfo(
         name=name,
         description=_text(row, b"m:description"),
         signature=Signature.from_dict(json.loads(_text(row, b"m:signature"))),
         output_kind=OutputKind(output.get("kind", OutputKind.PROBABILITY.value)),
         output_description=str(output.get("description", "")),
-        current_version=int(_text(row, b"a:current", "0")),
-        previous_version=int(_text(row, b"a:previous", "0")),
+        current_version=aliases.get("current", 0),
+        previous_version=aliases.get("previous", 0),
         create_time_ms=int(_text(row, b"m:create_time", "0")),
         salt_buckets=int(_text(row, b"m:salt_buckets", "16")),
+        aliases=aliases,
     )
 
 
@@ -71,6 +86,8 @@ def _version_from_row(row: dict[bytes, bytes]) -> VersionInfo:
         metrics={k: float(v) for k, v in json.loads(_text(row, b"v:metrics", "{}")).items()},
         create_time_ms=int(_text(row, b"v:create_time", "0")),
         update_time_ms=int(_text(row, b"v:update_time", "0")),
+        rows_written=int(_text(row, b"v:rows_done", "0")),
+        failure_reason=_text(row, b"v:failure"),
     )
 
 
@@ -89,14 +106,18 @@ class RegistryStore:
         description: str,
         salt_buckets: int,
         timeout_s: float | None = None,
+        *,
+        exist_ok: bool = False,
     ) -> ModelInfo:
-        """Register a model, or return it unchanged when it is already registered."""
+        """Register a model. When it exists: return it if exist_ok, else ALREADY_EXISTS."""
 
         def work(conn: happybase.Connection) -> ModelInfo:
             table = conn.table(MODELS)
             existing = table.row(name.encode())
             if b"m:signature" in existing:
-                return _model_from_row(name, existing)
+                if exist_ok:
+                    return _model_from_row(name, existing)
+                raise AlreadyExists(f"model {name!r} is already registered")
             cells = {
                 b"m:signature": json.dumps(signature.to_dict()).encode(),
                 b"m:output": json.dumps(
@@ -166,6 +187,7 @@ class RegistryStore:
         state: VersionState,
         row_count: int | None = None,
         metrics: dict[str, float] | None = None,
+        failure_reason: str | None = None,
         timeout_s: float | None = None,
     ) -> VersionInfo:
         def work(conn: happybase.Connection) -> VersionInfo:
@@ -182,6 +204,8 @@ class RegistryStore:
                 cells[b"v:row_count"] = str(row_count).encode()
             if metrics is not None:
                 cells[b"v:metrics"] = json.dumps(metrics).encode()
+            if failure_reason is not None:
+                cells[b"v:failure"] = failure_reason.encode()
             table.put(key, cells)
             row.update(cells)
             return _version_from_row(row)
@@ -218,27 +242,53 @@ class RegistryStore:
         self, model: str, version: int, actor: str, reason: str, timeout_s: float | None = None
     ) -> tuple[ModelInfo, int]:
         """Point `current` at a READY version (the old one becomes `previous`); log it."""
+        return await self._switch(model, lambda row: version, actor, reason, timeout_s)
 
+    async def rollback(
+        self, model: str, actor: str, reason: str, timeout_s: float | None = None
+    ) -> tuple[ModelInfo, int]:
+        """Make `previous` current again (and the current one `previous`)."""
+
+        def target(row: dict[bytes, bytes]) -> int:
+            previous = int(_text(row, b"a:previous", "0"))
+            if not previous:
+                raise FailedPrecondition(f"model {model!r} has no previous version to roll back to")
+            return previous
+
+        return await self._switch(model, target, actor, f"rollback: {reason}".strip(), timeout_s)
+
+    async def _switch(
+        self,
+        model: str,
+        target: Callable[[dict[bytes, bytes]], int],
+        actor: str,
+        reason: str,
+        timeout_s: float | None,
+    ) -> tuple[ModelInfo, int]:
         def work(conn: happybase.Connection) -> tuple[ModelInfo, int]:
             models = conn.table(MODELS)
             row = models.row(model.encode())
             if b"m:signature" not in row:
                 raise ModelNotFound(f"model {model!r} is not registered")
-            vrow = conn.table(VERSIONS).row(version_row(model, version))
-            if not vrow:
-                raise VersionNotFound(f"model {model!r} has no version {version}")
-            info = _version_from_row(vrow)
-            if info.state is not VersionState.READY:
-                raise VersionNotReady(
-                    f"version {version} of {model!r} is {info.state.value}; only a READY "
-                    "version can be activated"
-                )
+            version = target(row)
+            _require_ready(conn, model, version, "activated")
             now = _now_ms()
-            current = int(_text(row, b"a:current", "0"))
+            expected = row.get(b"a:current", b"")
+            current = int(expected or b"0")
             aliases = {b"a:current": str(version).encode()}
+            # Compare-and-set on `current`: of two admins switching at once, one wins and the
+            # other is told to retry, instead of both believing they won. `current` is what
+            # prediction servers follow; `previous` only informs a later rollback, so it is
+            # written right after.
+            if not _check_and_put(
+                conn, MODELS, model.encode(), b"a:current", expected, aliases[b"a:current"]
+            ):
+                raise FailedPrecondition(
+                    f"model {model!r} changed concurrently; read it again and retry"
+                )
             if current and current != version:
                 aliases[b"a:previous"] = str(current).encode()
-            models.put(model.encode(), aliases)
+                models.put(model.encode(), {b"a:previous": aliases[b"a:previous"]})
             history_key = model.encode() + b"\x00" + (2**63 - 1 - now).to_bytes(8, "big")
             conn.table(ACTIVATIONS).put(
                 history_key,
@@ -255,6 +305,88 @@ class RegistryStore:
             return _model_from_row(model, row), now
 
         return await self._client.run(work, timeout_s=timeout_s, retry=False)
+
+    async def set_alias(
+        self, model: str, alias: str, version: int, timeout_s: float | None = None
+    ) -> ModelInfo:
+        def work(conn: happybase.Connection) -> ModelInfo:
+            models = conn.table(MODELS)
+            row = models.row(model.encode())
+            if b"m:signature" not in row:
+                raise ModelNotFound(f"model {model!r} is not registered")
+            _require_ready(conn, model, version, "aliased")
+            cells = {f"a:{alias}".encode(): str(version).encode()}
+            models.put(model.encode(), cells)
+            models.counter_inc(GENERATION_ROW, _GEN_COL)
+            row.update(cells)
+            return _model_from_row(model, row)
+
+        return await self._client.run(work, timeout_s=timeout_s, retry=False)
+
+    async def delete_alias(
+        self, model: str, alias: str, timeout_s: float | None = None
+    ) -> ModelInfo:
+        def work(conn: happybase.Connection) -> ModelInfo:
+            models = conn.table(MODELS)
+            row = models.row(model.encode())
+            if b"m:signature" not in row:
+                raise ModelNotFound(f"model {model!r} is not registered")
+            column = f"a:{alias}".encode()
+            if column not in row:
+                raise NotFound(f"model {model!r} has no alias {alias!r}")
+            models.delete(model.encode(), columns=[column])
+            models.counter_inc(GENERATION_ROW, _GEN_COL)
+            del row[column]
+            return _model_from_row(model, row)
+
+        return await self._client.run(work, timeout_s=timeout_s, retry=False)
+
+    async def begin_retire(
+        self, model: str, version: int, timeout_s: float | None = None
+    ) -> VersionInfo:
+        """Refuse for the active version; otherwise drop every alias naming it, mark it
+        RETIRED (its table is dropped by the caller after this returns)."""
+
+        def work(conn: happybase.Connection) -> VersionInfo:
+            models = conn.table(MODELS)
+            row = models.row(model.encode())
+            if b"m:signature" not in row:
+                raise ModelNotFound(f"model {model!r} is not registered")
+            vrow = conn.table(VERSIONS).row(version_row(model, version))
+            if not vrow:
+                raise VersionNotFound(f"model {model!r} has no version {version}")
+            if int(_text(row, b"a:current", "0")) == version:
+                raise FailedPrecondition(
+                    f"version {version} of {model!r} is the active version; activate another "
+                    "version (or roll back) before retiring it"
+                )
+            naming = [
+                c for c, v in row.items() if c.startswith(b"a:") and v == str(version).encode()
+            ]
+            if naming:
+                models.delete(model.encode(), columns=naming)
+                models.counter_inc(GENERATION_ROW, _GEN_COL)
+            cells = {
+                b"v:state": VersionState.RETIRED.value.encode(),
+                b"v:update_time": str(_now_ms()).encode(),
+            }
+            conn.table(VERSIONS).put(version_row(model, version), cells)
+            vrow.update(cells)
+            return _version_from_row(vrow)
+
+        return await self._client.run(work, timeout_s=timeout_s, retry=False)
+
+    async def update_progress(
+        self, model: str, version: int, rows_done: int, timeout_s: float | None = None
+    ) -> None:
+        """Checkpoint the materialisation watermark of a version."""
+
+        def work(conn: happybase.Connection) -> None:
+            conn.table(VERSIONS).put(
+                version_row(model, version), {b"v:rows_done": str(rows_done).encode()}
+            )
+
+        await self._client.run(work, timeout_s=timeout_s)
 
     async def list_activations(
         self, model: str, timeout_s: float | None = None
@@ -296,3 +428,30 @@ def _version_cells(info: VersionInfo) -> dict[bytes, bytes]:
         b"v:create_time": str(info.create_time_ms).encode(),
         b"v:update_time": str(info.update_time_ms).encode(),
     }
+
+
+def _require_ready(conn: happybase.Connection, model: str, version: int, verb: str) -> None:
+    vrow = conn.table(VERSIONS).row(version_row(model, version))
+    if not vrow:
+        raise VersionNotFound(f"model {model!r} has no version {version}")
+    state = _text(vrow, b"v:state")
+    if state != VersionState.READY.value:
+        raise VersionNotReady(
+            f"version {version} of {model!r} is {state}; only a READY version can be {verb}"
+        )
+
+
+def _check_and_put(
+    conn: happybase.Connection,
+    table: str,
+    row: bytes,
+    column: bytes,
+    expected: bytes,
+    value: bytes,
+) -> bool:
+    """Thrift1 checkAndPut (happybase does not wrap it): write column=value only if the column
+    still holds `expected` (empty: the column must be absent)."""
+    mutation = Hbase_thrift.Mutation(isDelete=False, column=column, value=value, writeToWAL=True)
+    return bool(
+        conn.client.checkAndPut(table.encode(), row, column, expected or None, mutation, {})
+    )

@@ -8,8 +8,15 @@ from rowcast.store.admin import NAMESPACE, Family, TableAdmin
 MODELS = f"{NAMESPACE}:models"
 VERSIONS = f"{NAMESPACE}:versions"
 ACTIVATIONS = f"{NAMESPACE}:activations"
+ARTIFACTS = f"{NAMESPACE}:artifacts"
+OPERATIONS = f"{NAMESPACE}:operations"
 AUDIT = f"{NAMESPACE}:audit"
 AUDIT_BY_SUBJECT = f"{NAMESPACE}:audit_by_subject"
+AUDIT_BY_VERSION = f"{NAMESPACE}:audit_by_version"
+AUDIT_BY_KEY = f"{NAMESPACE}:audit_by_key"
+AUDIT_AUGMENTED = f"{NAMESPACE}:audit_augmented"
+#: Index tables of the audit (layouts in rowcast.audit.index_keys), all one family `i`.
+AUDIT_INDEXES = (AUDIT_BY_SUBJECT, AUDIT_BY_VERSION, AUDIT_BY_KEY, AUDIT_AUGMENTED)
 
 #: The registry row that holds the activation generation counter.
 GENERATION_ROW = b"\x00registry"
@@ -41,13 +48,17 @@ def ensure_schema(admin: TableAdmin) -> None:
     )
     admin.create(VERSIONS, [Family(VERSION_FAMILY, in_memory=True)])
     admin.create(ACTIVATIONS, [Family(HISTORY_FAMILY)])
+    # Model files: read rarely (materialise, verify), so no block cache.
+    admin.create(ARTIFACTS, [Family("f", block_cache=False), Family("m")])
+    admin.create(OPERATIONS, [Family("o")])
     # Augmentations keep their history as separate qualifiers, so one version per cell is enough.
     admin.create(
         AUDIT,
         [Family(DECISION_FAMILY), Family(AUGMENT_FAMILY)],
         split_keys(AUDIT_SALT_BUCKETS),
     )
-    admin.create(AUDIT_BY_SUBJECT, [Family(INDEX_FAMILY)], split_keys(AUDIT_SALT_BUCKETS))
+    for index in AUDIT_INDEXES:
+        admin.create(index, [Family(INDEX_FAMILY)], split_keys(AUDIT_SALT_BUCKETS))
 
 
 def create_prediction_table(admin: TableAdmin, model: str, version: int, buckets: int) -> str:

@@ -22,32 +22,45 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from rowcast.v1 import resources_pb2 as rowcast_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1erowcast/v1/audit_service.proto\x12\nrowcast.v1\x1a\x1arowcast/v1/resources.proto\"A\n\x16RecordDecisionsRequest\x12\'\n\tdecisions\x18\x01 \x03(\x0b\x32\x14.rowcast.v1.Decision\"1\n\x17RecordDecisionsResponse\x12\x16\n\x0erecorded_count\x18\x01 \x01(\x05\")\n\x12GetDecisionRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\"=\n\x13GetDecisionResponse\x12&\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x14.rowcast.v1.Decision\"N\n\x14ListDecisionsRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x15ListDecisionsResponse\x12\'\n\tdecisions\x18\x01 \x03(\x0b\x32\x14.rowcast.v1.Decision\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"U\n\x0e\x41ugmentRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12.\n\x0c\x61ugmentation\x18\x02 \x01(\x0b\x32\x18.rowcast.v1.Augmentation\"9\n\x0f\x41ugmentResponse\x12&\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x14.rowcast.v1.Decision2\xd4\x02\n\x0c\x41uditService\x12Z\n\x0fRecordDecisions\x12\".rowcast.v1.RecordDecisionsRequest\x1a#.rowcast.v1.RecordDecisionsResponse\x12N\n\x0bGetDecision\x12\x1e.rowcast.v1.GetDecisionRequest\x1a\x1f.rowcast.v1.GetDecisionResponse\x12T\n\rListDecisions\x12 .rowcast.v1.ListDecisionsRequest\x1a!.rowcast.v1.ListDecisionsResponse\x12\x42\n\x07\x41ugment\x12\x1a.rowcast.v1.AugmentRequest\x1a\x1b.rowcast.v1.AugmentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1erowcast/v1/audit_service.proto\x12\nrowcast.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1arowcast/v1/resources.proto\"A\n\x16RecordDecisionsRequest\x12\'\n\tdecisions\x18\x01 \x03(\x0b\x32\x14.rowcast.v1.Decision\"1\n\x17RecordDecisionsResponse\x12\x16\n\x0erecorded_count\x18\x01 \x01(\x05\"S\n\x16StreamDecisionsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x03\x12\'\n\tdecisions\x18\x02 \x03(\x0b\x32\x14.rowcast.v1.Decision\"s\n\x17StreamDecisionsResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x03\x12\x16\n\x0erecorded_count\x18\x02 \x01(\x05\x12.\n\x08rejected\x18\x03 \x03(\x0b\x32\x1c.rowcast.v1.RejectedDecision\"F\n\x10RejectedDecision\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\")\n\x12GetDecisionRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\"=\n\x13GetDecisionResponse\x12&\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x14.rowcast.v1.Decision\"\xdf\x01\n\x14ListDecisionsRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\x03\x12\x0b\n\x03key\x18\x06 \x01(\t\x12.\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x15ListDecisionsResponse\x12\'\n\tdecisions\x18\x01 \x03(\x0b\x32\x14.rowcast.v1.Decision\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x15\x43ountDecisionsRequest\x12\r\n\x05model\x18\x01 \x01(\t\"C\n\x16\x43ountDecisionsResponse\x12)\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\x19.rowcast.v1.DecisionCount\"\xa1\x01\n\rDecisionCount\x12\x15\n\rmodel_version\x18\x01 \x01(\x03\x12\x16\n\x0e\x64\x65\x63ision_count\x18\x02 \x01(\x03\x12\x19\n\x11unaugmented_count\x18\x03 \x01(\x03\x12\x16\n\x0eproposed_count\x18\x04 \x01(\x03\x12\x16\n\x0e\x61pproved_count\x18\x05 \x01(\x03\x12\x16\n\x0erejected_count\x18\x06 \x01(\x03\"U\n\x0e\x41ugmentRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12.\n\x0c\x61ugmentation\x18\x02 \x01(\x0b\x32\x18.rowcast.v1.Augmentation\"9\n\x0f\x41ugmentResponse\x12&\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x14.rowcast.v1.Decision2\x8d\x04\n\x0c\x41uditService\x12Z\n\x0fRecordDecisions\x12\".rowcast.v1.RecordDecisionsRequest\x1a#.rowcast.v1.RecordDecisionsResponse\x12^\n\x0fStreamDecisions\x12\".rowcast.v1.StreamDecisionsRequest\x1a#.rowcast.v1.StreamDecisionsResponse(\x01\x30\x01\x12N\n\x0bGetDecision\x12\x1e.rowcast.v1.GetDecisionRequest\x1a\x1f.rowcast.v1.GetDecisionResponse\x12T\n\rListDecisions\x12 .rowcast.v1.ListDecisionsRequest\x1a!.rowcast.v1.ListDecisionsResponse\x12W\n\x0e\x43ountDecisions\x12!.rowcast.v1.CountDecisionsRequest\x1a\".rowcast.v1.CountDecisionsResponse\x12\x42\n\x07\x41ugment\x12\x1a.rowcast.v1.AugmentRequest\x1a\x1b.rowcast.v1.AugmentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rowcast.v1.audit_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECORDDECISIONSREQUEST']._serialized_start=74
-  _globals['_RECORDDECISIONSREQUEST']._serialized_end=139
-  _globals['_RECORDDECISIONSRESPONSE']._serialized_start=141
-  _globals['_RECORDDECISIONSRESPONSE']._serialized_end=190
-  _globals['_GETDECISIONREQUEST']._serialized_start=192
-  _globals['_GETDECISIONREQUEST']._serialized_end=233
-  _globals['_GETDECISIONRESPONSE']._serialized_start=235
-  _globals['_GETDECISIONRESPONSE']._serialized_end=296
-  _globals['_LISTDECISIONSREQUEST']._serialized_start=298
-  _globals['_LISTDECISIONSREQUEST']._serialized_end=376
-  _globals['_LISTDECISIONSRESPONSE']._serialized_start=378
-  _globals['_LISTDECISIONSRESPONSE']._serialized_end=467
-  _globals['_AUGMENTREQUEST']._serialized_start=469
-  _globals['_AUGMENTREQUEST']._serialized_end=554
-  _globals['_AUGMENTRESPONSE']._serialized_start=556
-  _globals['_AUGMENTRESPONSE']._serialized_end=613
-  _globals['_AUDITSERVICE']._serialized_start=616
-  _globals['_AUDITSERVICE']._serialized_end=956
+  _globals['_RECORDDECISIONSREQUEST']._serialized_start=107
+  _globals['_RECORDDECISIONSREQUEST']._serialized_end=172
+  _globals['_RECORDDECISIONSRESPONSE']._serialized_start=174
+  _globals['_RECORDDECISIONSRESPONSE']._serialized_end=223
+  _globals['_STREAMDECISIONSREQUEST']._serialized_start=225
+  _globals['_STREAMDECISIONSREQUEST']._serialized_end=308
+  _globals['_STREAMDECISIONSRESPONSE']._serialized_start=310
+  _globals['_STREAMDECISIONSRESPONSE']._serialized_end=425
+  _globals['_REJECTEDDECISION']._serialized_start=427
+  _globals['_REJECTEDDECISION']._serialized_end=497
+  _globals['_GETDECISIONREQUEST']._serialized_start=499
+  _globals['_GETDECISIONREQUEST']._serialized_end=540
+  _globals['_GETDECISIONRESPONSE']._serialized_start=542
+  _globals['_GETDECISIONRESPONSE']._serialized_end=603
+  _globals['_LISTDECISIONSREQUEST']._serialized_start=606
+  _globals['_LISTDECISIONSREQUEST']._serialized_end=829
+  _globals['_LISTDECISIONSRESPONSE']._serialized_start=831
+  _globals['_LISTDECISIONSRESPONSE']._serialized_end=920
+  _globals['_COUNTDECISIONSREQUEST']._serialized_start=922
+  _globals['_COUNTDECISIONSREQUEST']._serialized_end=960
+  _globals['_COUNTDECISIONSRESPONSE']._serialized_start=962
+  _globals['_COUNTDECISIONSRESPONSE']._serialized_end=1029
+  _globals['_DECISIONCOUNT']._serialized_start=1032
+  _globals['_DECISIONCOUNT']._serialized_end=1193
+  _globals['_AUGMENTREQUEST']._serialized_start=1195
+  _globals['_AUGMENTREQUEST']._serialized_end=1280
+  _globals['_AUGMENTRESPONSE']._serialized_start=1282
+  _globals['_AUGMENTRESPONSE']._serialized_end=1339
+  _globals['_AUDITSERVICE']._serialized_start=1342
+  _globals['_AUDITSERVICE']._serialized_end=1867
 # @@protoc_insertion_point(module_scope)

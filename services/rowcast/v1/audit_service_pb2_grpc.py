@@ -40,6 +40,11 @@ class AuditServiceStub:
                 request_serializer=rowcast_dot_v1_dot_audit__service__pb2.RecordDecisionsRequest.SerializeToString,
                 response_deserializer=rowcast_dot_v1_dot_audit__service__pb2.RecordDecisionsResponse.FromString,
                 _registered_method=True)
+        self.StreamDecisions = channel.stream_stream(
+                '/rowcast.v1.AuditService/StreamDecisions',
+                request_serializer=rowcast_dot_v1_dot_audit__service__pb2.StreamDecisionsRequest.SerializeToString,
+                response_deserializer=rowcast_dot_v1_dot_audit__service__pb2.StreamDecisionsResponse.FromString,
+                _registered_method=True)
         self.GetDecision = channel.unary_unary(
                 '/rowcast.v1.AuditService/GetDecision',
                 request_serializer=rowcast_dot_v1_dot_audit__service__pb2.GetDecisionRequest.SerializeToString,
@@ -49,6 +54,11 @@ class AuditServiceStub:
                 '/rowcast.v1.AuditService/ListDecisions',
                 request_serializer=rowcast_dot_v1_dot_audit__service__pb2.ListDecisionsRequest.SerializeToString,
                 response_deserializer=rowcast_dot_v1_dot_audit__service__pb2.ListDecisionsResponse.FromString,
+                _registered_method=True)
+        self.CountDecisions = channel.unary_unary(
+                '/rowcast.v1.AuditService/CountDecisions',
+                request_serializer=rowcast_dot_v1_dot_audit__service__pb2.CountDecisionsRequest.SerializeToString,
+                response_deserializer=rowcast_dot_v1_dot_audit__service__pb2.CountDecisionsResponse.FromString,
                 _registered_method=True)
         self.Augment = channel.unary_unary(
                 '/rowcast.v1.AuditService/Augment',
@@ -69,6 +79,16 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamDecisions(self, request_iterator, context):
+        """Delivers decisions from a prediction server's spool over one long-lived stream. Each
+        request carries one batch; the server answers each batch, in order, once it is stored, so
+        the sender may delete what was acknowledged. Idempotent like RecordDecisions: re-sending
+        an unacknowledged batch after a reconnect leaves one record per decision id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetDecision(self, request, context):
         """Returns one decision with its augmentations.
         """
@@ -77,7 +97,15 @@ class AuditServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListDecisions(self, request, context):
-        """Lists the decisions about one subject, newest first.
+        """Lists decisions newest first: all of them, or those of one subject, one model version or
+        one input key, optionally within a time range.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountDecisions(self, request, context):
+        """Counts the decisions of a model per version and per augmentation state.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -98,6 +126,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     request_deserializer=rowcast_dot_v1_dot_audit__service__pb2.RecordDecisionsRequest.FromString,
                     response_serializer=rowcast_dot_v1_dot_audit__service__pb2.RecordDecisionsResponse.SerializeToString,
             ),
+            'StreamDecisions': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamDecisions,
+                    request_deserializer=rowcast_dot_v1_dot_audit__service__pb2.StreamDecisionsRequest.FromString,
+                    response_serializer=rowcast_dot_v1_dot_audit__service__pb2.StreamDecisionsResponse.SerializeToString,
+            ),
             'GetDecision': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDecision,
                     request_deserializer=rowcast_dot_v1_dot_audit__service__pb2.GetDecisionRequest.FromString,
@@ -107,6 +140,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.ListDecisions,
                     request_deserializer=rowcast_dot_v1_dot_audit__service__pb2.ListDecisionsRequest.FromString,
                     response_serializer=rowcast_dot_v1_dot_audit__service__pb2.ListDecisionsResponse.SerializeToString,
+            ),
+            'CountDecisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountDecisions,
+                    request_deserializer=rowcast_dot_v1_dot_audit__service__pb2.CountDecisionsRequest.FromString,
+                    response_serializer=rowcast_dot_v1_dot_audit__service__pb2.CountDecisionsResponse.SerializeToString,
             ),
             'Augment': grpc.unary_unary_rpc_method_handler(
                     servicer.Augment,
@@ -142,6 +180,33 @@ class AuditService:
             '/rowcast.v1.AuditService/RecordDecisions',
             rowcast_dot_v1_dot_audit__service__pb2.RecordDecisionsRequest.SerializeToString,
             rowcast_dot_v1_dot_audit__service__pb2.RecordDecisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamDecisions(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/rowcast.v1.AuditService/StreamDecisions',
+            rowcast_dot_v1_dot_audit__service__pb2.StreamDecisionsRequest.SerializeToString,
+            rowcast_dot_v1_dot_audit__service__pb2.StreamDecisionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -196,6 +261,33 @@ class AuditService:
             '/rowcast.v1.AuditService/ListDecisions',
             rowcast_dot_v1_dot_audit__service__pb2.ListDecisionsRequest.SerializeToString,
             rowcast_dot_v1_dot_audit__service__pb2.ListDecisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rowcast.v1.AuditService/CountDecisions',
+            rowcast_dot_v1_dot_audit__service__pb2.CountDecisionsRequest.SerializeToString,
+            rowcast_dot_v1_dot_audit__service__pb2.CountDecisionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -60,6 +60,66 @@ class ModelServiceStub:
                 request_serializer=rowcast_dot_v1_dot_model__service__pb2.ActivateVersionRequest.SerializeToString,
                 response_deserializer=rowcast_dot_v1_dot_model__service__pb2.ActivateVersionResponse.FromString,
                 _registered_method=True)
+        self.RegisterModel = channel.unary_unary(
+                '/rowcast.v1.ModelService/RegisterModel',
+                request_serializer=rowcast_dot_v1_dot_model__service__pb2.RegisterModelRequest.SerializeToString,
+                response_deserializer=rowcast_dot_v1_dot_model__service__pb2.RegisterModelResponse.FromString,
+                _registered_method=True)
+        self.CreateVersion = channel.unary_unary(
+                '/rowcast.v1.ModelService/CreateVersion',
+                request_serializer=rowcast_dot_v1_dot_model__service__pb2.CreateVersionRequest.SerializeToString,
+                response_deserializer=rowcast_dot_v1_dot_model__service__pb2.CreateVersionResponse.FromString,
+                _registered_method=True)
+        self.MaterializeVersion = channel.unary_unary(
+                '/rowcast.v1.ModelService/MaterializeVersion',
+                request_serializer=rowcast_dot_v1_dot_model__service__pb2.MaterializeVersionRequest.SerializeToString,
+                response_deserializer=rowcast_dot_v1_dot_model__service__pb2.MaterializeVersionResponse.FromString,
+                _registered_method=True)
+        self.GetOperation = channel.unary_unary(
+                '/rowcast.v1.ModelService/GetOperation',
+                request_serializer=rowcast_dot_v1_dot_model__service__pb2.GetOperationRequest.SerializeToString,
+                response_deserializer=rowcast_dot_v1_dot_model__service__pb2.GetOperationResponse.FromString,
+                _registered_method=True)
+        self.WatchOperation = channel.unary_stream(
+                '/rowcast.v1.ModelService/WatchOperation',
+                request_serializer=rowcast_dot_v1_dot_model__service__pb2.WatchOperationRequest.SerializeToString,
+                response_deserializer=rowcast_dot_v1_dot_model__service__pb2.WatchOperationResponse.FromString,
+                _registered_method=True)
+        self.CancelOperation = channel.unary_unary(
+                '/rowcast.v1.ModelService/CancelOperation',
+                request_serializer=rowcast_dot_v1_dot_model__service__pb2.CancelOperationRequest.SerializeToString,
+                response_deserializer=rowcast_dot_v1_dot_model__service__pb2.CancelOperationResponse.FromString,
+                _registered_method=True)
+        self.RollbackModel = channel.unary_unary(
+                '/rowcast.v1.ModelService/RollbackModel',
+                request_serializer=rowcast_dot_v1_dot_model__service__pb2.RollbackModelRequest.SerializeToString,
+                response_deserializer=rowcast_dot_v1_dot_model__service__pb2.RollbackModelResponse.FromString,
+                _registered_method=True)
+        self.RetireVersion = channel.unary_unary(
+                '/rowcast.v1.ModelService/RetireVersion',
+                request_serializer=rowcast_dot_v1_dot_model__service__pb2.RetireVersionRequest.SerializeToString,
+                response_deserializer=rowcast_dot_v1_dot_model__service__pb2.RetireVersionResponse.FromString,
+                _registered_method=True)
+        self.ListActivations = channel.unary_unary(
+                '/rowcast.v1.ModelService/ListActivations',
+                request_serializer=rowcast_dot_v1_dot_model__service__pb2.ListActivationsRequest.SerializeToString,
+                response_deserializer=rowcast_dot_v1_dot_model__service__pb2.ListActivationsResponse.FromString,
+                _registered_method=True)
+        self.SetAlias = channel.unary_unary(
+                '/rowcast.v1.ModelService/SetAlias',
+                request_serializer=rowcast_dot_v1_dot_model__service__pb2.SetAliasRequest.SerializeToString,
+                response_deserializer=rowcast_dot_v1_dot_model__service__pb2.SetAliasResponse.FromString,
+                _registered_method=True)
+        self.DeleteAlias = channel.unary_unary(
+                '/rowcast.v1.ModelService/DeleteAlias',
+                request_serializer=rowcast_dot_v1_dot_model__service__pb2.DeleteAliasRequest.SerializeToString,
+                response_deserializer=rowcast_dot_v1_dot_model__service__pb2.DeleteAliasResponse.FromString,
+                _registered_method=True)
+        self.DiffVersions = channel.unary_unary(
+                '/rowcast.v1.ModelService/DiffVersions',
+                request_serializer=rowcast_dot_v1_dot_model__service__pb2.DiffVersionsRequest.SerializeToString,
+                response_deserializer=rowcast_dot_v1_dot_model__service__pb2.DiffVersionsResponse.FromString,
+                _registered_method=True)
 
 
 class ModelServiceServicer:
@@ -102,6 +162,98 @@ class ModelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterModel(self, request, context):
+        """Registers a new model: its name, signature (features and bins) and output. The signature
+        is validated and its grid size checked against the server's limit before anything is
+        written.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateVersion(self, request, context):
+        """Creates a new version from a LightGBM model, given as its text, or trained on a named
+        data set. The version number is assigned once and never reused. The version starts
+        REGISTERED; MaterializeVersion writes its table.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MaterializeVersion(self, request, context):
+        """Starts writing a version's table: a long-running operation. Calling it again for a
+        version whose materialisation was cancelled or interrupted resumes where it stopped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOperation(self, request, context):
+        """Returns the latest state of an operation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchOperation(self, request, context):
+        """Streams an operation's state each time it changes, until it is done.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelOperation(self, request, context):
+        """Asks a running operation to stop; it stops after the rows in flight are written and can
+        be resumed with MaterializeVersion.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackModel(self, request, context):
+        """Makes the previous active version current again (it must still be READY).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetireVersion(self, request, context):
+        """Retires a version and drops its table. Refused for the active version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListActivations(self, request, context):
+        """Lists a model's activations and rollbacks, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAlias(self, request, context):
+        """Points a user alias (e.g. `canary`) at a READY version; `current` and `previous` are
+        managed by ActivateVersion and RollbackModel.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAlias(self, request, context):
+        """Removes a user alias.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DiffVersions(self, request, context):
+        """Compares two versions over the whole grid: how many cells changed, by how much, and
+        along which features the changes concentrate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -129,6 +281,66 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.ActivateVersion,
                     request_deserializer=rowcast_dot_v1_dot_model__service__pb2.ActivateVersionRequest.FromString,
                     response_serializer=rowcast_dot_v1_dot_model__service__pb2.ActivateVersionResponse.SerializeToString,
+            ),
+            'RegisterModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterModel,
+                    request_deserializer=rowcast_dot_v1_dot_model__service__pb2.RegisterModelRequest.FromString,
+                    response_serializer=rowcast_dot_v1_dot_model__service__pb2.RegisterModelResponse.SerializeToString,
+            ),
+            'CreateVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateVersion,
+                    request_deserializer=rowcast_dot_v1_dot_model__service__pb2.CreateVersionRequest.FromString,
+                    response_serializer=rowcast_dot_v1_dot_model__service__pb2.CreateVersionResponse.SerializeToString,
+            ),
+            'MaterializeVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.MaterializeVersion,
+                    request_deserializer=rowcast_dot_v1_dot_model__service__pb2.MaterializeVersionRequest.FromString,
+                    response_serializer=rowcast_dot_v1_dot_model__service__pb2.MaterializeVersionResponse.SerializeToString,
+            ),
+            'GetOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOperation,
+                    request_deserializer=rowcast_dot_v1_dot_model__service__pb2.GetOperationRequest.FromString,
+                    response_serializer=rowcast_dot_v1_dot_model__service__pb2.GetOperationResponse.SerializeToString,
+            ),
+            'WatchOperation': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchOperation,
+                    request_deserializer=rowcast_dot_v1_dot_model__service__pb2.WatchOperationRequest.FromString,
+                    response_serializer=rowcast_dot_v1_dot_model__service__pb2.WatchOperationResponse.SerializeToString,
+            ),
+            'CancelOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOperation,
+                    request_deserializer=rowcast_dot_v1_dot_model__service__pb2.CancelOperationRequest.FromString,
+                    response_serializer=rowcast_dot_v1_dot_model__service__pb2.CancelOperationResponse.SerializeToString,
+            ),
+            'RollbackModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackModel,
+                    request_deserializer=rowcast_dot_v1_dot_model__service__pb2.RollbackModelRequest.FromString,
+                    response_serializer=rowcast_dot_v1_dot_model__service__pb2.RollbackModelResponse.SerializeToString,
+            ),
+            'RetireVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetireVersion,
+                    request_deserializer=rowcast_dot_v1_dot_model__service__pb2.RetireVersionRequest.FromString,
+                    response_serializer=rowcast_dot_v1_dot_model__service__pb2.RetireVersionResponse.SerializeToString,
+            ),
+            'ListActivations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListActivations,
+                    request_deserializer=rowcast_dot_v1_dot_model__service__pb2.ListActivationsRequest.FromString,
+                    response_serializer=rowcast_dot_v1_dot_model__service__pb2.ListActivationsResponse.SerializeToString,
+            ),
+            'SetAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAlias,
+                    request_deserializer=rowcast_dot_v1_dot_model__service__pb2.SetAliasRequest.FromString,
+                    response_serializer=rowcast_dot_v1_dot_model__service__pb2.SetAliasResponse.SerializeToString,
+            ),
+            'DeleteAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAlias,
+                    request_deserializer=rowcast_dot_v1_dot_model__service__pb2.DeleteAliasRequest.FromString,
+                    response_serializer=rowcast_dot_v1_dot_model__service__pb2.DeleteAliasResponse.SerializeToString,
+            ),
+            'DiffVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.DiffVersions,
+                    request_deserializer=rowcast_dot_v1_dot_model__service__pb2.DiffVersionsRequest.FromString,
+                    response_serializer=rowcast_dot_v1_dot_model__service__pb2.DiffVersionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -267,6 +479,330 @@ class ModelService:
             '/rowcast.v1.ModelService/ActivateVersion',
             rowcast_dot_v1_dot_model__service__pb2.ActivateVersionRequest.SerializeToString,
             rowcast_dot_v1_dot_model__service__pb2.ActivateVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rowcast.v1.ModelService/RegisterModel',
+            rowcast_dot_v1_dot_model__service__pb2.RegisterModelRequest.SerializeToString,
+            rowcast_dot_v1_dot_model__service__pb2.RegisterModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rowcast.v1.ModelService/CreateVersion',
+            rowcast_dot_v1_dot_model__service__pb2.CreateVersionRequest.SerializeToString,
+            rowcast_dot_v1_dot_model__service__pb2.CreateVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MaterializeVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rowcast.v1.ModelService/MaterializeVersion',
+            rowcast_dot_v1_dot_model__service__pb2.MaterializeVersionRequest.SerializeToString,
+            rowcast_dot_v1_dot_model__service__pb2.MaterializeVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rowcast.v1.ModelService/GetOperation',
+            rowcast_dot_v1_dot_model__service__pb2.GetOperationRequest.SerializeToString,
+            rowcast_dot_v1_dot_model__service__pb2.GetOperationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/rowcast.v1.ModelService/WatchOperation',
+            rowcast_dot_v1_dot_model__service__pb2.WatchOperationRequest.SerializeToString,
+            rowcast_dot_v1_dot_model__service__pb2.WatchOperationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rowcast.v1.ModelService/CancelOperation',
+            rowcast_dot_v1_dot_model__service__pb2.CancelOperationRequest.SerializeToString,
+            rowcast_dot_v1_dot_model__service__pb2.CancelOperationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rowcast.v1.ModelService/RollbackModel',
+            rowcast_dot_v1_dot_model__service__pb2.RollbackModelRequest.SerializeToString,
+            rowcast_dot_v1_dot_model__service__pb2.RollbackModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetireVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rowcast.v1.ModelService/RetireVersion',
+            rowcast_dot_v1_dot_model__service__pb2.RetireVersionRequest.SerializeToString,
+            rowcast_dot_v1_dot_model__service__pb2.RetireVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListActivations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rowcast.v1.ModelService/ListActivations',
+            rowcast_dot_v1_dot_model__service__pb2.ListActivationsRequest.SerializeToString,
+            rowcast_dot_v1_dot_model__service__pb2.ListActivationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rowcast.v1.ModelService/SetAlias',
+            rowcast_dot_v1_dot_model__service__pb2.SetAliasRequest.SerializeToString,
+            rowcast_dot_v1_dot_model__service__pb2.SetAliasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rowcast.v1.ModelService/DeleteAlias',
+            rowcast_dot_v1_dot_model__service__pb2.DeleteAliasRequest.SerializeToString,
+            rowcast_dot_v1_dot_model__service__pb2.DeleteAliasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiffVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rowcast.v1.ModelService/DiffVersions',
+            rowcast_dot_v1_dot_model__service__pb2.DiffVersionsRequest.SerializeToString,
+            rowcast_dot_v1_dot_model__service__pb2.DiffVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from rowcast.v1 import resources_pb2 as rowcast_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#rowcast/v1/prediction_service.proto\x12\nrowcast.v1\x1a\x1arowcast/v1/resources.proto\"\xb7\x01\n\x0ePredictRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12:\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32(.rowcast.v1.PredictRequest.FeaturesEntry\x12\x0f\n\x07subject\x18\x03 \x01(\t\x1aI\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.rowcast.v1.FeatureValue:\x02\x38\x01\"\xd4\x01\n\x0fPredictResponse\x12\x0e\n\x06output\x18\x01 \x01(\x01\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x03 \x01(\t\x12,\n\x06source\x18\x04 \x01(\x0e\x32\x1c.rowcast.v1.PredictionSource\x12\x0b\n\x03key\x18\x05 \x01(\t\x12\x18\n\x10\x63lamped_features\x18\x06 \x03(\t\x12\x30\n\x0e\x66\x61llback_rules\x18\x07 \x03(\x0e\x32\x18.rowcast.v1.FallbackRule\"\xa4\x01\n\x0cPredictInput\x12\x38\n\x08\x66\x65\x61tures\x18\x01 \x03(\x0b\x32&.rowcast.v1.PredictInput.FeaturesEntry\x12\x0f\n\x07subject\x18\x02 \x01(\t\x1aI\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.rowcast.v1.FeatureValue:\x02\x38\x01\"N\n\x13PredictBatchRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12(\n\x06inputs\x18\x02 \x03(\x0b\x32\x18.rowcast.v1.PredictInput\"F\n\x14PredictBatchResponse\x12.\n\tresponses\x18\x01 \x03(\x0b\x32\x1b.rowcast.v1.PredictResponse\"C\n\x14StreamPredictRequest\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.rowcast.v1.PredictRequest\"F\n\x15StreamPredictResponse\x12-\n\x08response\x18\x01 \x01(\x0b\x32\x1b.rowcast.v1.PredictResponse*{\n\x0c\x46\x61llbackRule\x12\x1d\n\x19\x46\x41LLBACK_RULE_UNSPECIFIED\x10\x00\x12%\n!FALLBACK_RULE_CLAMPED_TO_EDGE_BIN\x10\x01\x12%\n!FALLBACK_RULE_MISSING_ROW_DEFAULT\x10\x02\x32\x84\x02\n\x11PredictionService\x12\x42\n\x07Predict\x12\x1a.rowcast.v1.PredictRequest\x1a\x1b.rowcast.v1.PredictResponse\x12Q\n\x0cPredictBatch\x12\x1f.rowcast.v1.PredictBatchRequest\x1a .rowcast.v1.PredictBatchResponse\x12X\n\rStreamPredict\x12 .rowcast.v1.StreamPredictRequest\x1a!.rowcast.v1.StreamPredictResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#rowcast/v1/prediction_service.proto\x12\nrowcast.v1\x1a\x1arowcast/v1/resources.proto\"\xc6\x01\n\x0ePredictRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12:\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32(.rowcast.v1.PredictRequest.FeaturesEntry\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\r\n\x05\x61lias\x18\x04 \x01(\t\x1aI\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.rowcast.v1.FeatureValue:\x02\x38\x01\"\xd4\x01\n\x0fPredictResponse\x12\x0e\n\x06output\x18\x01 \x01(\x01\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x03 \x01(\t\x12,\n\x06source\x18\x04 \x01(\x0e\x32\x1c.rowcast.v1.PredictionSource\x12\x0b\n\x03key\x18\x05 \x01(\t\x12\x18\n\x10\x63lamped_features\x18\x06 \x03(\t\x12\x30\n\x0e\x66\x61llback_rules\x18\x07 \x03(\x0e\x32\x18.rowcast.v1.FallbackRule\"\xa4\x01\n\x0cPredictInput\x12\x38\n\x08\x66\x65\x61tures\x18\x01 \x03(\x0b\x32&.rowcast.v1.PredictInput.FeaturesEntry\x12\x0f\n\x07subject\x18\x02 \x01(\t\x1aI\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.rowcast.v1.FeatureValue:\x02\x38\x01\"N\n\x13PredictBatchRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12(\n\x06inputs\x18\x02 \x03(\x0b\x32\x18.rowcast.v1.PredictInput\"F\n\x14PredictBatchResponse\x12.\n\tresponses\x18\x01 \x03(\x0b\x32\x1b.rowcast.v1.PredictResponse\"C\n\x14StreamPredictRequest\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.rowcast.v1.PredictRequest\"F\n\x15StreamPredictResponse\x12-\n\x08response\x18\x01 \x01(\x0b\x32\x1b.rowcast.v1.PredictResponse*{\n\x0c\x46\x61llbackRule\x12\x1d\n\x19\x46\x41LLBACK_RULE_UNSPECIFIED\x10\x00\x12%\n!FALLBACK_RULE_CLAMPED_TO_EDGE_BIN\x10\x01\x12%\n!FALLBACK_RULE_MISSING_ROW_DEFAULT\x10\x02\x32\x84\x02\n\x11PredictionService\x12\x42\n\x07Predict\x12\x1a.rowcast.v1.PredictRequest\x1a\x1b.rowcast.v1.PredictResponse\x12Q\n\x0cPredictBatch\x12\x1f.rowcast.v1.PredictBatchRequest\x1a .rowcast.v1.PredictBatchResponse\x12X\n\rStreamPredict\x12 .rowcast.v1.StreamPredictRequest\x1a!.rowcast.v1.StreamPredictResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,26 +36,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PREDICTREQUEST_FEATURESENTRY']._serialized_options = b'8\001'
   _globals['_PREDICTINPUT_FEATURESENTRY']._loaded_options = None
   _globals['_PREDICTINPUT_FEATURESENTRY']._serialized_options = b'8\001'
-  _globals['_FALLBACKRULE']._serialized_start=940
-  _globals['_FALLBACKRULE']._serialized_end=1063
+  _globals['_FALLBACKRULE']._serialized_start=955
+  _globals['_FALLBACKRULE']._serialized_end=1078
   _globals['_PREDICTREQUEST']._serialized_start=80
-  _globals['_PREDICTREQUEST']._serialized_end=263
-  _globals['_PREDICTREQUEST_FEATURESENTRY']._serialized_start=190
-  _globals['_PREDICTREQUEST_FEATURESENTRY']._serialized_end=263
-  _globals['_PREDICTRESPONSE']._serialized_start=266
-  _globals['_PREDICTRESPONSE']._serialized_end=478
-  _globals['_PREDICTINPUT']._serialized_start=481
-  _globals['_PREDICTINPUT']._serialized_end=645
-  _globals['_PREDICTINPUT_FEATURESENTRY']._serialized_start=190
-  _globals['_PREDICTINPUT_FEATURESENTRY']._serialized_end=263
-  _globals['_PREDICTBATCHREQUEST']._serialized_start=647
-  _globals['_PREDICTBATCHREQUEST']._serialized_end=725
-  _globals['_PREDICTBATCHRESPONSE']._serialized_start=727
-  _globals['_PREDICTBATCHRESPONSE']._serialized_end=797
-  _globals['_STREAMPREDICTREQUEST']._serialized_start=799
-  _globals['_STREAMPREDICTREQUEST']._serialized_end=866
-  _globals['_STREAMPREDICTRESPONSE']._serialized_start=868
-  _globals['_STREAMPREDICTRESPONSE']._serialized_end=938
-  _globals['_PREDICTIONSERVICE']._serialized_start=1066
-  _globals['_PREDICTIONSERVICE']._serialized_end=1326
+  _globals['_PREDICTREQUEST']._serialized_end=278
+  _globals['_PREDICTREQUEST_FEATURESENTRY']._serialized_start=205
+  _globals['_PREDICTREQUEST_FEATURESENTRY']._serialized_end=278
+  _globals['_PREDICTRESPONSE']._serialized_start=281
+  _globals['_PREDICTRESPONSE']._serialized_end=493
+  _globals['_PREDICTINPUT']._serialized_start=496
+  _globals['_PREDICTINPUT']._serialized_end=660
+  _globals['_PREDICTINPUT_FEATURESENTRY']._serialized_start=205
+  _globals['_PREDICTINPUT_FEATURESENTRY']._serialized_end=278
+  _globals['_PREDICTBATCHREQUEST']._serialized_start=662
+  _globals['_PREDICTBATCHREQUEST']._serialized_end=740
+  _globals['_PREDICTBATCHRESPONSE']._serialized_start=742
+  _globals['_PREDICTBATCHRESPONSE']._serialized_end=812
+  _globals['_STREAMPREDICTREQUEST']._serialized_start=814
+  _globals['_STREAMPREDICTREQUEST']._serialized_end=881
+  _globals['_STREAMPREDICTRESPONSE']._serialized_start=883
+  _globals['_STREAMPREDICTRESPONSE']._serialized_end=953
+  _globals['_PREDICTIONSERVICE']._serialized_start=1081
+  _globals['_PREDICTIONSERVICE']._serialized_end=1341
 # @@protoc_insertion_point(module_scope)

@@ -18,7 +18,7 @@ FALLBACK_RULE_CLAMPED_TO_EDGE_BIN: FallbackRule
 FALLBACK_RULE_MISSING_ROW_DEFAULT: FallbackRule
 
 class PredictRequest(_message.Message):
-    __slots__ = ("model", "features", "subject")
+    __slots__ = ("model", "features", "subject", "alias")
     class FeaturesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -29,10 +29,12 @@ class PredictRequest(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
     model: str
     features: _containers.MessageMap[str, _resources_pb2.FeatureValue]
     subject: str
-    def __init__(self, model: _Optional[str] = ..., features: _Optional[_Mapping[str, _resources_pb2.FeatureValue]] = ..., subject: _Optional[str] = ...) -> None: ...
+    alias: str
+    def __init__(self, model: _Optional[str] = ..., features: _Optional[_Mapping[str, _resources_pb2.FeatureValue]] = ..., subject: _Optional[str] = ..., alias: _Optional[str] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
     __slots__ = ("output", "model_version", "decision_id", "source", "key", "clamped_features", "fallback_rules")

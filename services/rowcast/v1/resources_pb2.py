@@ -25,27 +25,29 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arowcast/v1/resources.proto\x12\nrowcast.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"F\n\x0c\x46\x65\x61tureValue\x12\x16\n\x0cnumber_value\x18\x01 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x02 \x01(\tH\x00\x42\x06\n\x04kind\"\x88\x01\n\x07\x46\x65\x61ture\x12\x0c\n\x04name\x18\x01 \x01(\t\x12-\n\x07numeric\x18\x02 \x01(\x0b\x32\x1a.rowcast.v1.NumericBinningH\x00\x12\x35\n\x0b\x63\x61tegorical\x18\x03 \x01(\x0b\x32\x1e.rowcast.v1.CategoricalBinningH\x00\x42\t\n\x07\x62inning\"V\n\x0eNumericBinning\x12\r\n\x05\x65\x64ges\x18\x01 \x03(\x01\x12\x17\n\x0frepresentatives\x18\x02 \x03(\x01\x12\r\n\x05lower\x18\x03 \x01(\x01\x12\r\n\x05upper\x18\x04 \x01(\x01\"J\n\x12\x43\x61tegoricalBinning\x12\x12\n\nvocabulary\x18\x01 \x03(\t\x12 \n\x18out_of_vocabulary_bucket\x18\x02 \x01(\x08\"2\n\tSignature\x12%\n\x08\x66\x65\x61tures\x18\x01 \x03(\x0b\x32\x13.rowcast.v1.Feature\"G\n\nOutputSpec\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.rowcast.v1.OutputKind\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\xe0\x01\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12(\n\tsignature\x18\x03 \x01(\x0b\x32\x15.rowcast.v1.Signature\x12&\n\x06output\x18\x04 \x01(\x0b\x32\x16.rowcast.v1.OutputSpec\x12\x17\n\x0f\x63urrent_version\x18\x05 \x01(\x03\x12\x18\n\x10previous_version\x18\x06 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd4\x02\n\x0cModelVersion\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.rowcast.v1.VersionState\x12\r\n\x05table\x18\x04 \x01(\t\x12\x11\n\trow_count\x18\x05 \x01(\x03\x12\x0f\n\x07\x63reator\x18\x06 \x01(\t\x12\x36\n\x07metrics\x18\x07 \x03(\x0b\x32%.rowcast.v1.ModelVersion.MetricsEntry\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xec\x01\n\x0c\x41ugmentation\x12\x17\n\x0f\x61ugmentation_id\x18\x01 \x01(\t\x12\x15\n\rbetter_output\x18\x02 \x01(\x01\x12.\n\x06source\x18\x03 \x01(\x0e\x32\x1e.rowcast.v1.AugmentationSource\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12,\n\x05state\x18\x06 \x01(\x0e\x32\x1d.rowcast.v1.AugmentationState\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x84\x03\n\x08\x44\x65\x63ision\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\x03\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12\x34\n\x08\x66\x65\x61tures\x18\x05 \x03(\x0b\x32\".rowcast.v1.Decision.FeaturesEntry\x12\x0b\n\x03key\x18\x06 \x01(\t\x12\x0e\n\x06output\x18\x07 \x01(\x01\x12,\n\x06source\x18\x08 \x01(\x0e\x32\x1c.rowcast.v1.PredictionSource\x12/\n\x0b\x64\x65\x63ide_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\raugmentations\x18\n \x03(\x0b\x32\x18.rowcast.v1.Augmentation\x1aI\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.rowcast.v1.FeatureValue:\x02\x38\x01*b\n\nOutputKind\x12\x1b\n\x17OUTPUT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17OUTPUT_KIND_PROBABILITY\x10\x01\x12\x1a\n\x16OUTPUT_KIND_REGRESSION\x10\x02*\xba\x01\n\x0cVersionState\x12\x1d\n\x19VERSION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18VERSION_STATE_REGISTERED\x10\x01\x12\x1f\n\x1bVERSION_STATE_MATERIALIZING\x10\x02\x12\x17\n\x13VERSION_STATE_READY\x10\x03\x12\x18\n\x14VERSION_STATE_FAILED\x10\x04\x12\x19\n\x15VERSION_STATE_RETIRED\x10\x05*\x8f\x01\n\x10PredictionSource\x12!\n\x1dPREDICTION_SOURCE_UNSPECIFIED\x10\x00\x12\x1b\n\x17PREDICTION_SOURCE_HBASE\x10\x01\x12\x1b\n\x17PREDICTION_SOURCE_CACHE\x10\x02\x12\x1e\n\x1aPREDICTION_SOURCE_FALLBACK\x10\x03*z\n\x12\x41ugmentationSource\x12#\n\x1f\x41UGMENTATION_SOURCE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41UGMENTATION_SOURCE_PERSON\x10\x01\x12\x1f\n\x1b\x41UGMENTATION_SOURCE_PROGRAM\x10\x02*\x9a\x01\n\x11\x41ugmentationState\x12\"\n\x1e\x41UGMENTATION_STATE_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x41UGMENTATION_STATE_PROPOSED\x10\x01\x12\x1f\n\x1b\x41UGMENTATION_STATE_APPROVED\x10\x02\x12\x1f\n\x1b\x41UGMENTATION_STATE_REJECTED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arowcast/v1/resources.proto\x12\nrowcast.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"F\n\x0c\x46\x65\x61tureValue\x12\x16\n\x0cnumber_value\x18\x01 \x01(\x01H\x00\x12\x16\n\x0cstring_value\x18\x02 \x01(\tH\x00\x42\x06\n\x04kind\"\x88\x01\n\x07\x46\x65\x61ture\x12\x0c\n\x04name\x18\x01 \x01(\t\x12-\n\x07numeric\x18\x02 \x01(\x0b\x32\x1a.rowcast.v1.NumericBinningH\x00\x12\x35\n\x0b\x63\x61tegorical\x18\x03 \x01(\x0b\x32\x1e.rowcast.v1.CategoricalBinningH\x00\x42\t\n\x07\x62inning\"V\n\x0eNumericBinning\x12\r\n\x05\x65\x64ges\x18\x01 \x03(\x01\x12\x17\n\x0frepresentatives\x18\x02 \x03(\x01\x12\r\n\x05lower\x18\x03 \x01(\x01\x12\r\n\x05upper\x18\x04 \x01(\x01\"J\n\x12\x43\x61tegoricalBinning\x12\x12\n\nvocabulary\x18\x01 \x03(\t\x12 \n\x18out_of_vocabulary_bucket\x18\x02 \x01(\x08\"2\n\tSignature\x12%\n\x08\x66\x65\x61tures\x18\x01 \x03(\x0b\x32\x13.rowcast.v1.Feature\"G\n\nOutputSpec\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.rowcast.v1.OutputKind\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\xd4\x02\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12(\n\tsignature\x18\x03 \x01(\x0b\x32\x15.rowcast.v1.Signature\x12&\n\x06output\x18\x04 \x01(\x0b\x32\x16.rowcast.v1.OutputSpec\x12\x17\n\x0f\x63urrent_version\x18\x05 \x01(\x03\x12\x18\n\x10previous_version\x18\x06 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x07\x61liases\x18\x08 \x03(\x0b\x32\x1e.rowcast.v1.Model.AliasesEntry\x12\x11\n\tgrid_size\x18\t \x01(\x03\x1a.\n\x0c\x41liasesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x82\x03\n\x0cModelVersion\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.rowcast.v1.VersionState\x12\r\n\x05table\x18\x04 \x01(\t\x12\x11\n\trow_count\x18\x05 \x01(\x03\x12\x0f\n\x07\x63reator\x18\x06 \x01(\t\x12\x36\n\x07metrics\x18\x07 \x03(\x0b\x32%.rowcast.v1.ModelVersion.MetricsEntry\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crows_written\x18\n \x01(\x03\x12\x16\n\x0e\x66\x61ilure_reason\x18\x0b \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xec\x01\n\x0c\x41ugmentation\x12\x17\n\x0f\x61ugmentation_id\x18\x01 \x01(\t\x12\x15\n\rbetter_output\x18\x02 \x01(\x01\x12.\n\x06source\x18\x03 \x01(\x0e\x32\x1e.rowcast.v1.AugmentationSource\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12,\n\x05state\x18\x06 \x01(\x0e\x32\x1d.rowcast.v1.AugmentationState\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x84\x03\n\x08\x44\x65\x63ision\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\x03\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12\x34\n\x08\x66\x65\x61tures\x18\x05 \x03(\x0b\x32\".rowcast.v1.Decision.FeaturesEntry\x12\x0b\n\x03key\x18\x06 \x01(\t\x12\x0e\n\x06output\x18\x07 \x01(\x01\x12,\n\x06source\x18\x08 \x01(\x0e\x32\x1c.rowcast.v1.PredictionSource\x12/\n\x0b\x64\x65\x63ide_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\raugmentations\x18\n \x03(\x0b\x32\x18.rowcast.v1.Augmentation\x1aI\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.rowcast.v1.FeatureValue:\x02\x38\x01*b\n\nOutputKind\x12\x1b\n\x17OUTPUT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17OUTPUT_KIND_PROBABILITY\x10\x01\x12\x1a\n\x16OUTPUT_KIND_REGRESSION\x10\x02*\xba\x01\n\x0cVersionState\x12\x1d\n\x19VERSION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18VERSION_STATE_REGISTERED\x10\x01\x12\x1f\n\x1bVERSION_STATE_MATERIALIZING\x10\x02\x12\x17\n\x13VERSION_STATE_READY\x10\x03\x12\x18\n\x14VERSION_STATE_FAILED\x10\x04\x12\x19\n\x15VERSION_STATE_RETIRED\x10\x05*\x8f\x01\n\x10PredictionSource\x12!\n\x1dPREDICTION_SOURCE_UNSPECIFIED\x10\x00\x12\x1b\n\x17PREDICTION_SOURCE_HBASE\x10\x01\x12\x1b\n\x17PREDICTION_SOURCE_CACHE\x10\x02\x12\x1e\n\x1aPREDICTION_SOURCE_FALLBACK\x10\x03*z\n\x12\x41ugmentationSource\x12#\n\x1f\x41UGMENTATION_SOURCE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41UGMENTATION_SOURCE_PERSON\x10\x01\x12\x1f\n\x1b\x41UGMENTATION_SOURCE_PROGRAM\x10\x02*\x9a\x01\n\x11\x41ugmentationState\x12\"\n\x1e\x41UGMENTATION_STATE_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x41UGMENTATION_STATE_PROPOSED\x10\x01\x12\x1f\n\x1b\x41UGMENTATION_STATE_APPROVED\x10\x02\x12\x1f\n\x1b\x41UGMENTATION_STATE_REJECTED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rowcast.v1.resources_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_MODEL_ALIASESENTRY']._loaded_options = None
+  _globals['_MODEL_ALIASESENTRY']._serialized_options = b'8\001'
   _globals['_MODELVERSION_METRICSENTRY']._loaded_options = None
   _globals['_MODELVERSION_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_DECISION_FEATURESENTRY']._loaded_options = None
   _globals['_DECISION_FEATURESENTRY']._serialized_options = b'8\001'
-  _globals['_OUTPUTKIND']._serialized_start=1775
-  _globals['_OUTPUTKIND']._serialized_end=1873
-  _globals['_VERSIONSTATE']._serialized_start=1876
-  _globals['_VERSIONSTATE']._serialized_end=2062
-  _globals['_PREDICTIONSOURCE']._serialized_start=2065
-  _globals['_PREDICTIONSOURCE']._serialized_end=2208
-  _globals['_AUGMENTATIONSOURCE']._serialized_start=2210
-  _globals['_AUGMENTATIONSOURCE']._serialized_end=2332
-  _globals['_AUGMENTATIONSTATE']._serialized_start=2335
-  _globals['_AUGMENTATIONSTATE']._serialized_end=2489
+  _globals['_OUTPUTKIND']._serialized_start=1937
+  _globals['_OUTPUTKIND']._serialized_end=2035
+  _globals['_VERSIONSTATE']._serialized_start=2038
+  _globals['_VERSIONSTATE']._serialized_end=2224
+  _globals['_PREDICTIONSOURCE']._serialized_start=2227
+  _globals['_PREDICTIONSOURCE']._serialized_end=2370
+  _globals['_AUGMENTATIONSOURCE']._serialized_start=2372
+  _globals['_AUGMENTATIONSOURCE']._serialized_end=2494
+  _globals['_AUGMENTATIONSTATE']._serialized_start=2497
+  _globals['_AUGMENTATIONSTATE']._serialized_end=2651
   _globals['_FEATUREVALUE']._serialized_start=75
   _globals['_FEATUREVALUE']._serialized_end=145
   _globals['_FEATURE']._serialized_start=148
@@ -59,15 +61,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OUTPUTSPEC']._serialized_start=502
   _globals['_OUTPUTSPEC']._serialized_end=573
   _globals['_MODEL']._serialized_start=576
-  _globals['_MODEL']._serialized_end=800
-  _globals['_MODELVERSION']._serialized_start=803
-  _globals['_MODELVERSION']._serialized_end=1143
-  _globals['_MODELVERSION_METRICSENTRY']._serialized_start=1097
-  _globals['_MODELVERSION_METRICSENTRY']._serialized_end=1143
-  _globals['_AUGMENTATION']._serialized_start=1146
-  _globals['_AUGMENTATION']._serialized_end=1382
-  _globals['_DECISION']._serialized_start=1385
-  _globals['_DECISION']._serialized_end=1773
-  _globals['_DECISION_FEATURESENTRY']._serialized_start=1700
-  _globals['_DECISION_FEATURESENTRY']._serialized_end=1773
+  _globals['_MODEL']._serialized_end=916
+  _globals['_MODEL_ALIASESENTRY']._serialized_start=870
+  _globals['_MODEL_ALIASESENTRY']._serialized_end=916
+  _globals['_MODELVERSION']._serialized_start=919
+  _globals['_MODELVERSION']._serialized_end=1305
+  _globals['_MODELVERSION_METRICSENTRY']._serialized_start=1259
+  _globals['_MODELVERSION_METRICSENTRY']._serialized_end=1305
+  _globals['_AUGMENTATION']._serialized_start=1308
+  _globals['_AUGMENTATION']._serialized_end=1544
+  _globals['_DECISION']._serialized_start=1547
+  _globals['_DECISION']._serialized_end=1935
+  _globals['_DECISION_FEATURESENTRY']._serialized_start=1862
+  _globals['_DECISION_FEATURESENTRY']._serialized_end=1935
 # @@protoc_insertion_point(module_scope)

@@ -118,7 +118,14 @@ class OutputSpec(_message.Message):
     def __init__(self, kind: _Optional[_Union[OutputKind, str]] = ..., description: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("name", "description", "signature", "output", "current_version", "previous_version", "create_time")
+    __slots__ = ("name", "description", "signature", "output", "current_version", "previous_version", "create_time", "aliases", "grid_size")
+    class AliasesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +133,8 @@ class Model(_message.Message):
     CURRENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    GRID_SIZE_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     signature: Signature
@@ -133,10 +142,12 @@ class Model(_message.Message):
     current_version: int
     previous_version: int
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., signature: _Optional[_Union[Signature, _Mapping]] = ..., output: _Optional[_Union[OutputSpec, _Mapping]] = ..., current_version: _Optional[int] = ..., previous_version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    aliases: _containers.ScalarMap[str, int]
+    grid_size: int
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., signature: _Optional[_Union[Signature, _Mapping]] = ..., output: _Optional[_Union[OutputSpec, _Mapping]] = ..., current_version: _Optional[int] = ..., previous_version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., aliases: _Optional[_Mapping[str, int]] = ..., grid_size: _Optional[int] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("model", "version", "state", "table", "row_count", "creator", "metrics", "create_time", "update_time")
+    __slots__ = ("model", "version", "state", "table", "row_count", "creator", "metrics", "create_time", "update_time", "rows_written", "failure_reason")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -153,6 +164,8 @@ class ModelVersion(_message.Message):
     METRICS_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ROWS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     state: VersionState
@@ -162,7 +175,9 @@ class ModelVersion(_message.Message):
     metrics: _containers.ScalarMap[str, float]
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[_Union[VersionState, str]] = ..., table: _Optional[str] = ..., row_count: _Optional[int] = ..., creator: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    rows_written: int
+    failure_reason: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[_Union[VersionState, str]] = ..., table: _Optional[str] = ..., row_count: _Optional[int] = ..., creator: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rows_written: _Optional[int] = ..., failure_reason: _Optional[str] = ...) -> None: ...
 
 class Augmentation(_message.Message):
     __slots__ = ("augmentation_id", "better_output", "source", "actor", "reason", "state", "create_time")

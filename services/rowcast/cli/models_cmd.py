@@ -1,0 +1,362 @@
+"""`rowcast models ...`: every ModelService call, for admins and scripts.
+
+Tables for people, `--json` for scripts, progress bars while materialising; exit codes as in
+`rowcast.cli.admin_cmd` (0 ok, 2 bad input, 3 not found, 4 failed precondition, 5 unavailable).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from rowcast.cli.admin_cmd import as_dict, client, echo_json, json_option, reports_errors
+from rowcast.v1 import model_service_pb2 as model_pb
+from rowcast.v1 import resources_pb2 as pb
+from rowcast_client import RowcastClient
+
+
+@click.group()
+def models() -> None:
+    """Inspect models and versions; activate a version (ModelService)."""
+
+
+@models.command("list")
+@json_option
+@reports_errors
+def list_models(as_json: bool) -> None:
+    """List registered models and their active versions."""
+    with client() as c:
+        found = c.list_models()
+    if as_json:
+        echo_json([as_dict(m) for m in found])
+        return
+    table = Table("model", "current", "previous", "features", "description")
+    for m in found:
+        table.add_row(
+            m.name,
+            str(m.current_version or "-"),
+            str(m.previous_version or "-"),
+            ", ".join(f.name for f in m.signature.features),
+            m.description,
+        )
+    Console().print(table)
+
+
+@models.command("versions")
+@click.argument("model")
+@json_option
+@reports_errors
+def list_versions(model: str, as_json: bool) -> None:
+    """List the versions of MODEL, newest first."""
+    with client() as c:
+        versions = c.list_versions(model)
+        current = c.get_model(model).current_version
+    if as_json:
+        echo_json([as_dict(v) for v in versions])
+        return
+    table = Table("version", "state", "rows", "auc raw", "auc flat", "creator", "active")
+    for v in versions:
+        table.add_row(
+            str(v.version),
+            str(pb.VersionState.Name(v.state)).removeprefix("VERSION_STATE_"),
+            f"{v.row_count:,}",
+            f"{v.metrics.get('auc_raw', float('nan')):.4f}",
+            f"{v.metrics.get('auc_flattened', float('nan')):.4f}",
+            v.creator,
+            "*" if v.version == current else "",
+        )
+    Console().print(table)
+
+
+@models.command("get")
+@click.argument("model")
+@click.argument("version", type=int, required=False)
+@reports_errors
+def get(model: str, version: int | None) -> None:
+    """Show MODEL (or one VERSION of it) as JSON."""
+    with client() as c:
+        echo_json(as_dict(c.get_version(model, version) if version else c.get_model(model)))
+
+
+@models.command("activate")
+@click.argument("model")
+@click.argument("version", type=int)
+@click.option("--actor", required=True, help="Who asks for the switch (recorded).")
+@click.option("--reason", default="", help="Why (recorded).")
+@json_option
+@reports_errors
+def activate(model: str, version: int, actor: str, reason: str, as_json: bool) -> None:
+    """Make VERSION of MODEL the one served; running servers switch without a restart."""
+    with client() as c:
+        m = c.activate_version(model, version, actor=actor, reason=reason)
+    if as_json:
+        echo_json(as_dict(m))
+    else:
+        click.echo(f"{m.name}: current v{m.current_version}, previous v{m.previous_version or '-'}")
+
+
+@models.command("register")
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+@reports_errors
+def register(spec: Path, as_json: bool) -> None:
+    """Register a model from SPEC, a JSON file in the form of the Model message
+    (name, description, signature, output); see docs/models.md for an example."""
+    from google.protobuf.json_format import Parse, ParseError
+
+    try:
+        model = Parse(spec.read_text(), pb.Model())
+    except ParseError as exc:
+        raise click.BadParameter(str(exc), param_hint="SPEC") from exc
+    with client() as c:
+        m = c.register_model(model)
+    if as_json:
+        echo_json(as_dict(m))
+    else:
+        click.echo(
+            f"registered {m.name}: {len(m.signature.features)} features, grid {m.grid_size:,}"
+        )
+
+
+@models.command("create-version")
+@click.argument("model")
+@click.option("--creator", required=True, help="Who creates the version (recorded).")
+@click.option(
+    "--model-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A LightGBM text model (Booster.save_model) whose features are the signature's.",
+)
+@click.option("--train", "dataset", help="Train on this shipped data set instead (e.g. default).")
+@click.option("--num-trees", type=int, default=0, help="With --train (default 200).")
+@click.option("--num-leaves", type=int, default=0, help="With --train (default 15).")
+@click.option("--learning-rate", type=float, default=0.0, help="With --train (default 0.05).")
+@click.option("--seed", type=int, default=0, help="With --train (default 7).")
+@json_option
+@reports_errors
+def create_version(
+    model: str,
+    creator: str,
+    model_file: Path | None,
+    dataset: str | None,
+    num_trees: int,
+    num_leaves: int,
+    learning_rate: float,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Create a new version of MODEL from --model-file or by --train (it starts REGISTERED)."""
+    if (model_file is None) == (dataset is None):
+        raise click.UsageError("give exactly one of --model-file or --train")
+    with client() as c:
+        if model_file is not None:
+            v = c.create_version(
+                model, creator=creator, lightgbm_model=model_file.read_bytes(), timeout=300
+            )
+        else:
+            spec = model_pb.TrainingSpec(
+                dataset=dataset,
+                num_trees=num_trees,
+                num_leaves=num_leaves,
+                learning_rate=learning_rate,
+                seed=seed,
+            )
+            v = c.create_version(model, creator=creator, training=spec, timeout=600)
+    if as_json:
+        echo_json(as_dict(v))
+    else:
+        metrics = ", ".join(f"{k} {val:.4f}" for k, val in sorted(v.metrics.items()))
+        click.echo(f"{v.model} v{v.version}: REGISTERED {metrics}")
+
+
+def follow(c: RowcastClient, name: str, as_json: bool) -> model_pb.Operation:
+    """Watch an operation to its end, with a progress bar (or JSON lines)."""
+    last = c.get_operation(name)
+    if as_json:
+        for op in c.watch_operation(name):
+            click.echo(json.dumps(as_dict(op), sort_keys=True))
+            last = op
+        return last
+    with Progress(
+        TextColumn(f"{name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows  {task.fields[rate]:,.0f} rows/s"),
+        TimeRemainingColumn(),
+    ) as bar:
+        task = bar.add_task("rows", total=last.progress.total_rows or None, rate=0.0)
+        for op in c.watch_operation(name):
+            bar.update(
+                task,
+                completed=op.progress.rows_written,
+                total=op.progress.total_rows,
+                rate=op.progress.rows_per_second,
+            )
+            last = op
+    return last
+
+
+def finish(op: model_pb.Operation) -> None:
+    if op.error.code:
+        click.echo(f"{op.name}: {op.error.message}", err=True)
+        raise SystemExit(4 if op.error.code != 1 else 6)
+    v = op.version
+    click.echo(
+        f"{v.model} v{v.version}: {pb.VersionState.Name(v.state).removeprefix('VERSION_STATE_')}"
+        f", {v.row_count:,} rows"
+    )
+
+
+@models.command("materialize")
+@click.argument("model")
+@click.argument("version", type=int)
+@click.option(
+    "--rate-limit", type=float, default=0.0, help="Rows per second at most (0: server default)."
+)
+@click.option("--no-wait", is_flag=True, help="Print the operation name and return at once.")
+@json_option
+@reports_errors
+def materialize(model: str, version: int, rate_limit: float, no_wait: bool, as_json: bool) -> None:
+    """Write VERSION's table (or resume an interrupted write) and verify it; shows progress.
+
+    Exit 0 when the version is READY, 4 when it FAILED, 6 when cancelled."""
+    with client() as c:
+        op = c.materialize_version(model, version, rows_per_second_limit=rate_limit)
+        if no_wait:
+            click.echo(json.dumps(as_dict(op)) if as_json else op.name)
+            return
+        finish(follow(c, op.name, as_json))
+
+
+@models.command("operation")
+@click.argument("name")
+@click.option("--watch", is_flag=True, help="Follow it to the end.")
+@click.option("--cancel", is_flag=True, help="Ask it to stop (resumable).")
+@json_option
+@reports_errors
+def operation(name: str, watch: bool, cancel: bool, as_json: bool) -> None:
+    """Show, --watch or --cancel the operation NAME (operations/{id})."""
+    with client() as c:
+        if cancel:
+            op = c.cancel_operation(name)
+        elif watch:
+            finish(follow(c, name, as_json))
+            return
+        else:
+            op = c.get_operation(name)
+    if as_json:
+        echo_json(as_dict(op))
+    else:
+        p = op.progress
+        click.echo(
+            f"{op.name}: {'done' if op.done else 'running'} {p.rows_written:,}/{p.total_rows:,}"
+            f" rows, {p.rows_per_second:,.0f} rows/s"
+            + (f", error: {op.error.message}" if op.error.code else "")
+        )
+
+
+@models.command("rollback")
+@click.argument("model")
+@click.option("--actor", required=True, help="Who asks for it (recorded).")
+@click.option("--reason", default="", help="Why (recorded).")
+@json_option
+@reports_errors
+def rollback(model: str, actor: str, reason: str, as_json: bool) -> None:
+    """Serve MODEL's previous version again; running servers follow without a restart."""
+    with client() as c:
+        m = c.rollback_model(model, actor=actor, reason=reason)
+    if as_json:
+        echo_json(as_dict(m))
+    else:
+        click.echo(f"{m.name}: current v{m.current_version}, previous v{m.previous_version or '-'}")
+
+
+@models.command("retire")
+@click.argument("model")
+@click.argument("version", type=int)
+@click.option("--actor", required=True, help="Who retires it (recorded).")
+@json_option
+@reports_errors
+def retire(model: str, version: int, actor: str, as_json: bool) -> None:
+    """Retire VERSION of MODEL and drop its table (refused for the active version)."""
+    with client() as c:
+        v = c.retire_version(model, version, actor=actor)
+    if as_json:
+        echo_json(as_dict(v))
+    else:
+        click.echo(f"{v.model} v{v.version}: RETIRED, table {v.table} dropped")
+
+
+@models.command("activations")
+@click.argument("model")
+@json_option
+@reports_errors
+def activations(model: str, as_json: bool) -> None:
+    """MODEL's activation history, newest first."""
+    with client() as c:
+        found = c.list_activations(model)
+    if as_json:
+        echo_json([as_dict(a) for a in found])
+        return
+    table = Table("when", "from", "to", "actor", "reason")
+    for a in found:
+        table.add_row(
+            a.activate_time.ToDatetime().isoformat(timespec="seconds"),
+            str(a.from_version or "-"),
+            str(a.to_version),
+            a.actor,
+            a.reason,
+        )
+    Console().print(table)
+
+
+@models.command("alias")
+@click.argument("model")
+@click.argument("alias")
+@click.argument("version", type=int, required=False)
+@click.option("--delete", is_flag=True, help="Remove the alias.")
+@reports_errors
+def alias(model: str, alias: str, version: int | None, delete: bool) -> None:
+    """Point ALIAS (e.g. canary) of MODEL at VERSION, or --delete it."""
+    with client() as c:
+        if delete:
+            m = c.delete_alias(model, alias)
+        elif version is None:
+            raise click.UsageError("give VERSION, or --delete")
+        else:
+            m = c.set_alias(model, alias, version)
+    click.echo(", ".join(f"{k}=v{v}" for k, v in sorted(m.aliases.items())) or "no aliases")
+
+
+@models.command("diff")
+@click.argument("model")
+@click.argument("version_a", type=int)
+@click.argument("version_b", type=int)
+@click.option("--tolerance", type=float, default=0.0, show_default=True)
+@json_option
+@reports_errors
+def diff(model: str, version_a: int, version_b: int, tolerance: float, as_json: bool) -> None:
+    """Compare two READY versions of MODEL over the whole grid."""
+    with client() as c:
+        d = c.diff_versions(model, version_a, version_b, tolerance=tolerance, timeout=600)
+    if as_json:
+        echo_json(as_dict(d))
+        return
+    share = d.changed_cells / d.cells if d.cells else 0.0
+    click.echo(
+        f"{d.changed_cells:,} of {d.cells:,} cells changed ({share:.1%}); "
+        f"max |delta| {d.max_abs_delta:.4f}, mean |delta| {d.mean_abs_delta:.4f}"
+    )
+    hist = Table("delta from", "to", "cells")
+    for h in d.histogram:
+        hist.add_row(f"{h.lower:+.6f}", f"{h.upper:+.6f}", f"{h.count:,}")
+    Console().print(hist)
+    feats = Table("feature", "concentration (Gini)", "busiest bin")
+    for f in d.features:
+        busiest = max(range(len(f.changed_cells_per_bin)), key=f.changed_cells_per_bin.__getitem__)
+        feats.add_row(f.feature, f"{f.concentration:.3f}", str(busiest))
+    Console().print(feats)

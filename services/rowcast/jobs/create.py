@@ -1,0 +1,89 @@
+"""Create a model version: from an uploaded LightGBM model, or by training on a shipped data
+set. The model file is stored in HBase with the version; its table is written later
+(materialisation)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import lightgbm as lgb
+
+from rowcast.core.records import ModelInfo, VersionInfo, VersionState
+from rowcast.errors import InvalidArgument
+from rowcast.jobs import dataset as datasets
+from rowcast.jobs.train import TrainParams, fidelity, train
+from rowcast.store.artifacts import ArtifactStore
+from rowcast.store.registry import RegistryStore
+
+HELDOUT_FRACTION = 0.2
+SPLIT_SEED = 42
+#: Largest uploaded model file.
+MAX_MODEL_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Training:
+    """Train on a shipped data set with these parameters."""
+
+    dataset: str
+    params: TrainParams
+
+
+def load_booster(content: bytes, model: ModelInfo, field: str = "lightgbm_model") -> lgb.Booster:
+    """Parse an uploaded model and check that its features are the signature's, in order."""
+    if not content:
+        raise InvalidArgument.field(field, "is empty")
+    if len(content) > MAX_MODEL_BYTES:
+        raise InvalidArgument.field(field, f"at most {MAX_MODEL_BYTES} bytes")
+    try:
+        booster = lgb.Booster(model_str=content.decode())
+    except (lgb.basic.LightGBMError, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidArgument.field(field, f"is not a LightGBM text model: {exc}") from exc
+    names = tuple(booster.feature_name())
+    if names != model.signature.names:
+        raise InvalidArgument.field(
+            field,
+            f"model features {list(names)} differ from the signature's "
+            f"{list(model.signature.names)}",
+        )
+    return booster
+
+
+def train_for(model: ModelInfo, training: Training) -> tuple[lgb.Booster, dict[str, float]]:
+    """Train on the data set's training split; metrics on its held-out split (blocking)."""
+    try:
+        ds = datasets.load(training.dataset)
+    except ValueError as exc:
+        raise InvalidArgument.field("training.dataset", str(exc)) from exc
+    missing = set(model.signature.names) - set(ds.features)
+    if missing:
+        raise InvalidArgument.field(
+            "training.dataset",
+            f"data set {training.dataset!r} lacks the model's features {sorted(missing)}",
+        )
+    train_frame, test_frame = ds.split(HELDOUT_FRACTION, SPLIT_SEED)
+    booster = train(ds, model.signature, train_frame, training.params)
+    return booster, fidelity(booster, model.signature, test_frame, ds.target)
+
+
+async def create_version(
+    registry: RegistryStore,
+    artifacts: ArtifactStore,
+    model: ModelInfo,
+    source: bytes | Training,
+    creator: str,
+) -> tuple[VersionInfo, lgb.Booster]:
+    """Validate or train the model first, then allocate the version number and store the file:
+    bad input never consumes a version number."""
+    if isinstance(source, Training):
+        booster, metrics = await asyncio.to_thread(train_for, model, source)
+    else:
+        booster = await asyncio.to_thread(load_booster, source, model)
+        metrics = {}
+    version = await registry.new_version(model.name, creator)
+    await artifacts.put(model.name, version.version, booster.model_to_string().encode())
+    version = await registry.update_version(
+        model.name, version.version, state=VersionState.REGISTERED, metrics=metrics
+    )
+    return version, booster

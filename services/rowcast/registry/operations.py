@@ -1,0 +1,248 @@
+"""Materialisation operations: started by MaterializeVersion, run in this ModelService process,
+reported in HBase (so any replica can Get/Watch/Cancel them)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import lightgbm as lgb
+from google.rpc import code_pb2
+
+from rowcast.config import Settings
+from rowcast.core.keys import new_decision_id
+from rowcast.core.records import VersionState
+from rowcast.errors import FailedPrecondition, RowcastError
+from rowcast.jobs import materialize as mat
+from rowcast.store.admin import TableAdmin
+from rowcast.store.artifacts import ArtifactStore
+from rowcast.store.operations import OperationRecord, OperationState, OperationStore
+from rowcast.store.predictions import PredictionStore
+from rowcast.store.registry import RegistryStore
+
+log = logging.getLogger(__name__)
+
+#: How often a running operation writes its progress (and reads cancel requests).
+REPORT_EVERY_S = 0.5
+#: How often WatchOperation re-reads an operation it does not run itself.
+WATCH_POLL_S = 0.25
+
+
+class RateMeter:
+    """Recent rows/s from progress samples (a sliding window of a few seconds)."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self._window_s = window_s
+        self._samples: list[tuple[float, int]] = []
+
+    def add(self, rows: int) -> None:
+        now = time.monotonic()
+        self._samples.append((now, rows))
+        while self._samples and now - self._samples[0][0] > self._window_s:
+            self._samples.pop(0)
+
+    def rate(self) -> float:
+        if len(self._samples) < 2:
+            return 0.0
+        (t0, r0), (t1, r1) = self._samples[0], self._samples[-1]
+        return (r1 - r0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+class Materializations:
+    """Starts, reports, watches and cancels materialisation operations."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: RegistryStore,
+        predictions: PredictionStore,
+        admin: TableAdmin,
+        artifacts: ArtifactStore,
+        operations: OperationStore,
+    ) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._predictions = predictions
+        self._admin = admin
+        self._artifacts = artifacts
+        self._operations = operations
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancels: dict[str, threading.Event] = {}
+
+    async def start(
+        self, model: str, version: int, rows_per_second: float | None
+    ) -> OperationRecord:
+        info = await self._registry.get_version(model, version)
+        if info.state not in (VersionState.REGISTERED, VersionState.MATERIALIZING):
+            raise FailedPrecondition(
+                f"version {version} of {model!r} is {info.state.value}; only a REGISTERED "
+                "version (or an interrupted MATERIALIZING one) can be materialised"
+            )
+        running = await self._operations.running_for(model, version)
+        if running is not None:
+            raise FailedPrecondition(
+                f"version {version} of {model!r} is being materialised by {running.name}"
+            )
+        model_info = await self._registry.get_model(model)
+        content = await self._artifacts.get(model, version)
+        booster = await asyncio.to_thread(lambda: lgb.Booster(model_str=content.decode()))
+        now = int(time.time() * 1000)
+        record = await self._operations.save(
+            OperationRecord(
+                op_id=new_decision_id(now),
+                model=model,
+                version=version,
+                state=OperationState.RUNNING,
+                rows_written=info.rows_written,
+                total_rows=model_info.signature.grid_size,
+                rows_per_second=0.0,
+                eta_seconds=0.0,
+                start_time_ms=now,
+                update_time_ms=now,
+            )
+        )
+        cancel = threading.Event()
+        self._cancels[record.op_id] = cancel
+        self._tasks[record.op_id] = asyncio.create_task(
+            self._run(
+                record,
+                model_info.signature,
+                model_info.salt_buckets,
+                booster,
+                cancel,
+                info.metrics,
+                rows_per_second,
+            ),
+            name=record.name,
+        )
+        return record
+
+    async def _run(
+        self,
+        record: OperationRecord,
+        signature: object,
+        salt_buckets: int,
+        booster: lgb.Booster,
+        cancel: threading.Event,
+        metrics: dict[str, float],
+        rows_per_second: float | None,
+    ) -> None:
+        meter = RateMeter()
+        rows = [record.rows_written]
+
+        def progress(done: int, total: int) -> None:  # called from the writing thread
+            rows[0] = done
+
+        async def report() -> None:
+            nonlocal record
+            while True:
+                await asyncio.sleep(REPORT_EVERY_S)
+                meter.add(rows[0])
+                rate = meter.rate()
+                remaining = record.total_rows - rows[0]
+                record = replace(
+                    record,
+                    rows_written=rows[0],
+                    rows_per_second=rate,
+                    eta_seconds=remaining / rate if rate > 0 else 0.0,
+                )
+                with contextlib.suppress(RowcastError):
+                    record = await self._operations.save(record)
+                    if (await self._operations.get(record.op_id)).cancel_requested:
+                        cancel.set()
+
+        reporter = asyncio.create_task(report())
+        final: OperationRecord
+        try:
+            version = await self._registry.get_version(record.model, record.version)
+            await mat.materialize(
+                registry=self._registry,
+                predictions=self._predictions,
+                admin=self._admin,
+                version=version,
+                signature=signature,  # type: ignore[arg-type]
+                booster=booster,
+                metrics=metrics,
+                salt_buckets=salt_buckets,
+                max_grid_rows=self._settings.max_grid_rows,
+                progress=progress,
+            )
+            final = replace(record, state=OperationState.SUCCEEDED, rows_written=record.total_rows)
+        except asyncio.CancelledError:
+            final = replace(
+                record,
+                state=OperationState.CANCELLED,
+                error_code=code_pb2.CANCELLED,
+                error_message="the ModelService stopped; resume with MaterializeVersion",
+            )
+        except RowcastError as exc:
+            final = replace(
+                record,
+                state=OperationState.FAILED,
+                error_code=code_pb2.FAILED_PRECONDITION,
+                error_message=exc.message,
+            )
+        except Exception as exc:
+            cancelled = type(exc).__name__ == "MaterializeCancelled"
+            final = replace(
+                record,
+                state=OperationState.CANCELLED if cancelled else OperationState.FAILED,
+                error_code=code_pb2.CANCELLED if cancelled else code_pb2.INTERNAL,
+                error_message=(
+                    "cancelled; resume with MaterializeVersion" if cancelled else f"{exc}"[:500]
+                ),
+            )
+            if not cancelled:
+                log.exception("materialisation %s failed", record.name)
+        finally:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
+        version = await self._registry.get_version(record.model, record.version)
+        await self._operations.save(
+            replace(final, rows_written=version.rows_written or final.rows_written)
+        )
+        self._tasks.pop(record.op_id, None)
+        self._cancels.pop(record.op_id, None)
+
+    async def get(self, op_id: str, timeout_s: float | None = None) -> OperationRecord:
+        return await self._operations.get(op_id, timeout_s)
+
+    async def watch(self, op_id: str) -> AsyncIterator[OperationRecord]:
+        """The operation's state each time it changes, ending with the done state."""
+        last: OperationRecord | None = None
+        while True:
+            record = await self._operations.get(op_id)
+            if last is None or (record.rows_written, record.state) != (
+                last.rows_written,
+                last.state,
+            ):
+                yield record
+                last = record
+            if record.done:
+                return
+            await asyncio.sleep(WATCH_POLL_S)
+
+    async def cancel(self, op_id: str, timeout_s: float | None = None) -> OperationRecord:
+        record = await self._operations.request_cancel(op_id, timeout_s)
+        local = self._cancels.get(op_id)
+        if local is not None:
+            local.set()
+        return record
+
+    async def wait(self, op_id: str) -> None:
+        task = self._tasks.get(op_id)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def stop(self) -> None:
+        """On shutdown: ask running operations to stop at a checkpoint."""
+        for event in self._cancels.values():
+            event.set()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks.values()), timeout=10.0)

@@ -1,0 +1,244 @@
+"""Streams a spool to the AuditService (`StreamDecisions`) and moves its cursor on each ack."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from rowcast.spool.framing import Position
+from rowcast.spool.spool import Spool
+from rowcast.v1 import audit_service_pb2 as audit_pb
+from rowcast.v1 import audit_service_pb2_grpc as audit_grpc
+from rowcast.v1 import resources_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+#: Batches sent but not yet acknowledged on one stream: keeps the AuditService busy while an
+#: acknowledgement travels back, without re-sending much after a reconnect.
+MAX_IN_FLIGHT = 4
+BATCH_BYTES = 1 << 20
+#: An acknowledgement slower than this means the AuditService hangs (e.g. SIGSTOPped): reconnect.
+ACK_TIMEOUT_S = 30.0
+#: How long an idle sender sleeps before looking at the spool again without being notified.
+IDLE_POLL_S = 1.0
+MIN_BACKOFF_S = 0.05
+MAX_BACKOFF_S = 2.0
+
+#: HTTP/2 keepalive notices a dead or stopped AuditService on an idle stream. The servers allow
+#: pings every 10 s at most (server.SERVER_OPTIONS); stay above that.
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.keepalive_time_ms", 15_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    batch_id: int
+    end: Position
+    payloads: list[bytes]
+
+
+class SpoolSender:
+    """Delivers a spool's records to the AuditService in order and acknowledges them in it.
+
+    One stream at a time; on any failure it waits (exponential backoff) and reconnects from the
+    spool's cursor, so the unacknowledged tail is sent again: harmless, since the AuditService
+    stores decisions idempotently by id.
+    """
+
+    def __init__(
+        self,
+        spool: Spool,
+        target: str,
+        executor: Executor,
+        *,
+        batch_size: int = 500,
+        name: str = "audit-spool-sender",
+    ) -> None:
+        self._spool = spool
+        self._target = target
+        self._executor = executor
+        self._batch_size = batch_size
+        self._name = name
+        self._data = asyncio.Event()
+        self._acked = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        #: Decisions acknowledged as stored.
+        self.sent = 0
+        #: Decisions the AuditService refused as malformed (kept under quarantine/).
+        self.rejected = 0
+        #: Streams opened after the first (reconnects).
+        self.reconnects = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self._name)
+
+    def notify(self) -> None:
+        """New records are in the spool."""
+        self._data.set()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def drained(self) -> None:
+        """Return once every record in the spool has been acknowledged."""
+        while self._spool.pending_bytes() > 0:
+            self._acked.clear()
+            # Re-checked at least every 100 ms: an empty read can move the cursor too.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acked.wait(), 0.1)
+
+    async def _io(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _run(self) -> None:
+        backoff = MIN_BACKOFF_S
+        async with grpc.aio.insecure_channel(self._target, options=CHANNEL_OPTIONS) as channel:
+            # The generated stub class carries no annotations.
+            stub = audit_grpc.AuditServiceStub(channel)  # type: ignore[no-untyped-call]
+            while True:
+                started = time.monotonic()
+                try:
+                    await self._session(stub)
+                except (grpc.aio.AioRpcError, ConnectionError, TimeoutError) as exc:
+                    log.debug("audit stream to %s ended: %s", self._target, _describe(exc))
+                except Exception:
+                    # A bug or a spool I/O error: the sender must outlive it, or the spool
+                    # would fill up and Predict stop. Records stay in the spool meanwhile.
+                    log.exception("audit spool sender failed; retrying")
+                if self._stopping:
+                    raise asyncio.CancelledError
+                self.reconnects += 1
+                if time.monotonic() - started > 5.0:
+                    backoff = MIN_BACKOFF_S  # the stream worked for a while
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    async def _session(self, stub: audit_grpc.AuditServiceStub) -> None:
+        """One stream: send batches from the cursor on, apply acknowledgements as they come."""
+        call = stub.StreamDecisions()
+        in_flight: collections.deque[_InFlight] = collections.deque()
+        window = asyncio.Semaphore(MAX_IN_FLIGHT)
+        sent_one = asyncio.Event()
+        # Two plain tasks rather than a TaskGroup: Python 3.11's TaskGroup can swallow a
+        # cancellation (stop) that races with a failing stream.
+        loops = {
+            asyncio.create_task(self._write_loop(call, in_flight, window, sent_one)),
+            asyncio.create_task(self._read_loop(call, in_flight, window, sent_one)),
+        }
+        try:
+            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            call.cancel()
+        for task in done:
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                raise exc
+
+    async def _write_loop(
+        self,
+        call: Any,
+        in_flight: collections.deque[_InFlight],
+        window: asyncio.Semaphore,
+        sent_one: asyncio.Event,
+    ) -> None:
+        pos = self._spool.cursor
+        batch_id = 0
+        while True:
+            await window.acquire()
+            self._data.clear()
+            batch = await self._io(self._spool.read, pos, self._batch_size, BATCH_BYTES)
+            if not batch.payloads:
+                window.release()
+                pos = batch.end
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._data.wait(), IDLE_POLL_S)
+                continue
+            decisions, readable, unreadable = _parse(batch.payloads)
+            if unreadable:
+                await self._quarantine(unreadable, "unreadable")
+            batch_id += 1
+            in_flight.append(_InFlight(batch_id, batch.end, readable))
+            try:
+                await call.write(
+                    audit_pb.StreamDecisionsRequest(batch_id=batch_id, decisions=decisions)
+                )
+            except asyncio.InvalidStateError as exc:
+                # grpc.aio reports a stream that already failed (e.g. nothing listens) this way.
+                raise ConnectionError(f"audit stream closed: {await call.code()}") from exc
+            sent_one.set()
+            pos = batch.end
+
+    async def _read_loop(
+        self,
+        call: Any,
+        in_flight: collections.deque[_InFlight],
+        window: asyncio.Semaphore,
+        sent_one: asyncio.Event,
+    ) -> None:
+        while True:
+            if not in_flight:
+                sent_one.clear()
+                await sent_one.wait()
+            response = await asyncio.wait_for(call.read(), ACK_TIMEOUT_S)
+            if response is grpc.aio.EOF:
+                raise ConnectionError("the AuditService closed the stream")
+            head = in_flight.popleft()
+            if response.batch_id != head.batch_id:
+                raise ConnectionError(
+                    f"acknowledgement for batch {response.batch_id}, expected {head.batch_id}"
+                )
+            if response.rejected:
+                for r in response.rejected:
+                    log.error("AuditService refused decision %s: %s", r.decision_id, r.reason)
+                rejected = [head.payloads[r.index] for r in response.rejected]
+                await self._quarantine(rejected, "rejected")
+                self.rejected += len(rejected)
+            await self._io(self._spool.acknowledge, head.end)
+            self.sent += response.recorded_count
+            self._acked.set()
+            window.release()
+
+    async def _quarantine(self, payloads: list[bytes], why: str) -> None:
+        name = f"{why}-{time.time_ns()}.records"
+        path = await self._io(self._spool.quarantine_records, name, payloads)
+        log.error("audit spool: %d %s records kept in %s", len(payloads), why, path)
+
+
+def _parse(payloads: list[bytes]) -> tuple[list[pb.Decision], list[bytes], list[bytes]]:
+    """Decisions, the payloads they came from (same order), and payloads that do not parse."""
+    decisions = []
+    readable = []
+    unreadable = []
+    for payload in payloads:
+        try:
+            decisions.append(pb.Decision.FromString(payload))
+            readable.append(payload)
+        except DecodeError:
+            unreadable.append(payload)
+    return decisions, readable, unreadable
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name}: {exc.details()}"
+    return f"{type(exc).__name__}: {exc}"
