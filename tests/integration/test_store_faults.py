@@ -18,7 +18,7 @@ from rowcast.config import Settings
 from rowcast.hbase.ports import free_port
 from rowcast.hbase.runtime import StandaloneHBase
 from rowcast_client import AsyncRowcastClient, Targets, UnavailableError
-from tests.integration.conftest import MODEL, Published, audited
+from tests.integration.conftest import MODEL, Published, Suite, audited
 
 CUSTOMER = {"balance": 900.0, "income": 40_000.0, "student": "No"}
 
@@ -65,17 +65,30 @@ async def test_unreachable_hbase_is_unavailable_within_the_deadline(
 
 
 async def test_servers_survive_a_thrift_gateway_restart(
-    client: AsyncRowcastClient, hbase: StandaloneHBase, published: Published
+    client: AsyncRowcastClient,
+    hbase: StandaloneHBase,
+    published: Published,
+    settings: Settings,
+    suite: Suite,
 ) -> None:
     """Kill -9 the gateway: calls get UNAVAILABLE; restart it: the same servers answer again."""
-    assert (await client.predict(MODEL, CUSTOMER)).model_version == published.v1.version.version
-    hbase.kill("thrift", signal.SIGKILL)
+    # No cache, so that every call needs the gateway.
+    uncached = replace(settings, server=replace(settings.server, cache_size=0))
+    server = await start_prediction_server(uncached, 0, audit_target=suite.targets.audit)
     try:
-        await asyncio.sleep(0.5)
-        with pytest.raises(UnavailableError):
-            await client.predict(MODEL, CUSTOMER, timeout=2.0)
+        async with AsyncRowcastClient(Targets(prediction=f"127.0.0.1:{server.port}")) as own:
+            assert (
+                await own.predict(MODEL, CUSTOMER)
+            ).model_version == published.v1.version.version
+            hbase.kill("thrift", signal.SIGKILL)
+            try:
+                await asyncio.sleep(0.5)
+                with pytest.raises(UnavailableError):
+                    await own.predict(MODEL, CUSTOMER, timeout=2.0)
+            finally:
+                await asyncio.to_thread(hbase.start, 120)
+            r = await own.predict(MODEL, CUSTOMER, timeout=10.0)
+            assert r.model_version == published.v1.version.version
     finally:
-        await asyncio.to_thread(hbase.start, 120)
-    r = await client.predict(MODEL, CUSTOMER)
-    assert r.model_version == published.v1.version.version
+        await server.stop(1.0)
     assert (await audited(client, r.decision_id)).decision_id == r.decision_id
