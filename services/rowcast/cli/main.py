@@ -13,6 +13,7 @@ import click
 
 from rowcast.cli.admin_cmd import predict
 from rowcast.cli.audit_cmd import audit
+from rowcast.cli.bench_cmd import bench
 from rowcast.cli.demo_cmd import demo
 from rowcast.cli.hbase_cmd import hbase
 from rowcast.cli.jobs_cmd import publish
@@ -78,6 +79,7 @@ cli.add_command(demo)
 cli.add_command(models)
 cli.add_command(audit)
 cli.add_command(predict)
+cli.add_command(bench)
 
 
 def run_replicas(service: str, port: int | None, processes: int) -> int:

@@ -1,0 +1,84 @@
+"""How busy the machine was during a measurement, and how much of that was someone else.
+
+Benchmarks here share a 2-core machine with whatever else runs. A CpuMeter reads total busy
+time from /proc/stat and the CPU time of the processes under test (server, HBase, ghz, this
+process) before and after a run; the difference is `other_cores`: cores' worth of CPU that
+processes outside the benchmark used. Linux only.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _busy_s() -> float:
+    """Seconds all cores spent not idle since boot."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [int(v) for v in fields]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    # guest time is already counted in user/nice.
+    return (sum(values[:8]) - idle) / _TICKS
+
+
+def _process_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) of a live process; 0 if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _own_s() -> float:
+    """CPU seconds of this process and its reaped children (ghz runs are reaped children)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """Cores in use over a window: all of them, and those outside the benchmark."""
+
+    busy_cores: float
+    other_cores: float
+    #: CPU seconds the measured server process itself used (None: no server given).
+    server_cpu_s: float | None = None
+
+
+class CpuMeter:
+    """Measures CPU use over one window; `pids` are the live processes under test."""
+
+    def __init__(self, pids: Callable[[], Iterable[int]], server_pid: int | None = None) -> None:
+        self._pids = pids
+        self._server_pid = server_pid
+        self._start: tuple[float, float, float, dict[int, float]] | None = None
+
+    def start(self) -> None:
+        pids = {pid: _process_s(pid) for pid in {*self._pids(), *self._server()}}
+        self._start = (time.monotonic(), _busy_s(), _own_s(), pids)
+
+    def _server(self) -> list[int]:
+        return [] if self._server_pid is None else [self._server_pid]
+
+    def stop(self) -> CpuUse:
+        if self._start is None:
+            raise RuntimeError("CpuMeter.stop() before start()")
+        t0, busy0, own0, pids0 = self._start
+        wall = max(time.monotonic() - t0, 1e-9)
+        busy = _busy_s() - busy0
+        used = {pid: _process_s(pid) - s for pid, s in pids0.items()}
+        ours = _own_s() - own0 + sum(used.values())
+        return CpuUse(
+            busy_cores=busy / wall,
+            other_cores=max(0.0, busy - ours) / wall,
+            server_cpu_s=None if self._server_pid is None else used[self._server_pid],
+        )

@@ -1,0 +1,81 @@
+"""The options of a benchmark run and the environment each server subprocess gets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from rowcast.config import Settings
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """How long and how hard each measurement runs, and where things go."""
+
+    #: Seconds of load per measurement.
+    duration_s: float = 10.0
+    #: Seconds of discarded load before each server's first measurement (connections, caches).
+    warmup_s: float = 2.0
+    #: ghz workers of the throughput measurements (latency ratios always run at 1).
+    concurrency: int = 16
+    #: Messages per StreamPredict call.
+    stream_messages: int = 100
+    #: Distinct inputs of the cache-hit runs (all cached after the warm-up).
+    hot_inputs: int = 64
+    #: Distinct inputs of the cache-miss runs and the raw row() loop.
+    cold_inputs: int = 5000
+    model: str = "credit_default"
+    #: Publish a new version even if the model has an active one.
+    republish: bool = False
+    #: Cores' worth of CPU that other processes may use before a measurement counts as
+    #: disturbed (it is then repeated, up to `attempts` runs, keeping the quietest).
+    max_other_cores: float = 0.25
+    attempts: int = 3
+    #: Seconds to wait for the machine to go quiet before each attempt.
+    quiet_wait_s: float = 20.0
+    client_cpu: int = 0
+    server_cpu: int = 1
+    tools_dir: Path = Path(".tools/bin")
+    out_dir: Path = Path("bench/results")
+    quick: bool = False
+
+    def quickened(self) -> BenchOptions:
+        """Short runs for a smoke test: the same plan, numbers not worth quoting."""
+        return replace(
+            self,
+            duration_s=min(self.duration_s, 1.0),
+            warmup_s=min(self.warmup_s, 0.5),
+            cold_inputs=min(self.cold_inputs, 500),
+            stream_messages=min(self.stream_messages, 20),
+            attempts=1,
+            quiet_wait_s=0.0,
+            quick=True,
+        )
+
+
+def server_env(
+    settings: Settings,
+    *,
+    audit_port: int | None = None,
+    cache_size: int | None = None,
+    audit: bool | None = None,
+) -> dict[str, str]:
+    """ROWCAST_* variables (docs/config.md) that point a server at this run's HBase."""
+    hb = settings.hbase
+    env = {
+        "ROWCAST_HOME": str(hb.home),
+        "ROWCAST_HOST": "127.0.0.1",
+        "ROWCAST_HBASE_HOST": hb.host,
+        "ROWCAST_HBASE_THRIFT_PORT": str(hb.thrift_port),
+        "ROWCAST_HBASE_THRIFT2_PORT": str(hb.thrift2_port),
+        "ROWCAST_HBASE_ZK_PORT": str(hb.zookeeper_port),
+        "ROWCAST_HBASE_MASTER_PORT": str(hb.master_port),
+        "ROWCAST_HBASE_RS_PORT": str(hb.regionserver_port),
+    }
+    if audit_port is not None:
+        env["ROWCAST_AUDIT_PORT"] = str(audit_port)
+    if cache_size is not None:
+        env["ROWCAST_CACHE_SIZE"] = str(cache_size)
+    if audit is not None:
+        env["ROWCAST_AUDIT"] = "on" if audit else "off"
+    return env
