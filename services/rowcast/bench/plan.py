@@ -59,6 +59,7 @@ def server_env(
     audit_port: int | None = None,
     cache_size: int | None = None,
     audit: bool | None = None,
+    durability: str | None = None,
 ) -> dict[str, str]:
     """ROWCAST_* variables (docs/config.md) that point a server at this run's HBase."""
     hb = settings.hbase
@@ -78,4 +79,6 @@ def server_env(
         env["ROWCAST_CACHE_SIZE"] = str(cache_size)
     if audit is not None:
         env["ROWCAST_AUDIT"] = "on" if audit else "off"
+    if durability is not None:
+        env["ROWCAST_AUDIT_DURABILITY"] = durability
     return env

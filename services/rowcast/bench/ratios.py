@@ -125,6 +125,11 @@ GOALS: Final[tuple[Goal, ...]] = (
         lambda ms: _cpu(ms, "predict_hit") / _cpu(ms, "echo"),
     ),
     Goal(
+        "audit_fsync_rps_vs_process",
+        "max rps of cached Predict with fsync durability / with process durability (default)",
+        lambda ms: _m(ms, "predict_hit_audit_fsync").rps / _m(ms, "predict_hit").rps,
+    ),
+    Goal(
         "audit_on_server_cpu_vs_off",
         "server CPU per call of cached Predict: audit on / audit off",
         lambda ms: _cpu(ms, "predict_hit") / _cpu(ms, "predict_hit_audit_off"),

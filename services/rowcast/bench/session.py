@@ -96,6 +96,7 @@ class Session:
             self._extra_pids = [audit_proc.pid]
             self._rowcast_cached(audit_port)
             self._rowcast_audit_off(audit_port)
+            self._rowcast_audit_fsync(audit_port)
             self._rowcast_uncached(audit_port)
 
     def _raw_row(self) -> None:
@@ -149,10 +150,22 @@ class Session:
         self._with_server(spec, self._data.predict_cold, [run])
 
     def _rowcast(
-        self, name: str, audit_port: int, *, cache_size: int | None, audit: bool
+        self,
+        name: str,
+        audit_port: int,
+        *,
+        cache_size: int | None,
+        audit: bool,
+        durability: str | None = None,
     ) -> ServerSpec:
         (port,) = free_ports(1)
-        env = server_env(self._settings, audit_port=audit_port, cache_size=cache_size, audit=audit)
+        env = server_env(
+            self._settings,
+            audit_port=audit_port,
+            cache_size=cache_size,
+            audit=audit,
+            durability=durability,
+        )
         return ServerSpec(name, rowcast_serve("prediction", port), port, env)
 
     def _rowcast_cached(self, audit_port: int) -> None:
@@ -190,6 +203,16 @@ class Session:
             spec,
             self._data.predict_hot,
             [self._unary("predict_hit_audit_off", "Predict, warm cache, audit off", spec.name)],
+        )
+
+    def _rowcast_audit_fsync(self, audit_port: int) -> None:
+        spec = self._rowcast(
+            "rowcast-audit-fsync", audit_port, cache_size=None, audit=True, durability="fsync"
+        )
+        self._with_server(
+            spec,
+            self._data.predict_hot,
+            [self._unary("predict_hit_audit_fsync", "Predict, warm cache, audit fsync", spec.name)],
         )
 
     def _rowcast_uncached(self, audit_port: int) -> None:

@@ -140,7 +140,7 @@ def bench(
       echo           a bare grpc.aio server (the Python gRPC floor)
       raw_row        a happybase row() loop on the version table (the store floor)
       compute_*      LightGBM computing on request (demo model, and 1,000 trees)
-      predict_*      rowcast Predict: warm cache, cache off, audit off, 70% load
+      predict_*      rowcast Predict: warm cache, cache off, audit off / fsync, 70% load
       *_batch32_*    PredictBatch of 32;  stream_predict: StreamPredict
     Uses the HBase of ROWCAST_HOME if it runs, else starts one on free ports (and stops
     it). Writes bench/results/<timestamp>.json/.md and latest.json/.md, prints the ratios.
