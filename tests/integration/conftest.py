@@ -98,8 +98,9 @@ async def client(suite: Suite) -> AsyncIterator[AsyncRowcastClient]:
 
 
 async def audited(client: AsyncRowcastClient, decision_id: str) -> pb.Decision:
-    """Decisions reach the audit table asynchronously; wait up to 10 s for one."""
-    for _ in range(100):
+    """Decisions reach the audit table asynchronously (spool, stream, HBase writes); wait up to
+    30 s for one: a loaded CI machine has been seen to need more than 10 s."""
+    for _ in range(300):
         try:
             return await client.get_decision(decision_id)
         except NotFoundError:

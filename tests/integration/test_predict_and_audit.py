@@ -21,7 +21,9 @@ async def test_predict_answers_with_the_model_output_for_the_binned_inputs(
     """The served output is the real model's output at the representative values of the bins."""
     r = await client.predict(MODEL, CUSTOMER, subject="cust-42")
     assert r.model_version == published.v1.version.version
-    assert r.source == pb.PREDICTION_SOURCE_HBASE
+    # Earlier tests may have cached this key: the cache and HBase must agree (test_prediction_
+    # serving checks which source answers on a fresh server).
+    assert r.source in (pb.PREDICTION_SOURCE_HBASE, pb.PREDICTION_SOURCE_CACHE)
     assert len(r.decision_id) == 32
     booster = lgb.Booster(model_file=str(published.v1.model_file))
     bins = np.array([key_bins(bytes.fromhex(r.key))])
