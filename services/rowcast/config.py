@@ -78,6 +78,10 @@ class Settings:
     salt_buckets: int = 16
     #: Largest grid a version may have before materialisation refuses it.
     max_grid_rows: int = 50_000_000
+    #: Rows per second a materialisation writes at most, so that it never pushes lookup
+    #: latency past its goals (docs/materialize.md); None writes as fast as HBase takes them.
+    #: MaterializeVersion's `rows_per_second` overrides it per run.
+    materialize_rows_per_second: float | None = 5_000.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -122,7 +126,19 @@ class Settings:
             server=sv,
             salt_buckets=int(env.get("ROWCAST_SALT_BUCKETS", 16)),
             max_grid_rows=int(env.get("ROWCAST_MAX_GRID_ROWS", 50_000_000)),
+            materialize_rows_per_second=_rate(
+                env.get("ROWCAST_MATERIALIZE_ROWS_PER_SECOND", "5000"),
+                "ROWCAST_MATERIALIZE_ROWS_PER_SECOND",
+            ),
         )
+
+
+def _rate(value: str, name: str) -> float | None:
+    """A positive rate, or None for 0 (no limit)."""
+    rate = float(value)
+    if rate < 0:
+        raise ValueError(f"{name} must be 0 (no limit) or positive, got {value!r}")
+    return rate or None
 
 
 def _flag(value: str, name: str) -> bool:

@@ -279,3 +279,45 @@ async def test_diff_versions_reports_changes_over_the_whole_grid(
     assert all(sum(f.changed_cells_per_bin) == d.changed_cells for f in d.features)
     same = await client.diff_versions(LIFE, a, a, timeout=60)
     assert (same.changed_cells, same.max_abs_delta) == (0, 0.0)
+
+
+async def test_a_cancelled_materialisation_resumes_where_it_stopped(suite: Suite) -> None:
+    """CancelOperation stops the writers at a checkpoint: the operation ends CANCELLED, the
+    version stays MATERIALIZING (never READY) with its watermark; MaterializeVersion again
+    continues from there and ends READY with exactly the grid's rows."""
+    ds = datasets.load("default")
+    train, _ = ds.split(0.2, 42)
+    signature = signature_to_pb(derive_signature(train, ds, {"balance": 100, "income": 50}))
+    model = pb.Model(
+        name="cancel_resume",
+        signature=signature,
+        output=pb.OutputSpec(kind=pb.OUTPUT_KIND_PROBABILITY, description="P(default)"),
+    )
+    async with AsyncRowcastClient(suite.targets, timeout_s=30.0) as client:
+        grid = (await client.register_model(model)).grid_size
+        v = await client.create_version(
+            "cancel_resume",
+            creator="test",
+            training=model_pb.TrainingSpec(dataset="default", num_leaves=7, num_trees=30),
+        )
+        op = await client.materialize_version(
+            "cancel_resume", v.version, rows_per_second_limit=1_000
+        )
+        async for state in client.watch_operation(op.name, timeout=120):
+            if state.progress.rows_written > 0:
+                break
+        await client.cancel_operation(op.name)
+        states = [s async for s in client.watch_operation(op.name, timeout=120)]
+        stopped = states[-1]
+        assert stopped.done and stopped.error.code == 1, stopped  # google.rpc CANCELLED
+        paused = await client.get_version("cancel_resume", v.version)
+        assert paused.state == pb.VERSION_STATE_MATERIALIZING
+        assert 0 < paused.rows_written < grid
+        assert stopped.progress.rows_written == paused.rows_written
+
+        resumed = await client.materialize_version("cancel_resume", v.version)
+        states = [s async for s in client.watch_operation(resumed.name, timeout=120)]
+        assert states[0].progress.rows_written >= paused.rows_written
+        done = states[-1]
+        assert done.version.state == pb.VERSION_STATE_READY, done.error.message
+        assert done.version.row_count == grid

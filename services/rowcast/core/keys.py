@@ -21,6 +21,9 @@ import struct
 import time
 import zlib
 from collections.abc import Sequence
+from typing import Final
+
+import numpy as np
 
 BIN_WIDTH = 2
 _BIN = struct.Struct(">H")
@@ -55,6 +58,63 @@ def prediction_key(bins: Sequence[int], buckets: int) -> bytes:
     """The row key of a grid cell: salt byte then the fixed-width bin indices."""
     payload = encode_bins(bins)
     return bytes([salt(payload, buckets)]) + payload
+
+
+def salt_ranges(buckets: int) -> list[tuple[bytes, bytes | None]]:
+    """Key ranges [start, stop), one per salt bucket, that together cover every prediction key
+    (b"" start and None stop mean the table's ends)."""
+    bounds = [b"", *split_keys(buckets)]
+    return [(lo, bounds[i + 1] if i + 1 < len(bounds) else None) for i, lo in enumerate(bounds)]
+
+
+# --- The same layout for a whole chunk of grid cells at once (materialisation). ----------
+
+
+def _crc32_table() -> np.ndarray:
+    table = np.zeros(256, dtype=np.uint32)
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+        table[i] = c
+    return table
+
+
+_CRC_TABLE: Final = _crc32_table()
+
+
+def crc32_rows(data: np.ndarray) -> np.ndarray:
+    """zlib.crc32 of every row of a (rows, width) uint8 matrix, vectorised over rows.
+
+    A Python loop of zlib.crc32 costs more per row than scoring the row; this costs one
+    table lookup per byte column for the whole chunk.
+    """
+    crc = np.full(data.shape[0], 0xFFFFFFFF, dtype=np.uint32)
+    for column in range(data.shape[1]):
+        crc = _CRC_TABLE[(crc ^ data[:, column]) & 0xFF] ^ (crc >> 8)
+    return crc ^ np.uint32(0xFFFFFFFF)
+
+
+def key_matrix(bins: np.ndarray, buckets: int) -> np.ndarray:
+    """Row keys of grid cells as a (rows, 1 + 2 * features) uint8 matrix.
+
+    Same layout as `prediction_key` (salt byte = crc32 of the big-endian
+    uint16 bins modulo buckets, then the bins), computed for a whole chunk at once; a test
+    checks the two agree.
+    """
+    if not 1 <= buckets <= 256:
+        raise ValueError(f"salt buckets must be 1..256, got {buckets}")
+    payload = np.ascontiguousarray(bins.astype(">u2")).view(np.uint8)
+    payload = payload.reshape(bins.shape[0], bins.shape[1] * BIN_WIDTH)
+    salts = (crc32_rows(payload) % np.uint32(buckets)).astype(np.uint8)
+    return np.column_stack([salts, payload])
+
+
+def split_rows(matrix: np.ndarray) -> list[bytes]:
+    """Each row of a uint8 matrix as bytes (slicing one buffer; no per-row numpy calls)."""
+    width = matrix.shape[1]
+    buffer = np.ascontiguousarray(matrix).tobytes()
+    return [buffer[i : i + width] for i in range(0, len(buffer), width)]
 
 
 def key_bins(key: bytes) -> tuple[int, ...]:

@@ -118,6 +118,8 @@ class VersionInfo:
     update_time_ms: int
     #: Watermark of materialisation: every grid cell below this flat index is written.
     rows_written: int = 0
+    #: XOR of crc32(key + output) over the cells below the watermark (see jobs/workers.py).
+    checksum_done: int = 0
     failure_reason: str = ""
 
 

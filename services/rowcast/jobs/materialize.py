@@ -1,26 +1,58 @@
-"""Flatten a model: evaluate it on every cell of its grid and write the answers to its table.
+"""Flatten a model: score every cell of its grid in worker processes, write the answers to the
+version's table, verify the table, and mark the version READY or FAILED.
 
-The grid is walked in chunks of flat cell indices (`numpy.unravel_index`), so memory stays flat
-in the grid size. Writes are idempotent (same key, same timestamp), so a rerun after a crash
-rewrites cells rather than duplicating them. The version only becomes READY once its table
-holds exactly the grid's row count; a crash leaves it MATERIALIZING, a failure FAILED, and the
-active version is never touched.
+The pipeline streams: this process hands out chunk ranges (flat grid indices) to spawned
+workers (`rowcast.jobs.workers`), at most `workers * in_flight_per_worker` at a time, paced by
+a token bucket; each worker scores its chunk and writes it in one mutateRows call. Nothing
+here holds more than the bounded window of chunk numbers, so memory is flat in the grid size.
+
+Progress is a watermark: the flat index below which every cell is acknowledged by HBase.
+Chunks finish out of order, so the watermark is the end of the lowest contiguous run of done
+chunks; it is checkpointed in the version's registry row about every second. A resumed run
+starts at the watermark and rewrites whatever was in flight: writes are idempotent (same key,
+same cell timestamp), so nothing is lost and nothing duplicated.
+
+States: MATERIALIZING while writing. A cancel, a store outage or a cancelled task leaves it
+MATERIALIZING (resumable: the checkpoint is where it stopped). Any other error, or a table that
+fails verification (`rowcast.jobs.verify`), makes it FAILED with the reason recorded. Only a
+verified table becomes READY. The active version is never touched.
 """
 
 from __future__ import annotations
 
-import zlib
+import asyncio
+import contextlib
+import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Final
 
 import lightgbm as lgb
 import numpy as np
 
-from rowcast.core.keys import prediction_key
+from rowcast.config import HBaseSettings
 from rowcast.core.records import VersionInfo, VersionState
 from rowcast.core.signature import Signature
-from rowcast.errors import InvalidArgument
-from rowcast.jobs.train import predict_cells
+from rowcast.errors import FailedPrecondition, InvalidArgument, StoreUnavailable
+from rowcast.jobs.ratelimit import TokenBucket
+from rowcast.jobs.verify import (
+    DEFAULT_SAMPLE,
+    HeldOut,
+    Verification,
+    VerificationFailed,
+    verify,
+)
+from rowcast.jobs.workers import (
+    ChunkDriver,
+    Watermark,
+    WorkerConfig,
+    grid_bins,
+    spawn_pool,
+    warm_up,
+)
 from rowcast.store.admin import TableAdmin
 from rowcast.store.predictions import PredictionStore
 from rowcast.store.registry import RegistryStore
@@ -28,22 +60,78 @@ from rowcast.store.schema import create_prediction_table
 
 Progress = Callable[[int, int], None]
 
+#: Under a rate limit chunks shrink to about this many seconds of the allowed rate, so that the
+#: job writes small batches often instead of large bursts that queue behind serving reads.
+PACED_CHUNK_S: Final = 0.25
+MIN_PACED_CHUNK: Final = 500
+
+
+class MaterializeCancelled(Exception):
+    """Materialisation stopped on request after `rows_done` rows; the version stays
+    MATERIALIZING and a run with `resume=True` continues from there.
+
+    Not a RowcastError: a cancel is an outcome the caller asked for, not a failure to map.
+    """
+
+    def __init__(self, rows_done: int) -> None:
+        super().__init__(f"materialisation cancelled after {rows_done:,} rows; resumable")
+        self.rows_done = rows_done
+
+
+@dataclass(frozen=True)
+class MaterializeOptions:
+    """How a materialisation runs: parallelism, batching, pacing and the verification sample."""
+
+    #: Worker processes that score and write chunks.
+    workers: int = 2
+    #: Grid cells per chunk = rows per mutateRows call.
+    chunk_rows: int = 10_000
+    #: Chunks handed to each worker ahead of time (the bounded queue between the stages).
+    in_flight_per_worker: int = 2
+    #: Rows written per second at most; None writes as fast as HBase takes them.
+    rows_per_second: float | None = None
+    #: Grid cells re-scored by the verification gate, and the seed that picks them.
+    sample_size: int = DEFAULT_SAMPLE
+    sample_seed: int = 0
+    #: How often the watermark is written to the registry, seconds.
+    checkpoint_every_s: float = 1.0
+
+    def paced_chunk(self) -> int:
+        """Chunk size under the rate limit: a fraction of a second of rows, within bounds."""
+        if self.rows_per_second is None:
+            return self.chunk_rows
+        paced = int(self.rows_per_second * PACED_CHUNK_S)
+        return max(1, min(self.chunk_rows, max(MIN_PACED_CHUNK, paced)))
+
 
 @dataclass(frozen=True)
 class MaterializeResult:
+    """What a completed materialisation wrote and what the verification gate found."""
+
     table: str
+    #: Rows written by this run (a resumed run writes only what was left).
     rows_written: int
+    #: Rows counted in the table by verification.
     row_count: int
+    #: XOR of crc32(key + output) over the whole grid, independent of write order.
     checksum: int
+    verification: Verification | None = None
+    #: Seconds spent writing (this run, after the workers were up), and the resulting rate.
+    write_s: float = 0.0
+    #: Seconds to start the worker processes and load the model in each.
+    startup_s: float = 0.0
+    #: Seconds the verification gate took.
+    verify_s: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_written / self.write_s if self.write_s > 0 else 0.0
 
 
 def grid_chunks(signature: Signature, chunk: int) -> Iterator[np.ndarray]:
     """Bins of every grid cell, `chunk` cells at a time, shape (n, features)."""
-    shape = signature.cardinalities
-    total = signature.grid_size
-    for start in range(0, total, chunk):
-        flat = np.arange(start, min(start + chunk, total), dtype=np.int64)
-        yield np.column_stack(np.unravel_index(flat, shape)).astype(np.int64)
+    for start in range(0, signature.grid_size, chunk):
+        yield grid_bins(signature.cardinalities, start, min(start + chunk, signature.grid_size))
 
 
 def check_grid(signature: Signature, max_rows: int) -> None:
@@ -54,6 +142,20 @@ def check_grid(signature: Signature, max_rows: int) -> None:
         )
 
 
+@contextlib.contextmanager
+def _model_path(model_file: Path | None, booster: lgb.Booster | None) -> Iterator[Path]:
+    """The model file the workers load: the given one, or the booster saved to a temp file."""
+    if model_file is not None:
+        yield Path(model_file)
+        return
+    if booster is None:
+        raise ValueError("materialize needs model_file or booster")
+    with tempfile.TemporaryDirectory(prefix="rowcast-model-") as tmp:
+        path = Path(tmp) / "model.txt"
+        booster.save_model(str(path))
+        yield path
+
+
 async def materialize(
     *,
     registry: RegistryStore,
@@ -61,47 +163,208 @@ async def materialize(
     admin: TableAdmin,
     version: VersionInfo,
     signature: Signature,
-    booster: lgb.Booster,
     metrics: dict[str, float],
     salt_buckets: int,
     max_grid_rows: int,
-    chunk: int = 5_000,
+    hbase: HBaseSettings,
+    booster: lgb.Booster | None = None,
+    model_file: Path | None = None,
+    chunk: int | None = None,
     progress: Progress | None = None,
+    resume: bool = False,
+    cancel: threading.Event | None = None,
+    rows_per_second: float | None = None,
+    options: MaterializeOptions | None = None,
+    heldout: HeldOut | None = None,
 ) -> MaterializeResult:
-    """Write the version's table, verify its row count, and mark it READY (or FAILED)."""
+    """Write the version's table, verify it, and mark the version READY (or FAILED).
+
+    The grid is checked against `max_grid_rows` before anything is written. Workers load the
+    model from `model_file` (or from `booster`, saved to a temporary file). With `resume`, the
+    run continues from the version's checkpointed watermark. `cancel` stops it after the chunks
+    in flight (MaterializeCancelled). `progress(rows_done, total)` is called at least every
+    second from the event loop's thread. `chunk` and `rows_per_second` override `options`;
+    `hbase` is where the workers connect (each opens its own connections).
+    """
     check_grid(signature, max_rows=max_grid_rows)
-    table = create_prediction_table(admin, version.model, version.version, salt_buckets)
-    await registry.update_version(version.model, version.version, state=VersionState.MATERIALIZING)
-    total = signature.grid_size
-    written = 0
-    checksum = 0
-    try:
-        for bins in grid_chunks(signature, chunk):
-            outputs = predict_cells(booster, signature, bins)
-            rows = [
-                (prediction_key(cell, salt_buckets), float(out))
-                for cell, out in zip(bins.tolist(), outputs.tolist(), strict=True)
-            ]
-            # Order-independent checksum of (key, output) pairs, for later verification.
-            for key, out in rows:
-                checksum ^= zlib.crc32(key + repr(out).encode())
-            written += predictions.write(table, rows, version.version)
-            if progress is not None:
-                progress(written, total)
-        stored = predictions.count(table)
-    except BaseException:
-        await registry.update_version(version.model, version.version, state=VersionState.FAILED)
-        raise
-    if stored != total:
-        await registry.update_version(
-            version.model, version.version, state=VersionState.FAILED, row_count=stored
+    if version.state not in (VersionState.REGISTERED, VersionState.MATERIALIZING):
+        raise FailedPrecondition(
+            f"version {version.version} of {version.model!r} is {version.state.value}; only a "
+            "REGISTERED or MATERIALIZING version can be materialised"
         )
-        raise RuntimeError(f"table {table} holds {stored} rows, the grid has {total}")
-    await registry.update_version(
-        version.model,
-        version.version,
-        state=VersionState.READY,
-        row_count=stored,
-        metrics={**metrics, "checksum": float(checksum)},
-    )
-    return MaterializeResult(table, written, stored, checksum)
+    opts = options or MaterializeOptions()
+    if chunk is not None:
+        opts = replace(opts, chunk_rows=chunk)
+    if rows_per_second is not None:
+        opts = replace(opts, rows_per_second=rows_per_second)
+    with _model_path(model_file, booster) as path:
+        job = _Job(registry, predictions, admin, hbase, version, signature, salt_buckets)
+        return await job.run(path, opts, metrics, progress, resume, cancel, heldout)
+
+
+class _Job:
+    """One materialisation run: table, checkpoints, the worker pool, verification, state."""
+
+    def __init__(
+        self,
+        registry: RegistryStore,
+        predictions: PredictionStore,
+        admin: TableAdmin,
+        hbase: HBaseSettings,
+        version: VersionInfo,
+        signature: Signature,
+        salt_buckets: int,
+    ) -> None:
+        self._registry = registry
+        self._predictions = predictions
+        self._admin = admin
+        self._hbase = hbase
+        self._model = version.model
+        self._number = version.version
+        self._signature = signature
+        self._buckets = salt_buckets
+        self._saved = (0, 0.0)
+
+    async def run(
+        self,
+        model_file: Path,
+        opts: MaterializeOptions,
+        metrics: dict[str, float],
+        progress: Progress | None,
+        resume: bool,
+        cancel: threading.Event | None,
+        heldout: HeldOut | None,
+    ) -> MaterializeResult:
+        # Verification re-scores with the very file the workers score with.
+        booster = await asyncio.to_thread(lgb.Booster, model_file=str(model_file))
+        table = await asyncio.to_thread(
+            create_prediction_table, self._admin, self._model, self._number, self._buckets
+        )
+        await self._registry.update_version(
+            self._model, self._number, state=VersionState.MATERIALIZING
+        )
+        mark = await self._watermark(resume, opts.paced_chunk())
+        total = mark.total
+
+        async def tick() -> None:
+            # Progress first: a slow checkpoint put must not delay the caller's report.
+            if progress is not None:
+                progress(mark.rows_done, total)
+            if time.monotonic() - self._saved[1] >= opts.checkpoint_every_s:
+                await self._checkpoint(mark)
+
+        config = WorkerConfig(
+            self._hbase, table, self._number, self._signature, self._buckets, model_file
+        )
+        pool = spawn_pool(config, opts.workers)
+        warm = time.monotonic()
+        try:
+            await warm_up(pool, opts.workers)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        startup_s = time.monotonic() - warm
+        driver = ChunkDriver(
+            pool,
+            mark,
+            opts.workers * opts.in_flight_per_worker,
+            TokenBucket(opts.rows_per_second, burst=opts.paced_chunk()),
+            cancel,
+            tick,
+        )
+        started = time.monotonic()
+        try:
+            try:
+                finished = await driver.run()
+            finally:
+                # Also after an error: what was acknowledged before it is kept for a resume.
+                with contextlib.suppress(StoreUnavailable):
+                    await self._checkpoint(mark)
+            write_s = time.monotonic() - started
+            if progress is not None:
+                progress(mark.rows_done, total)
+            if not finished:
+                raise MaterializeCancelled(mark.rows_done)
+            verify_started = time.monotonic()
+            verdict = await verify(
+                predictions=self._predictions,
+                hbase=config.hbase,
+                table=table,
+                version=self._number,
+                signature=self._signature,
+                salt_buckets=self._buckets,
+                booster=booster,
+                sample_size=opts.sample_size,
+                seed=opts.sample_seed,
+                heldout=heldout,
+                executor=pool,
+            )
+            verify_s = time.monotonic() - verify_started
+        except asyncio.CancelledError:
+            # The task is going away: nobody waits for the workers' last chunks.
+            driver.abandon()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        except (MaterializeCancelled, StoreUnavailable):
+            # Resumable: the version stays MATERIALIZING at its last checkpoint.
+            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+            raise
+        except BaseException as exc:
+            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+            await self._fail(f"{type(exc).__name__}: {exc}"[:1000], None)
+            raise
+        await asyncio.to_thread(pool.shutdown, True)
+        if not verdict.ok:
+            await self._fail(verdict.reason, verdict.row_count)
+            raise VerificationFailed(
+                f"version {self._number} of {self._model!r} failed verification: {verdict.reason}"
+            )
+        await self._registry.update_version(
+            self._model,
+            self._number,
+            state=VersionState.READY,
+            row_count=verdict.row_count,
+            metrics={**metrics, **verdict.metrics, "checksum": float(mark.checksum)},
+            failure_reason="",
+        )
+        return MaterializeResult(
+            table,
+            driver.rows_written,
+            verdict.row_count,
+            mark.checksum,
+            verdict,
+            write_s,
+            startup_s,
+            verify_s,
+        )
+
+    async def _watermark(self, resume: bool, chunk_rows: int) -> Watermark:
+        total = self._signature.grid_size
+        if resume:
+            info = await self._registry.get_version(self._model, self._number)
+            start, checksum = info.rows_written, info.checksum_done
+        else:
+            # A fresh run: forget any progress an earlier run of this version left behind.
+            start, checksum = 0, 0
+            await self._registry.update_progress(self._model, self._number, 0, 0)
+        mark = Watermark(min(start, total), total, chunk_rows, checksum)
+        self._saved = (mark.rows_done, time.monotonic())
+        return mark
+
+    async def _checkpoint(self, mark: Watermark) -> None:
+        if mark.rows_done != self._saved[0]:
+            await self._registry.update_progress(
+                self._model, self._number, mark.rows_done, mark.checksum
+            )
+        self._saved = (mark.rows_done, time.monotonic())
+
+    async def _fail(self, reason: str, row_count: int | None) -> None:
+        # Best effort: when HBase itself is what failed, the version stays MATERIALIZING.
+        with contextlib.suppress(StoreUnavailable):
+            await self._registry.update_version(
+                self._model,
+                self._number,
+                state=VersionState.FAILED,
+                row_count=row_count,
+                failure_reason=reason,
+            )

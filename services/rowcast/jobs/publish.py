@@ -13,6 +13,7 @@ from rowcast.jobs import dataset as datasets
 from rowcast.jobs.create import HELDOUT_FRACTION, SPLIT_SEED, Training, create_version
 from rowcast.jobs.materialize import MaterializeResult, Progress, check_grid, materialize
 from rowcast.jobs.train import TrainParams, derive_signature, save
+from rowcast.jobs.verify import HeldOut
 from rowcast.store.admin import TableAdmin
 from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.client import HBaseClient
@@ -54,7 +55,7 @@ async def publish(
         ensure_schema(admin)
         registry = RegistryStore(client)
         ds = datasets.load(spec.dataset)
-        train_frame, _ = ds.split(HELDOUT_FRACTION, SPLIT_SEED)
+        train_frame, test_frame = ds.split(HELDOUT_FRACTION, SPLIT_SEED)
         try:
             model = await registry.get_model(spec.model)
         except ModelNotFound:
@@ -86,11 +87,14 @@ async def publish(
             admin=admin,
             version=version,
             signature=model.signature,
-            booster=booster,
+            model_file=model_file,
+            hbase=settings.hbase,
             metrics=metrics,
             salt_buckets=model.salt_buckets,
             max_grid_rows=settings.max_grid_rows,
             progress=progress,
+            rows_per_second=settings.materialize_rows_per_second,
+            heldout=HeldOut(test_frame, ds.target),
         )
         if spec.activate:
             model, _ = await registry.activate(

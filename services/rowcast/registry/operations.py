@@ -17,7 +17,8 @@ from google.rpc import code_pb2
 from rowcast.config import Settings
 from rowcast.core.keys import new_decision_id
 from rowcast.core.records import VersionState
-from rowcast.errors import FailedPrecondition, RowcastError
+from rowcast.core.signature import Signature
+from rowcast.errors import FailedPrecondition, RowcastError, StoreUnavailable
 from rowcast.jobs import materialize as mat
 from rowcast.store.admin import TableAdmin
 from rowcast.store.artifacts import ArtifactStore
@@ -125,7 +126,7 @@ class Materializations:
     async def _run(
         self,
         record: OperationRecord,
-        signature: object,
+        signature: Signature,
         salt_buckets: int,
         booster: lgb.Booster,
         cancel: threading.Event,
@@ -135,7 +136,7 @@ class Materializations:
         meter = RateMeter()
         rows = [record.rows_written]
 
-        def progress(done: int, total: int) -> None:  # called from the writing thread
+        def progress(done: int, total: int) -> None:  # called on the event loop's thread
             rows[0] = done
 
         async def report() -> None:
@@ -165,12 +166,17 @@ class Materializations:
                 predictions=self._predictions,
                 admin=self._admin,
                 version=version,
-                signature=signature,  # type: ignore[arg-type]
+                signature=signature,
                 booster=booster,
+                hbase=self._settings.hbase,
                 metrics=metrics,
                 salt_buckets=salt_buckets,
                 max_grid_rows=self._settings.max_grid_rows,
                 progress=progress,
+                # An interrupted run (crash, cancel, outage) continues from its checkpoint.
+                resume=version.state is VersionState.MATERIALIZING,
+                cancel=cancel,
+                rows_per_second=rows_per_second or self._settings.materialize_rows_per_second,
             )
             final = replace(record, state=OperationState.SUCCEEDED, rows_written=record.total_rows)
         except asyncio.CancelledError:
@@ -180,6 +186,22 @@ class Materializations:
                 error_code=code_pb2.CANCELLED,
                 error_message="the ModelService stopped; resume with MaterializeVersion",
             )
+        except mat.MaterializeCancelled as exc:
+            final = replace(
+                record,
+                state=OperationState.CANCELLED,
+                error_code=code_pb2.CANCELLED,
+                error_message=f"cancelled after {exc.rows_done:,} rows; resume with "
+                "MaterializeVersion",
+            )
+        except StoreUnavailable as exc:
+            final = replace(
+                record,
+                state=OperationState.FAILED,
+                error_code=code_pb2.UNAVAILABLE,
+                error_message=f"{exc.message}; the version stays MATERIALIZING at its last "
+                "checkpoint: resume with MaterializeVersion",
+            )
         except RowcastError as exc:
             final = replace(
                 record,
@@ -188,17 +210,13 @@ class Materializations:
                 error_message=exc.message,
             )
         except Exception as exc:
-            cancelled = type(exc).__name__ == "MaterializeCancelled"
             final = replace(
                 record,
-                state=OperationState.CANCELLED if cancelled else OperationState.FAILED,
-                error_code=code_pb2.CANCELLED if cancelled else code_pb2.INTERNAL,
-                error_message=(
-                    "cancelled; resume with MaterializeVersion" if cancelled else f"{exc}"[:500]
-                ),
+                state=OperationState.FAILED,
+                error_code=code_pb2.INTERNAL,
+                error_message=f"{exc}"[:500],
             )
-            if not cancelled:
-                log.exception("materialisation %s failed", record.name)
+            log.exception("materialisation %s failed", record.name)
         finally:
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):

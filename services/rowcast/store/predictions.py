@@ -14,6 +14,8 @@ from rowcast.store.schema import PRED_FAMILY
 OUTPUT_COL = f"{PRED_FAMILY}:o".encode()
 VERSION_COL = f"{PRED_FAMILY}:v".encode()
 _COLUMNS = [OUTPUT_COL, VERSION_COL]
+#: Rows fetched per Thrift scanner call when counting.
+SCAN_BATCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -73,14 +75,21 @@ class PredictionStore:
 
         return self._client.call(work)
 
-    def count(self, table: str) -> int:
-        """Count the table's rows with a key-only scan (blocking; for verification)."""
+    def count(
+        self, table: str, row_start: bytes | None = None, row_stop: bytes | None = None
+    ) -> int:
+        """Rows holding an output with keys in [row_start, row_stop), by a key-only scan
+        (blocking; for verification). None means the table's start or end."""
 
         def work(conn: happybase.Connection) -> int:
             return sum(
                 1
                 for _ in conn.table(table).scan(
-                    columns=[OUTPUT_COL], filter=b"KeyOnlyFilter()", batch_size=5000
+                    row_start=row_start,
+                    row_stop=row_stop,
+                    columns=[OUTPUT_COL],
+                    filter=b"KeyOnlyFilter()",
+                    batch_size=SCAN_BATCH,
                 )
             )
 

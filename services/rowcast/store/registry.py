@@ -87,6 +87,7 @@ def _version_from_row(row: dict[bytes, bytes]) -> VersionInfo:
         create_time_ms=int(_text(row, b"v:create_time", "0")),
         update_time_ms=int(_text(row, b"v:update_time", "0")),
         rows_written=int(_text(row, b"v:rows_done", "0")),
+        checksum_done=int(_text(row, b"v:checksum_done", "0")),
         failure_reason=_text(row, b"v:failure"),
     )
 
@@ -377,13 +378,23 @@ class RegistryStore:
         return await self._client.run(work, timeout_s=timeout_s, retry=False)
 
     async def update_progress(
-        self, model: str, version: int, rows_done: int, timeout_s: float | None = None
+        self,
+        model: str,
+        version: int,
+        rows_done: int,
+        checksum: int,
+        timeout_s: float | None = None,
     ) -> None:
-        """Checkpoint the materialisation watermark of a version."""
+        """Checkpoint the materialisation watermark of a version and the checksum of the cells
+        below it, in one row-atomic put (a resume never sees one without the other)."""
 
         def work(conn: happybase.Connection) -> None:
             conn.table(VERSIONS).put(
-                version_row(model, version), {b"v:rows_done": str(rows_done).encode()}
+                version_row(model, version),
+                {
+                    b"v:rows_done": str(rows_done).encode(),
+                    b"v:checksum_done": str(checksum).encode(),
+                },
             )
 
         await self._client.run(work, timeout_s=timeout_s)
