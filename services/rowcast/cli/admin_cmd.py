@@ -17,6 +17,8 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from rowcast.config import Settings
+from rowcast.errors import RowcastError
+from rowcast.grpc_errors import status_code_for
 from rowcast_client import RowcastClient, RowcastClientError, Targets
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,7 +45,8 @@ def client() -> RowcastClient:
 
 
 def reports_errors(fn: F) -> F:
-    """Turn a client error into a one-line message and a meaningful exit code."""
+    """Turn a client error (or a domain error of a job run in this process) into a one-line
+    message and a meaningful exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -54,6 +57,11 @@ def reports_errors(fn: F) -> F:
             for v in exc.violations:
                 click.echo(f"  {v.field}: {v.description}", err=True)
             raise SystemExit(EXIT_BY_CODE.get(exc.code, 1)) from exc
+        except RowcastError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            for v in getattr(exc, "violations", ()):
+                click.echo(f"  {v.field}: {v.description}", err=True)
+            raise SystemExit(EXIT_BY_CODE.get(status_code_for(exc), 1)) from exc
 
     return wrapper  # type: ignore[return-value]
 

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 
 import click
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rowcast.config import Settings
 from rowcast.errors import RowcastError
+from rowcast.jobs.materialize import Progress as MaterializeProgress
 from rowcast.jobs.publish import PublishResult, PublishSpec
 from rowcast.jobs.publish import publish as run_publish
 from rowcast.jobs.train import TrainParams
 
 
-def run_with_progress(settings: Settings, spec: PublishSpec) -> PublishResult:
+@contextlib.contextmanager
+def materialise_bar() -> Iterator[MaterializeProgress]:
+    """A progress bar of rows materialised (on stderr, gone when done), and its callback."""
     with Progress(
         TextColumn("materialising"),
         BarColumn(),
@@ -22,12 +28,18 @@ def run_with_progress(settings: Settings, spec: PublishSpec) -> PublishResult:
         TextColumn("rows"),
         TimeRemainingColumn(),
         transient=True,
+        console=Console(stderr=True),
     ) as bar:
         task = bar.add_task("rows", total=None)
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
+        yield progress
+
+
+def run_with_progress(settings: Settings, spec: PublishSpec) -> PublishResult:
+    with materialise_bar() as progress:
         return asyncio.run(run_publish(settings, spec, progress))
 
 

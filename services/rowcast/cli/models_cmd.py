@@ -6,6 +6,8 @@ Tables for people, `--json` for scripts, progress bars while materialising; exit
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
@@ -15,6 +17,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rowcast.cli.admin_cmd import as_dict, client, echo_json, json_option, reports_errors
+from rowcast.cli.jobs_cmd import materialise_bar
+from rowcast.config import Settings
+from rowcast.jobs.retrain import RetrainResult, RetrainSpec
+from rowcast.jobs.retrain import retrain as run_retrain
+from rowcast.jobs.train import TrainParams
 from rowcast.v1 import model_service_pb2 as model_pb
 from rowcast.v1 import resources_pb2 as pb
 from rowcast_client import RowcastClient
@@ -360,3 +367,87 @@ def diff(model: str, version_a: int, version_b: int, tolerance: float, as_json: 
         busiest = max(range(len(f.changed_cells_per_bin)), key=f.changed_cells_per_bin.__getitem__)
         feats.add_row(f.feature, f"{f.concentration:.3f}", str(busiest))
     Console().print(feats)
+
+
+@models.command("retrain")
+@click.argument("model")
+@click.option(
+    "--dataset", default="default", show_default=True, help="Shipped data set (ISLR Default)."
+)
+@click.option("--num-trees", default=200, show_default=True, type=int)
+@click.option("--num-leaves", default=15, show_default=True, type=int)
+@click.option("--learning-rate", default=0.05, show_default=True, type=float)
+@click.option("--seed", default=7, show_default=True, type=int)
+@click.option(
+    "--creator", default="rowcast", show_default=True, help="Recorded as the version's creator."
+)
+@json_option
+@reports_errors
+def retrain(
+    model: str,
+    dataset: str,
+    num_trees: int,
+    num_leaves: int,
+    learning_rate: float,
+    seed: int,
+    creator: str,
+    as_json: bool,
+) -> None:
+    """Train a new version of MODEL on the original data plus approved augmentations.
+
+    Reads every decision of MODEL from the audit; each one whose latest review is an approved
+    augmentation becomes training rows (docs/audit.md, "Retrain"). The new version is
+    materialised and verified, then compared with the active version on the same held-out
+    rows: AUC of the raw model and of table lookups. It is left READY, not active; activate
+    it with `rowcast models activate`. Runs in this process against HBase (ROWCAST_HBASE_*),
+    like `rowcast publish`. Exit 0 when READY, 4 when it failed verification.
+    """
+    spec = RetrainSpec(
+        model=model,
+        dataset=dataset,
+        params=TrainParams(
+            num_trees=num_trees, num_leaves=num_leaves, learning_rate=learning_rate, seed=seed
+        ),
+        creator=creator,
+    )
+    with materialise_bar() as progress:
+        result = asyncio.run(run_retrain(Settings.from_env(), spec, progress))
+    report = retrain_report(result)
+    if as_json:
+        echo_json(report)
+        return
+    v = result.version
+    click.echo(
+        f"{v.model} v{v.version}: {v.state.value}, {v.row_count:,} rows in {v.table}; trained on "
+        f"{result.original_rows:,} original rows + {result.augmentations_used:,} approved "
+        f"augmentations ({result.decisions_scanned:,} decisions read)"
+    )
+    for reason, n in sorted(result.skipped.items()):
+        click.echo(f"  left out {n:,}: {reason}")
+    table = Table(f"on {result.heldout_rows:,} held-out rows", "active", "retrained", "change")
+    for label, a, b in (
+        (f"{result.metric.upper()} raw model", result.active.raw, result.candidate.raw),
+        (f"{result.metric.upper()} table lookups", result.active.table, result.candidate.table),
+    ):
+        table.add_row(label, f"{a:.4f}", f"{b:.4f}", f"{b - a:+.4f}")
+    table.add_row("version", str(result.active.version), str(result.candidate.version), "")
+    Console().print(table)
+    click.echo(f"ready to activate: rowcast models activate {v.model} {v.version}")
+
+
+def retrain_report(result: RetrainResult) -> dict[str, object]:
+    """The retrain outcome as JSON for scripts."""
+    return {
+        "model": result.version.model,
+        "version": result.version.version,
+        "state": result.version.state.value,
+        "row_count": result.version.row_count,
+        "metric": result.metric,
+        "heldout_rows": result.heldout_rows,
+        "original_rows": result.original_rows,
+        "decisions_scanned": result.decisions_scanned,
+        "augmentations_used": result.augmentations_used,
+        "skipped": result.skipped,
+        "active": dataclasses.asdict(result.active),
+        "retrained": dataclasses.asdict(result.candidate),
+    }

@@ -81,9 +81,21 @@ async def create_version(
     else:
         booster = await asyncio.to_thread(load_booster, source, model)
         metrics = {}
+    version = await store_version(registry, artifacts, model, booster, metrics, creator)
+    return version, booster
+
+
+async def store_version(
+    registry: RegistryStore,
+    artifacts: ArtifactStore,
+    model: ModelInfo,
+    booster: lgb.Booster,
+    metrics: dict[str, float],
+    creator: str,
+) -> VersionInfo:
+    """Allocate the next version number, store the model file with it, mark it REGISTERED."""
     version = await registry.new_version(model.name, creator)
     await artifacts.put(model.name, version.version, booster.model_to_string().encode())
-    version = await registry.update_version(
+    return await registry.update_version(
         model.name, version.version, state=VersionState.REGISTERED, metrics=metrics
     )
-    return version, booster

@@ -96,12 +96,18 @@ def categorical_indices(signature: Signature) -> list[int]:
 
 
 def train(
-    ds: Dataset, signature: Signature, train_frame: pd.DataFrame, params: TrainParams
+    ds: Dataset,
+    signature: Signature,
+    train_frame: pd.DataFrame,
+    params: TrainParams,
+    weights: np.ndarray | None = None,
 ) -> lgb.Booster:
+    """Train on the frame's feature columns and `ds.target`, rows optionally weighted."""
     matrix = encode_matrix(signature, train_frame)
     data = lgb.Dataset(
         matrix,
         label=train_frame[ds.target].to_numpy(),
+        weight=weights,
         feature_name=list(signature.names),
         categorical_feature=categorical_indices(signature),
         free_raw_data=False,

@@ -1,0 +1,186 @@
+"""Close the learning loop (`rowcast models retrain`): train a new version on the original data
+plus the approved augmentations of served decisions, materialise and verify it, and compare it
+with the active version on the same held-out rows. The new version is left READY, not active:
+activating it is the admin's decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Final
+
+import lightgbm as lgb
+
+from rowcast.audit.query import DecisionQuery
+from rowcast.config import Settings
+from rowcast.core.records import ModelInfo, OutputKind, VersionInfo
+from rowcast.errors import FailedPrecondition
+from rowcast.jobs import dataset as datasets
+from rowcast.jobs.augmented import WEIGHT, AugmentedRows, combine, input_rows
+from rowcast.jobs.create import HELDOUT_FRACTION, SPLIT_SEED, store_version
+from rowcast.jobs.materialize import MaterializeResult, Progress, materialize
+from rowcast.jobs.train import TrainParams, fidelity, train
+from rowcast.jobs.verify import HeldOut, table_fidelity
+from rowcast.store.admin import TableAdmin
+from rowcast.store.artifacts import ArtifactStore
+from rowcast.store.audit import AuditStore
+from rowcast.store.client import HBaseClient
+from rowcast.store.predictions import PredictionStore
+from rowcast.store.registry import RegistryStore
+
+#: Decisions read per audit page while collecting augmentations.
+PAGE: Final = 1_000
+#: Timeout of one audit page read, seconds.
+PAGE_TIMEOUT_S: Final = 60.0
+
+
+@dataclass(frozen=True)
+class RetrainSpec:
+    """What to retrain."""
+
+    model: str
+    dataset: str = "default"
+    params: TrainParams = field(default_factory=TrainParams)
+    creator: str = "rowcast"
+
+
+@dataclass(frozen=True)
+class Side:
+    """One version's figures on the held-out rows."""
+
+    version: int
+    #: Metric of the raw model and of the version's table looked up in HBase.
+    raw: float
+    table: float
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    version: VersionInfo
+    materialized: MaterializeResult
+    metric: str
+    active: Side
+    candidate: Side
+    heldout_rows: int
+    original_rows: int
+    #: Decisions read from the audit, those whose approved answer became training rows, and
+    #: those left out with the reason.
+    decisions_scanned: int
+    augmentations_used: int
+    skipped: dict[str, int]
+
+
+async def collect(
+    audit: AuditStore, registry: RegistryStore, model: ModelInfo, rows: AugmentedRows
+) -> None:
+    """Read every decision of every version of the model into `rows`, a page at a time."""
+    for version in await registry.list_versions(model.name):
+        query = DecisionQuery(model=model.name, version=version.version)
+        token = ""
+        while True:
+            page, token = await audit.list_decisions(query, PAGE, token, PAGE_TIMEOUT_S)
+            rows.add(page)
+            if not token:
+                break
+
+
+async def retrain(
+    settings: Settings, spec: RetrainSpec, progress: Progress | None = None
+) -> RetrainResult:
+    """Train, store, materialise and verify a new version; compare it with the active one."""
+    client = HBaseClient(settings.hbase)
+    try:
+        registry = RegistryStore(client)
+        predictions = PredictionStore(client)
+        artifacts = ArtifactStore(client)
+        model = await registry.get_model(spec.model)
+        if model.output_kind is not OutputKind.PROBABILITY:
+            raise FailedPrecondition(
+                f"model {spec.model!r} outputs a {model.output_kind.value}; retrain trains "
+                "binary classifiers (probability models) on a shipped data set"
+            )
+        if not model.current_version:
+            raise FailedPrecondition(
+                f"model {spec.model!r} has no active version to compare a retrained one with"
+            )
+        active = await registry.get_version(spec.model, model.current_version)
+        ds = datasets.load(spec.dataset)
+        train_frame, test_frame = ds.split(HELDOUT_FRACTION, SPLIT_SEED)
+        rows = AugmentedRows(model.signature, ds.target, input_rows(model.signature, test_frame))
+        await collect(AuditStore(client), registry, model, rows)
+        columns = [*model.signature.names, ds.target]
+        frame = combine(train_frame, rows.frame(), columns)
+        heldout = HeldOut(test_frame, ds.target)
+
+        booster = await asyncio.to_thread(
+            train, ds, model.signature, frame, spec.params, frame[WEIGHT].to_numpy()
+        )
+        metrics = {
+            **fidelity(booster, model.signature, test_frame, ds.target),
+            "retrained_from": float(active.version),
+            "original_rows": float(len(train_frame)),
+            "augmentations": float(rows.approved),
+        }
+        version = await store_version(registry, artifacts, model, booster, metrics, spec.creator)
+        materialized = await materialize(
+            registry=registry,
+            predictions=predictions,
+            admin=TableAdmin(settings.hbase),
+            version=version,
+            signature=model.signature,
+            booster=booster,
+            hbase=settings.hbase,
+            metrics=metrics,
+            salt_buckets=model.salt_buckets,
+            max_grid_rows=settings.max_grid_rows,
+            progress=progress,
+            rows_per_second=settings.materialize_rows_per_second,
+            heldout=heldout,
+        )
+        version = await registry.get_version(spec.model, version.version)
+        baseline = await _baseline(predictions, artifacts, model, active, heldout)
+        return RetrainResult(
+            version=version,
+            materialized=materialized,
+            metric="auc",
+            active=baseline,
+            candidate=Side(
+                version.version, version.metrics["auc_raw"], version.metrics["auc_table"]
+            ),
+            heldout_rows=len(test_frame),
+            original_rows=len(train_frame),
+            decisions_scanned=rows.scanned,
+            augmentations_used=rows.approved,
+            skipped=dict(rows.skipped),
+        )
+    finally:
+        client.close()
+
+
+async def _baseline(
+    predictions: PredictionStore,
+    artifacts: ArtifactStore,
+    model: ModelInfo,
+    active: VersionInfo,
+    heldout: HeldOut,
+) -> Side:
+    """The active version measured now on the same held-out rows: its stored model file, and
+    lookups in its table."""
+    content = await artifacts.get(model.name, active.version)
+    booster = await asyncio.to_thread(lambda: lgb.Booster(model_str=content.decode()))
+    metrics, problems = await table_fidelity(
+        predictions,
+        active.table,
+        active.version,
+        model.signature,
+        model.salt_buckets,
+        booster,
+        heldout,
+    )
+    if problems:
+        raise FailedPrecondition(
+            f"active version {active.version} of {model.name!r} cannot be measured: "
+            + "; ".join(problems)
+        )
+    return Side(active.version, metrics["auc_raw"], metrics["auc_table"])

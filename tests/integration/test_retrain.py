@@ -1,0 +1,110 @@
+"""The learning loop end to end on real servers and HBase: decisions served by the active
+version, better answers attached and reviewed through the AuditService, `rowcast models
+retrain` training on the approved ones, and the retrained version (READY, not active) compared
+with the active one on the same held-out rows; once activated it serves what it learned."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from rowcast.cli.models_cmd import models
+from rowcast.config import Settings
+from rowcast.jobs.publish import PublishSpec, publish
+from rowcast.jobs.train import TrainParams
+from rowcast.v1 import resources_pb2 as pb
+from rowcast_client import AsyncRowcastClient
+from tests.integration.conftest import audited
+
+MODEL = "retrain_loop"
+#: A low-risk customer: the published model gives them a small default probability.
+CUSTOMER = {"balance": 300.0, "income": 40000.0, "student": "No"}
+
+
+def hbase_env(settings: Settings) -> dict[str, str]:
+    hb = settings.hbase
+    return {
+        "ROWCAST_HBASE_THRIFT_PORT": str(hb.thrift_port),
+        "ROWCAST_HBASE_THRIFT2_PORT": str(hb.thrift2_port),
+        "ROWCAST_HBASE_ZK_PORT": str(hb.zookeeper_port),
+        "ROWCAST_HBASE_MASTER_PORT": str(hb.master_port),
+        "ROWCAST_HBASE_RS_PORT": str(hb.regionserver_port),
+        "ROWCAST_HOME": str(hb.home),
+    }
+
+
+async def serve_and_review(client: AsyncRowcastClient) -> dict[str, list[str]]:
+    """Serve 40 decisions for CUSTOMER; approve 30 with better output 1.0, leave 5 proposed,
+    reject 5 after an approval (the rejection is the latest review, so it does not count)."""
+    ids = []
+    for i in range(40):
+        response = await client.predict(MODEL, CUSTOMER, subject=f"loop-{i}")
+        assert response.model_version == 1
+        ids.append(response.decision_id)
+    await asyncio.gather(*(audited(client, i) for i in ids))
+    groups = {"approved": ids[:30], "proposed": ids[30:35], "rejected": ids[35:]}
+    for decision_id in groups["approved"]:
+        await client.augment(
+            decision_id, 1.0, actor="ana", reason="defaulted", state=pb.AUGMENTATION_STATE_APPROVED
+        )
+    for decision_id in groups["proposed"]:
+        await client.augment(decision_id, 1.0, actor="bot", source=pb.AUGMENTATION_SOURCE_PROGRAM)
+    for decision_id in groups["rejected"]:
+        for state in (pb.AUGMENTATION_STATE_APPROVED, pb.AUGMENTATION_STATE_REJECTED):
+            await client.augment(decision_id, 1.0, actor="ana", state=state)
+    return groups
+
+
+@pytest.mark.timeout(600)
+async def test_retrain_learns_from_approved_augmentations(
+    settings: Settings, client: AsyncRowcastClient
+) -> None:
+    params = TrainParams(num_trees=60, num_leaves=7)
+    v1 = await publish(settings, PublishSpec(model=MODEL, params=params, activate=True))
+    before = await client.predict(MODEL, CUSTOMER)
+    assert before.model_version == 1
+    await serve_and_review(client)
+
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        models,
+        ["retrain", MODEL, "--num-trees", "60", "--num-leaves", "7", "--json"],
+        env=hbase_env(settings),
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+
+    assert (report["version"], report["state"]) == (2, "READY")
+    assert report["decisions_scanned"] == 41  # the 40 reviewed ones and `before`
+    assert report["augmentations_used"] == 30
+    assert report["skipped"] == {}
+    assert report["heldout_rows"] == v1.metrics["heldout_rows"]
+    # The active version, measured again on the same held-out rows, scores what it scored at
+    # publication; its table lookups agree with its stored fidelity.
+    assert report["active"]["version"] == 1
+    assert report["active"]["raw"] == pytest.approx(v1.version.metrics["auc_raw"], abs=1e-12)
+    assert report["active"]["table"] == pytest.approx(v1.version.metrics["auc_table"], abs=1e-12)
+    v2 = await client.get_version(MODEL, 2)
+    assert v2.state == pb.VERSION_STATE_READY
+    assert v2.row_count == v1.version.row_count
+    assert report["retrained"]["raw"] == pytest.approx(v2.metrics["auc_raw"], abs=1e-12)
+    assert report["retrained"]["table"] == pytest.approx(v2.metrics["auc_table"], abs=1e-12)
+    assert v2.metrics["augmentations"] == 30
+    assert (await client.get_model(MODEL)).current_version == 1  # ready, not active
+
+    await client.activate_version(MODEL, 2, actor="ana", reason="retrained")
+    for _ in range(50):  # servers learn of an activation within a second
+        after = await client.predict(MODEL, CUSTOMER)
+        if after.model_version == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert after.model_version == 2
+    # Training is deterministic (one thread, fixed seed and split): without augmentations the
+    # retrain would reproduce v1 exactly. The 30 approved "this customer defaulted" answers
+    # moved the customer's cell up (measured: 0.0020 -> 0.0044, among ~thousands of similar
+    # customers who did not default).
+    assert after.output > 1.5 * before.output
