@@ -124,6 +124,14 @@ async def test_bulk_augment_reports_accepted_and_rejected_rows(
     assert first.augmentations[-1].actor == "ops"
     assert first.augmentations[-1].better_output == 1.0
 
+    # Running the same file again (a retry after a crash or a timeout) records nothing twice.
+    again = await cli_env.run("augment", "--file", str(file), "--json")
+    report = json.loads(again.output)
+    assert (report["accepted"], report["already_applied"], report["rejected"]) == (0, 2, 5)
+    assert (await cli_env.client.get_decision(d[0].decision_id)).augmentations == (
+        first.augmentations
+    )
+
 
 async def test_the_single_form_of_augment_still_works(cli_env: Env) -> None:
     """`rowcast audit augment DECISION_ID --better X --actor A` attaches one augmentation."""
@@ -131,6 +139,24 @@ async def test_the_single_form_of_augment_still_works(cli_env: Env) -> None:
     result = await cli_env.run("augment", d.decision_id, "--better", "0", "--actor", "bob")
     assert result.exit_code == 0, result.output
     assert (await cli_env.client.get_decision(d.decision_id)).augmentations[-1].actor == "bob"
+
+
+async def test_an_augment_retried_with_its_request_id_is_recorded_once(cli_env: Env) -> None:
+    """The first call writes (replayed false); a retry with the same request id writes nothing
+    and returns the decision as stored; another request id is a new augmentation."""
+    d = cli_env.decisions[3]
+    before = len((await cli_env.client.get_decision(d.decision_id)).augmentations)
+    first = await cli_env.client.augment_response(
+        d.decision_id, 0.5, actor="ops", request_id="ticket-7"
+    )
+    retry = await cli_env.client.augment_response(
+        d.decision_id, 0.5, actor="ops", request_id="ticket-7"
+    )
+    assert (first.replayed, retry.replayed) == (False, True)
+    assert len(first.decision.augmentations) == before + 1
+    assert retry.decision == first.decision
+    other = await cli_env.client.augment(d.decision_id, 0.5, actor="ops", request_id="ticket-8")
+    assert len(other.augmentations) == before + 2
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])

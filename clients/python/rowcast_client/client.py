@@ -144,12 +144,14 @@ def augment_request(
     source: pb.AugmentationSource,
     reason: str,
     state: pb.AugmentationState,
+    request_id: str = "",
 ) -> audit_pb.AugmentRequest:
     return audit_pb.AugmentRequest(
         decision_id=decision_id,
         augmentation=pb.Augmentation(
             better_output=better_output, source=source, actor=actor, reason=reason, state=state
         ),
+        request_id=request_id,
     )
 
 
@@ -271,13 +273,46 @@ class AsyncRowcastClient(AsyncModelAdmin):
         source: pb.AugmentationSource = pb.AUGMENTATION_SOURCE_PERSON,
         reason: str = "",
         state: pb.AugmentationState = pb.AUGMENTATION_STATE_PROPOSED,
+        request_id: str = "",
         timeout: float | None = None,
     ) -> pb.Decision:
-        request = augment_request(
-            decision_id, better_output, actor=actor, source=source, reason=reason, state=state
+        """Attach a better answer; with `request_id`, a retry records it only once."""
+        response = await self.augment_response(
+            decision_id,
+            better_output,
+            actor=actor,
+            source=source,
+            reason=reason,
+            state=state,
+            request_id=request_id,
+            timeout=timeout,
         )
-        response = await self._call(self._audit.Augment, request, timeout)
-        return response.decision  # type: ignore[no-any-return]
+        return response.decision
+
+    async def augment_response(
+        self,
+        decision_id: str,
+        better_output: float,
+        *,
+        actor: str,
+        source: pb.AugmentationSource = pb.AUGMENTATION_SOURCE_PERSON,
+        reason: str = "",
+        state: pb.AugmentationState = pb.AUGMENTATION_STATE_PROPOSED,
+        request_id: str = "",
+        timeout: float | None = None,
+    ) -> audit_pb.AugmentResponse:
+        """As `augment`, with the whole response (`replayed`: the request_id was recorded
+        before and nothing was written)."""
+        request = augment_request(
+            decision_id,
+            better_output,
+            actor=actor,
+            source=source,
+            reason=reason,
+            state=state,
+            request_id=request_id,
+        )
+        return await self._call(self._audit.Augment, request, timeout)  # type: ignore[no-any-return]
 
     async def list_models(self, *, timeout: float | None = None) -> list[pb.Model]:
         response = await self._call(self._models.ListModels, model_pb.ListModelsRequest(), timeout)
@@ -426,10 +461,18 @@ class RowcastClient(ModelAdmin):
         source: pb.AugmentationSource = pb.AUGMENTATION_SOURCE_PERSON,
         reason: str = "",
         state: pb.AugmentationState = pb.AUGMENTATION_STATE_PROPOSED,
+        request_id: str = "",
         timeout: float | None = None,
     ) -> pb.Decision:
+        """Attach a better answer; with `request_id`, a retry records it only once."""
         request = augment_request(
-            decision_id, better_output, actor=actor, source=source, reason=reason, state=state
+            decision_id,
+            better_output,
+            actor=actor,
+            source=source,
+            reason=reason,
+            state=state,
+            request_id=request_id,
         )
         return self._call(self._audit.Augment, request, timeout).decision  # type: ignore[no-any-return]
 

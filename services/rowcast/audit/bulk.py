@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -49,8 +50,22 @@ class Rejection:
 class BulkReport:
     """Rows accepted and rows rejected (with reasons) of one bulk augmentation."""
 
+    #: Rows recorded by this run.
     accepted: int = 0
+    #: Rows an earlier run of the same file had recorded: nothing written again.
+    already_applied: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+
+
+def file_request_prefix(path: Path) -> str:
+    """The idempotency prefix of a file's rows: its content's digest. Row n of the same file
+    always gets the request id `<prefix>:<n>`, so re-running a file (after a crash, a timeout,
+    or by mistake) records each row once; a different file is a new request."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return "bulk-" + digest.hexdigest()[:40]
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -122,8 +137,10 @@ async def apply_rows(
     default_actor: str = "",
     default_source: str = "person",
     concurrency: int = 16,
+    request_prefix: str = "",
 ) -> BulkReport:
-    """Augment every valid row (at most `concurrency` calls in flight); report each outcome."""
+    """Augment every valid row (at most `concurrency` calls in flight); report each outcome.
+    With `request_prefix`, row n is sent with request id `<prefix>:<n>` (idempotent)."""
     report = BulkReport()
     # A bounded queue and a fixed pool of workers: memory stays flat for any file size.
     queue: asyncio.Queue[AugmentRow | None] = asyncio.Queue(maxsize=2 * concurrency)
@@ -131,20 +148,24 @@ async def apply_rows(
     async def worker() -> None:
         while (r := await queue.get()) is not None:
             try:
-                await client.augment(
+                response = await client.augment_response(
                     r.decision_id,
                     r.better_output,
                     actor=r.actor,
                     source=r.source,
                     reason=r.reason,
                     state=r.state,
+                    request_id=f"{request_prefix}:{r.line}" if request_prefix else "",
                 )
             except RowcastClientError as exc:
                 detail = "; ".join(f"{v.field}: {v.description}" for v in exc.violations)
                 reason = f"{exc.code.name}: {detail or exc.message}"
                 report.rejected.append(Rejection(r.line, r.decision_id, reason))
             else:
-                report.accepted += 1
+                if response.replayed:
+                    report.already_applied += 1
+                else:
+                    report.accepted += 1
 
     async with asyncio.TaskGroup() as group:
         for _ in range(concurrency):

@@ -38,6 +38,7 @@ Context = grpc.aio.ServicerContext[object, object]
 
 MAX_RECORD_BATCH = 5000
 MAX_TEXT_CHARS = 1000
+MAX_REQUEST_ID_CHARS = 128
 
 
 def augmentation_from_pb(a: pb.Augmentation) -> Augmentation:
@@ -217,6 +218,8 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
             raise InvalidArgument.field("decision_id", "is required")
         if not request.HasField("augmentation"):
             raise InvalidArgument.field("augmentation", "is required")
+        if len(request.request_id) > MAX_REQUEST_ID_CHARS:
+            raise InvalidArgument.field("request_id", f"at most {MAX_REQUEST_ID_CHARS} characters")
         augmentation = augmentation_from_pb(request.augmentation)
         if self._registry is not None:
             served = await self._store.get(
@@ -226,7 +229,10 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
                 served.model, remaining_s(context, self._timeout_s)
             )
             check_better_output(augmentation.better_output, model.output_kind)
-        decision = await self._store.augment(
-            request.decision_id, augmentation, remaining_s(context, self._timeout_s)
+        decision, replayed = await self._store.augment(
+            request.decision_id,
+            augmentation,
+            remaining_s(context, self._timeout_s),
+            request_id=request.request_id,
         )
-        return audit_pb.AugmentResponse(decision=decision_to_pb(decision))
+        return audit_pb.AugmentResponse(decision=decision_to_pb(decision), replayed=replayed)

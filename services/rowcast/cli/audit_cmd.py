@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from rowcast.audit.bulk import BulkReport, apply_rows, read_rows
+from rowcast.audit.bulk import BulkReport, apply_rows, file_request_prefix, read_rows
 from rowcast.audit.export import ExportFormat, Selection, export
 from rowcast.cli.admin_cmd import as_dict, client, echo_json, json_option, reports_errors
 from rowcast.config import Settings
@@ -158,6 +158,12 @@ def count(model: str, as_json: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="With --file: write the rejected rows (line, decision_id, reason) to this CSV.",
 )
+@click.option(
+    "--request-id",
+    default="",
+    help="Idempotency key (single form): a retry with the same key records the augmentation "
+    "once. --file rows get one from the file's digest and line, so re-running a file is safe.",
+)
 @click.option("--concurrency", default=16, show_default=True, type=int)
 @json_option
 @reports_errors
@@ -170,6 +176,7 @@ def augment(
     reason: str,
     state: str,
     rejects: Path | None,
+    request_id: str,
     concurrency: int,
     as_json: bool,
 ) -> None:
@@ -191,7 +198,15 @@ def augment(
         "rejected": pb.AUGMENTATION_STATE_REJECTED,
     }[state]
     with client() as c:
-        d = c.augment(decision_id, better, actor=actor, source=src, reason=reason, state=st)
+        d = c.augment(
+            decision_id,
+            better,
+            actor=actor,
+            source=src,
+            reason=reason,
+            state=st,
+            request_id=request_id,
+        )
     if as_json:
         echo_json(as_dict(d))
     else:
@@ -203,7 +218,12 @@ async def _bulk(file: Path, actor: str, source: str, concurrency: int) -> BulkRe
         try:
             rows = read_rows(file)
             return await apply_rows(
-                c, rows, default_actor=actor, default_source=source, concurrency=concurrency
+                c,
+                rows,
+                default_actor=actor,
+                default_source=source,
+                concurrency=concurrency,
+                request_prefix=file_request_prefix(file),
             )
         except (ValueError, OSError, ImportError) as exc:
             raise click.UsageError(f"cannot read {file}: {exc}") from exc
@@ -219,12 +239,16 @@ def _print_report(report: BulkReport, rejects: Path | None, as_json: bool) -> No
         echo_json(
             {
                 "accepted": report.accepted,
+                "already_applied": report.already_applied,
                 "rejected": len(report.rejected),
                 "rejections": [r.__dict__ for r in report.rejected],
             }
         )
         return
-    click.echo(f"accepted {report.accepted}, rejected {len(report.rejected)}")
+    click.echo(
+        f"accepted {report.accepted}, already applied by an earlier run "
+        f"{report.already_applied}, rejected {len(report.rejected)}"
+    )
     for r in report.rejected[:50]:
         click.echo(f"  line {r.line} {r.decision_id or '-'}: {r.reason}")
     if len(report.rejected) > 50:

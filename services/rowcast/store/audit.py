@@ -9,6 +9,7 @@ Index layouts: rowcast.audit.index_keys.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 from collections import Counter
@@ -59,7 +60,13 @@ def _decision_cells(d: Decision) -> dict[bytes, bytes]:
     }
 
 
-def _augmentation_cell(a: Augmentation) -> tuple[bytes, bytes]:
+def _augmentation_cell(a: Augmentation, request_id: str = "") -> tuple[bytes, bytes]:
+    """The column and value of an augmentation. With a request id the column is derived from
+    it (so a retry finds its first write); otherwise from the augmentation's own id."""
+    if request_id:
+        col = b"g:r" + hashlib.sha256(request_id.encode()).hexdigest()[:32].encode()
+    else:
+        col = b"g:" + a.augmentation_id.encode()
     payload = {
         "id": a.augmentation_id,
         "better_output": a.better_output,
@@ -69,7 +76,7 @@ def _augmentation_cell(a: Augmentation) -> tuple[bytes, bytes]:
         "state": a.state.value,
         "time": a.create_time_ms,
     }
-    return b"g:" + a.augmentation_id.encode(), json.dumps(payload).encode()
+    return col, json.dumps(payload).encode()
 
 
 def _decision_from_row(row: dict[bytes, bytes]) -> Decision:
@@ -88,7 +95,7 @@ def _decision_from_row(row: dict[bytes, bytes]) -> Decision:
             if col.startswith(b"g:")
             for p in [json.loads(raw)]
         ),
-        key=lambda a: a.augmentation_id,
+        key=lambda a: (a.create_time_ms, a.augmentation_id),
     )
     return Decision(
         decision_id=row[b"d:id"].decode(),
@@ -228,16 +235,24 @@ class AuditStore:
         return await self._client.run(work, timeout_s=timeout_s)
 
     async def augment(
-        self, decision_id: str, augmentation: Augmentation, timeout_s: float | None = None
-    ) -> Decision:
+        self,
+        decision_id: str,
+        augmentation: Augmentation,
+        timeout_s: float | None = None,
+        request_id: str = "",
+    ) -> tuple[Decision, bool]:
+        """Record an augmentation; (the decision as stored, replayed). With `request_id`, an
+        augmentation already recorded under it is not written again (replayed = True)."""
         key = _checked_audit_key(decision_id)
+        col, value = _augmentation_cell(augmentation, request_id)
 
-        def work(conn: happybase.Connection) -> Decision:
+        def work(conn: happybase.Connection) -> tuple[Decision, bool]:
             table = conn.table(AUDIT)
-            head = table.row(key, columns=[b"d:id", b"d:model", b"d:version"])
+            head = table.row(key, columns=[b"d:id", b"d:model", b"d:version", col])
             if b"d:id" not in head:
                 raise DecisionNotFound(f"decision {decision_id!r} not found")
-            col, value = _augmentation_cell(augmentation)
+            if col in head:
+                return _decision_from_row(table.row(key)), True
             ts = augmentation.create_time_ms
             table.put(key, {col: value}, timestamp=ts)
             # The index cell keeps one version: the newest augmentation's state wins.
@@ -247,7 +262,7 @@ class AuditStore:
             conn.table(AUDIT_AUGMENTED).put(
                 index_key, {_STATE_COL: augmentation.state.value.encode()}, timestamp=ts
             )
-            return _decision_from_row(table.row(key))
+            return _decision_from_row(table.row(key)), False
 
         return await self._client.run(work, timeout_s=timeout_s)
 

@@ -119,15 +119,19 @@ class DecisionCount(_message.Message):
     def __init__(self, model_version: _Optional[int] = ..., decision_count: _Optional[int] = ..., unaugmented_count: _Optional[int] = ..., proposed_count: _Optional[int] = ..., approved_count: _Optional[int] = ..., rejected_count: _Optional[int] = ...) -> None: ...
 
 class AugmentRequest(_message.Message):
-    __slots__ = ("decision_id", "augmentation")
+    __slots__ = ("decision_id", "augmentation", "request_id")
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     AUGMENTATION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     decision_id: str
     augmentation: _resources_pb2.Augmentation
-    def __init__(self, decision_id: _Optional[str] = ..., augmentation: _Optional[_Union[_resources_pb2.Augmentation, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, decision_id: _Optional[str] = ..., augmentation: _Optional[_Union[_resources_pb2.Augmentation, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class AugmentResponse(_message.Message):
-    __slots__ = ("decision",)
+    __slots__ = ("decision", "replayed")
     DECISION_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     decision: _resources_pb2.Decision
-    def __init__(self, decision: _Optional[_Union[_resources_pb2.Decision, _Mapping]] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, decision: _Optional[_Union[_resources_pb2.Decision, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...

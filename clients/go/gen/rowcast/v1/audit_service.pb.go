@@ -749,7 +749,11 @@ type AugmentRequest struct {
 	// Required. The decision to augment.
 	DecisionId string `protobuf:"bytes,1,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
 	// Required. The better answer; its source, actor, reason and state.
-	Augmentation  *Augmentation `protobuf:"bytes,2,opt,name=augmentation,proto3" json:"augmentation,omitempty"`
+	Augmentation *Augmentation `protobuf:"bytes,2,opt,name=augmentation,proto3" json:"augmentation,omitempty"`
+	// Optional. Idempotency key, at most 128 characters: an Augment of the same decision with
+	// the same request_id is recorded once; a retry writes nothing and returns the decision as
+	// stored, with `replayed` set. Empty: every call records a new augmentation.
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -798,11 +802,21 @@ func (x *AugmentRequest) GetAugmentation() *Augmentation {
 	return nil
 }
 
+func (x *AugmentRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 // Response of AuditService.Augment.
 type AugmentResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Output only. The decision with all its augmentations, the new one last.
-	Decision      *Decision `protobuf:"bytes,1,opt,name=decision,proto3" json:"decision,omitempty"`
+	Decision *Decision `protobuf:"bytes,1,opt,name=decision,proto3" json:"decision,omitempty"`
+	// Output only. True when `request_id` had already been recorded for this decision, so this
+	// call wrote nothing.
+	Replayed      bool `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -842,6 +856,13 @@ func (x *AugmentResponse) GetDecision() *Decision {
 		return x.Decision
 	}
 	return nil
+}
+
+func (x *AugmentResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
 }
 
 var File_rowcast_v1_audit_service_proto protoreflect.FileDescriptor
@@ -895,13 +916,16 @@ const file_rowcast_v1_audit_service_proto_rawDesc = "" +
 	"\x11unaugmented_count\x18\x03 \x01(\x03R\x10unaugmentedCount\x12%\n" +
 	"\x0eproposed_count\x18\x04 \x01(\x03R\rproposedCount\x12%\n" +
 	"\x0eapproved_count\x18\x05 \x01(\x03R\rapprovedCount\x12%\n" +
-	"\x0erejected_count\x18\x06 \x01(\x03R\rrejectedCount\"o\n" +
+	"\x0erejected_count\x18\x06 \x01(\x03R\rrejectedCount\"\x8e\x01\n" +
 	"\x0eAugmentRequest\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x12<\n" +
-	"\faugmentation\x18\x02 \x01(\v2\x18.rowcast.v1.AugmentationR\faugmentation\"C\n" +
+	"\faugmentation\x18\x02 \x01(\v2\x18.rowcast.v1.AugmentationR\faugmentation\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\"_\n" +
 	"\x0fAugmentResponse\x120\n" +
-	"\bdecision\x18\x01 \x01(\v2\x14.rowcast.v1.DecisionR\bdecision2\x8d\x04\n" +
+	"\bdecision\x18\x01 \x01(\v2\x14.rowcast.v1.DecisionR\bdecision\x12\x1a\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed2\x8d\x04\n" +
 	"\fAuditService\x12Z\n" +
 	"\x0fRecordDecisions\x12\".rowcast.v1.RecordDecisionsRequest\x1a#.rowcast.v1.RecordDecisionsResponse\x12^\n" +
 	"\x0fStreamDecisions\x12\".rowcast.v1.StreamDecisionsRequest\x1a#.rowcast.v1.StreamDecisionsResponse(\x010\x01\x12N\n" +
