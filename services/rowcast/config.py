@@ -82,6 +82,8 @@ class Settings:
     #: latency past its goals (docs/materialize.md); None writes as fast as HBase takes them.
     #: MaterializeVersion's `rows_per_second` overrides it per run.
     materialize_rows_per_second: float | None = 5_000.0
+    #: Decisions per second `rowcast audit export` reads at most (None: no limit).
+    export_rows_per_second: float | None = 5_000.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -129,6 +131,9 @@ class Settings:
             materialize_rows_per_second=_rate(
                 env.get("ROWCAST_MATERIALIZE_ROWS_PER_SECOND", "5000"),
                 "ROWCAST_MATERIALIZE_ROWS_PER_SECOND",
+            ),
+            export_rows_per_second=_rate(
+                env.get("ROWCAST_EXPORT_ROWS_PER_SECOND", "5000"), "ROWCAST_EXPORT_ROWS_PER_SECOND"
             ),
         )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,3 +196,20 @@ async def test_export_writes_decisions_with_their_augmentations(
     assert float(row["input_balance"]) == 1000.0
     assert json.loads(row["inputs_json"])["student"] == "No"
     assert len(json.loads(row["augmentations_json"])) == int(row["augmentation_count"])
+
+
+async def test_export_is_paced_by_its_rate_limit(cli_env: Env, tmp_path: Path) -> None:
+    """6 decisions in pages of 2 at 4 rows/s: the first page is free (the burst), each later
+    page waits 0.5 s for its tokens, so the export cannot finish in under 1 s (a lower bound,
+    whatever the machine's speed). A negative limit is refused."""
+    out = tmp_path / "paced.csv"
+    args = ["export", "--format", "csv", "--out", str(out), "--model", MODEL]
+    args += ["--version", str(VERSION), "--page-size", "2"]
+    started = time.monotonic()
+    result = await cli_env.run(*args, "--rate-limit", "4")
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["rows"] == len(cli_env.decisions)
+    assert elapsed >= 1.0
+    refused = await cli_env.run(*args, "--rate-limit", "-1")
+    assert refused.exit_code == 2 and "--rate-limit" in refused.output

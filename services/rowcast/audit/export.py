@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 
 from google.protobuf.json_format import MessageToDict
 
+from rowcast.jobs.ratelimit import TokenBucket
 from rowcast.v1 import resources_pb2 as pb
 from rowcast_client import AsyncRowcastClient
 
@@ -103,15 +104,21 @@ def flatten(d: pb.Decision, input_names: Sequence[str]) -> dict[str, Any]:
 
 
 async def pages(
-    client: AsyncRowcastClient, selection: Selection, page_size: int
+    client: AsyncRowcastClient,
+    selection: Selection,
+    page_size: int,
+    bucket: TokenBucket | None = None,
 ) -> AsyncIterator[list[pb.Decision]]:
-    """Pages of the selection; a model without a version means each of its versions in turn."""
+    """Pages of the selection; a model without a version means each of its versions in turn.
+    With a bucket, each page's rows are taken from it before the page is read."""
     versions = [selection.model_version]
     if selection.model and not selection.model_version:
         versions = [v.version for v in await client.list_versions(selection.model)]
     for version in versions:
         token = ""
         while True:
+            if bucket is not None:
+                await bucket.take_async(page_size)
             page = await client.list_decisions(
                 model=selection.model,
                 model_version=version,
@@ -183,10 +190,12 @@ async def export(
     selection: Selection,
     *,
     page_size: int = 1000,
+    rows_per_second: float | None = None,
 ) -> int:
     """Write the selected decisions to out; returns how many rows were written.
 
-    With a model selected, each of its inputs also gets a typed column `input_<name>`.
+    With a model selected, each of its inputs also gets a typed column `input_<name>`. With
+    `rows_per_second`, pages are read at most at that rate (the scan shares HBase with serving).
     """
     input_columns: list[tuple[str, str]] = []
     if selection.model:
@@ -200,7 +209,8 @@ async def export(
     )
     written = 0
     try:
-        async for decisions in pages(client, selection, page_size):
+        bucket = TokenBucket(rows_per_second, burst=page_size)
+        async for decisions in pages(client, selection, page_size, bucket):
             rows = [flatten(d, [n for n, _ in input_columns]) for d in decisions]
             writer.write(rows)
             written += len(rows)

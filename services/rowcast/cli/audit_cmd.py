@@ -264,6 +264,13 @@ def _print_report(report: BulkReport, rejects: Path | None, as_json: bool) -> No
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @selection_options
 @click.option("--page-size", default=1000, show_default=True, type=int)
+@click.option(
+    "--rate-limit",
+    type=float,
+    default=None,
+    help="Decisions read per second at most; 0 for no limit. Default: "
+    "ROWCAST_EXPORT_ROWS_PER_SECOND (5000), so an export never starves serving.",
+)
 @reports_errors
 def export_cmd(
     fmt: ExportFormat,
@@ -273,15 +280,19 @@ def export_cmd(
     start: str | None,
     end: str | None,
     page_size: int,
+    rate_limit: float | None,
 ) -> None:
     """Write decisions with their augmentations (inputs, served and better outputs, versions,
     times) to a Parquet or CSV file: all of them, or --model's (one --version or every
     version), optionally between --start and --end."""
     selection = Selection(model, model_version, parse_time(start), parse_time(end))
+    if rate_limit is not None and rate_limit < 0:
+        raise click.BadParameter("must be 0 (no limit) or positive", param_hint="--rate-limit")
+    rate = Settings.from_env().export_rows_per_second if rate_limit is None else rate_limit or None
 
     async def run() -> int:
         async with async_client(timeout_s=60.0) as c:
-            return await export(c, out, fmt, selection, page_size=page_size)
+            return await export(c, out, fmt, selection, page_size=page_size, rows_per_second=rate)
 
     try:
         written = asyncio.run(run())
