@@ -89,6 +89,13 @@ class VersionNotReady(FailedPrecondition):
     reason = "VERSION_NOT_READY"
 
 
+class VerificationFailed(FailedPrecondition):
+    """A materialised table failed the verification gate (row count, re-scored sample or
+    held-out lookups); the version is FAILED."""
+
+    reason = "VERSION_VERIFICATION_FAILED"
+
+
 class AlreadyExists(RowcastError):
     reason = "ALREADY_EXISTS"
 

@@ -24,7 +24,7 @@ from rowcast.config import Settings
 from rowcast.core.keys import encode_double, key_matrix, prediction_key
 from rowcast.core.records import OutputKind, VersionInfo, VersionState
 from rowcast.core.signature import Signature
-from rowcast.errors import AlreadyExists, InvalidArgument
+from rowcast.errors import AlreadyExists, InvalidArgument, VerificationFailed
 from rowcast.jobs import dataset as datasets
 from rowcast.jobs.create import HELDOUT_FRACTION, SPLIT_SEED
 from rowcast.jobs.materialize import (
@@ -33,7 +33,7 @@ from rowcast.jobs.materialize import (
     MaterializeResult,
     materialize,
 )
-from rowcast.jobs.verify import HeldOut, VerificationFailed
+from rowcast.jobs.verify import HeldOut
 from rowcast.jobs.workers import chunk_checksum, grid_bins, score
 from rowcast.store.admin import TableAdmin
 from rowcast.store.client import HBaseClient

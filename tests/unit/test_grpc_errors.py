@@ -37,6 +37,7 @@ EXPECTED = {
     errors.NoActiveVersion: grpc.StatusCode.FAILED_PRECONDITION,
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.VersionNotReady: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.VerificationFailed: grpc.StatusCode.FAILED_PRECONDITION,
     errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     errors.StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,

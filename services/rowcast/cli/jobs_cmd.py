@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -16,6 +17,8 @@ from rowcast.jobs.materialize import Progress as MaterializeProgress
 from rowcast.jobs.publish import PublishResult, PublishSpec
 from rowcast.jobs.publish import publish as run_publish
 from rowcast.jobs.train import TrainParams
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @contextlib.contextmanager
@@ -38,6 +41,31 @@ def materialise_bar() -> Iterator[MaterializeProgress]:
         yield progress
 
 
+def training_options(command: F) -> F:
+    """The options of a training run, shared by `publish` and `models retrain`."""
+    options = [
+        click.option(
+            "--dataset",
+            default="default",
+            show_default=True,
+            help="Shipped data set (ISLR Default).",
+        ),
+        click.option("--num-trees", default=200, show_default=True, type=int),
+        click.option("--num-leaves", default=15, show_default=True, type=int),
+        click.option("--learning-rate", default=0.05, show_default=True, type=float),
+        click.option("--seed", default=7, show_default=True, type=int),
+        click.option(
+            "--creator",
+            default="rowcast",
+            show_default=True,
+            help="Recorded as the version's creator.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def run_with_progress(settings: Settings, spec: PublishSpec) -> PublishResult:
     with materialise_bar() as progress:
         return asyncio.run(run_publish(settings, spec, progress))
@@ -45,13 +73,7 @@ def run_with_progress(settings: Settings, spec: PublishSpec) -> PublishResult:
 
 @click.command()
 @click.option("--model", default="credit_default", show_default=True, help="Model name.")
-@click.option(
-    "--dataset", default="default", show_default=True, help="Shipped data set (ISLR Default)."
-)
-@click.option("--num-trees", default=200, show_default=True, type=int)
-@click.option("--num-leaves", default=15, show_default=True, type=int)
-@click.option("--learning-rate", default=0.05, show_default=True, type=float)
-@click.option("--seed", default=7, show_default=True, type=int)
+@training_options
 @click.option(
     "--balance-bins",
     default=100,
@@ -65,9 +87,6 @@ def run_with_progress(settings: Settings, spec: PublishSpec) -> PublishResult:
     show_default=True,
     type=int,
     help="Quantile bins of `income` (only when the model is first registered).",
-)
-@click.option(
-    "--creator", default="rowcast", show_default=True, help="Recorded as the version's creator."
 )
 @click.option(
     "--activate/--no-activate",

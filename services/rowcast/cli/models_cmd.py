@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rowcast.cli.admin_cmd import as_dict, client, echo_json, json_option, reports_errors
-from rowcast.cli.jobs_cmd import materialise_bar
+from rowcast.cli.jobs_cmd import materialise_bar, training_options
 from rowcast.config import Settings
 from rowcast.jobs.retrain import RetrainResult, RetrainSpec
 from rowcast.jobs.retrain import retrain as run_retrain
@@ -371,16 +371,7 @@ def diff(model: str, version_a: int, version_b: int, tolerance: float, as_json: 
 
 @models.command("retrain")
 @click.argument("model")
-@click.option(
-    "--dataset", default="default", show_default=True, help="Shipped data set (ISLR Default)."
-)
-@click.option("--num-trees", default=200, show_default=True, type=int)
-@click.option("--num-leaves", default=15, show_default=True, type=int)
-@click.option("--learning-rate", default=0.05, show_default=True, type=float)
-@click.option("--seed", default=7, show_default=True, type=int)
-@click.option(
-    "--creator", default="rowcast", show_default=True, help="Recorded as the version's creator."
-)
+@training_options
 @json_option
 @reports_errors
 def retrain(

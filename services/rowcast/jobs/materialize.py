@@ -36,13 +36,12 @@ import numpy as np
 from rowcast.config import HBaseSettings
 from rowcast.core.records import VersionInfo, VersionState
 from rowcast.core.signature import Signature
-from rowcast.errors import FailedPrecondition, InvalidArgument, StoreUnavailable
+from rowcast.errors import FailedPrecondition, InvalidArgument, StoreUnavailable, VerificationFailed
 from rowcast.jobs.ratelimit import TokenBucket
 from rowcast.jobs.verify import (
     DEFAULT_SAMPLE,
     HeldOut,
     Verification,
-    VerificationFailed,
     verify,
 )
 from rowcast.jobs.workers import (

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import lightgbm as lgb
+
 from rowcast.config import Settings
 from rowcast.core.records import ModelInfo, OutputKind, VersionInfo
 from rowcast.errors import ModelNotFound
@@ -78,23 +80,8 @@ async def publish(
             spec.creator,
         )
         metrics = version.metrics
-        model_file = save(
-            booster, settings.hbase.home / "models" / spec.model / f"v{version.version}.txt"
-        )
-        result = await materialize(
-            registry=registry,
-            predictions=PredictionStore(client),
-            admin=admin,
-            version=version,
-            signature=model.signature,
-            model_file=model_file,
-            hbase=settings.hbase,
-            metrics=metrics,
-            salt_buckets=model.salt_buckets,
-            max_grid_rows=settings.max_grid_rows,
-            progress=progress,
-            rows_per_second=settings.materialize_rows_per_second,
-            heldout=HeldOut(test_frame, ds.target),
+        result, model_file = await flatten(
+            settings, client, model, version, booster, HeldOut(test_frame, ds.target), progress
         )
         if spec.activate:
             model, _ = await registry.activate(
@@ -104,3 +91,35 @@ async def publish(
         return PublishResult(model, version, result, metrics, model_file, spec.activate)
     finally:
         client.close()
+
+
+async def flatten(
+    settings: Settings,
+    client: HBaseClient,
+    model: ModelInfo,
+    version: VersionInfo,
+    booster: lgb.Booster,
+    heldout: HeldOut,
+    progress: Progress | None,
+) -> tuple[MaterializeResult, Path]:
+    """Save a trained version's model file under ROWCAST_HOME/models and materialise the
+    version with the settings' limits (grid size, rate); its held-out fidelity is recorded."""
+    model_file = save(
+        booster, settings.hbase.home / "models" / model.name / f"v{version.version}.txt"
+    )
+    result = await materialize(
+        registry=RegistryStore(client),
+        predictions=PredictionStore(client),
+        admin=TableAdmin(settings.hbase),
+        version=version,
+        signature=model.signature,
+        model_file=model_file,
+        hbase=settings.hbase,
+        metrics=version.metrics,
+        salt_buckets=model.salt_buckets,
+        max_grid_rows=settings.max_grid_rows,
+        progress=progress,
+        rows_per_second=settings.materialize_rows_per_second,
+        heldout=heldout,
+    )
+    return result, model_file

@@ -19,10 +19,10 @@ from rowcast.errors import FailedPrecondition
 from rowcast.jobs import dataset as datasets
 from rowcast.jobs.augmented import WEIGHT, AugmentedRows, combine, input_rows
 from rowcast.jobs.create import HELDOUT_FRACTION, SPLIT_SEED, store_version
-from rowcast.jobs.materialize import MaterializeResult, Progress, materialize
+from rowcast.jobs.materialize import MaterializeResult, Progress
+from rowcast.jobs.publish import flatten
 from rowcast.jobs.train import TrainParams, fidelity, train
 from rowcast.jobs.verify import HeldOut, table_fidelity
-from rowcast.store.admin import TableAdmin
 from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.audit import AuditStore
 from rowcast.store.client import HBaseClient
@@ -123,20 +123,8 @@ async def retrain(
             "augmentations": float(rows.approved),
         }
         version = await store_version(registry, artifacts, model, booster, metrics, spec.creator)
-        materialized = await materialize(
-            registry=registry,
-            predictions=predictions,
-            admin=TableAdmin(settings.hbase),
-            version=version,
-            signature=model.signature,
-            booster=booster,
-            hbase=settings.hbase,
-            metrics=metrics,
-            salt_buckets=model.salt_buckets,
-            max_grid_rows=settings.max_grid_rows,
-            progress=progress,
-            rows_per_second=settings.materialize_rows_per_second,
-            heldout=heldout,
+        materialized, _ = await flatten(
+            settings, client, model, version, booster, heldout, progress
         )
         version = await registry.get_version(spec.model, version.version)
         baseline = await _baseline(predictions, artifacts, model, active, heldout)

@@ -31,7 +31,6 @@ from rowcast.config import HBaseSettings
 from rowcast.core.keys import key_matrix, salt_ranges, split_rows
 from rowcast.core.records import OutputKind
 from rowcast.core.signature import Signature
-from rowcast.errors import FailedPrecondition
 from rowcast.jobs.train import bin_frame, encode_matrix
 from rowcast.jobs.workers import cell_bins, count_range, score
 from rowcast.store.predictions import PredictionRow, PredictionStore
@@ -42,12 +41,6 @@ DEFAULT_SAMPLE: Final = 1_000
 LOOKUP_BATCH: Final = 1_000
 #: Deadline of one multi-get, seconds.
 LOOKUP_TIMEOUT_S: Final = 30.0
-
-
-class VerificationFailed(FailedPrecondition):
-    """The version's table does not hold exactly the model's grid; the version is FAILED."""
-
-    reason = "VERSION_VERIFICATION_FAILED"
 
 
 @dataclass(frozen=True)
