@@ -14,6 +14,7 @@ import click
 from rowcast.cli.admin_cmd import predict
 from rowcast.cli.audit_cmd import audit
 from rowcast.cli.bench_cmd import bench
+from rowcast.cli.chaos_cmd import chaos
 from rowcast.cli.demo_cmd import demo
 from rowcast.cli.hbase_cmd import hbase
 from rowcast.cli.jobs_cmd import publish
@@ -80,6 +81,7 @@ cli.add_command(models)
 cli.add_command(audit)
 cli.add_command(predict)
 cli.add_command(bench)
+cli.add_command(chaos)
 
 
 def run_replicas(service: str, port: int | None, processes: int) -> int:

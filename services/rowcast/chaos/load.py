@@ -1,0 +1,198 @@
+"""Predict load on loopback that remembers exactly what each client received.
+
+Every request carries a subject of its own (`<run>-<n>`, never reused, also not by a retry), so
+the audit's subject index says how many times one request is on record. Only answers a client
+actually got count as acknowledged; a failed call (a server killed mid-call, a deadline) is
+counted by status and the worker moves on with a new request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from rowcast.convert import SOURCE_FROM_PB
+from rowcast_client import AsyncRowcastClient, RowcastClientError, Targets
+
+#: Seconds a Predict call may take; under faults a slower answer counts as not received.
+PREDICT_TIMEOUT_S = 2.0
+#: Pause of a worker after a failed call, so a dead server is not hammered.
+FAILURE_PAUSE_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One answer a client received: the request's subject and inputs, and the response."""
+
+    decision_id: str
+    subject: str
+    balance: float
+    income: float
+    student: str
+    model_version: int
+    output: float
+    key: str
+    #: Source as the audit store writes it ("hbase", "cache", "fallback").
+    source: str
+    server: str
+
+    @property
+    def features(self) -> dict[str, float | str]:
+        return {"balance": self.balance, "income": self.income, "student": self.student}
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "decision_id": self.decision_id,
+                "subject": self.subject,
+                "features": self.features,
+                "model_version": self.model_version,
+                "output": self.output,
+                "key": self.key,
+                "source": self.source,
+                "server": self.server,
+            }
+        )
+
+
+@dataclass
+class LoadStats:
+    attempted: int = 0
+    failed: Counter[str] = field(default_factory=Counter)
+
+
+class LoadDriver:
+    """Runs `concurrency` workers calling Predict over every prediction server until stopped;
+    keeps (and appends to a JSON-lines file) every answer received."""
+
+    def __init__(
+        self,
+        model: str,
+        targets: list[str],
+        run_id: str,
+        *,
+        concurrency: int,
+        seed: int,
+        record_file: Path,
+        max_rate: float | None = None,
+    ) -> None:
+        self._model = model
+        self._targets = targets
+        self._run_id = run_id
+        self._concurrency = concurrency
+        self._rng = random.Random(seed)
+        self._record_file = record_file
+        self._interval = 1.0 / max_rate if max_rate else 0.0
+        self._next_slot = 0.0
+        self._numbers = itertools.count()
+        self._stop = asyncio.Event()
+        self._reached = asyncio.Event()
+        self._wanted = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._out: IO[str] | None = None
+        self.received: list[Received] = []
+        self.stats = LoadStats()
+
+    @property
+    def acknowledged(self) -> int:
+        return len(self.received)
+
+    def start(self) -> None:
+        self._record_file.parent.mkdir(parents=True, exist_ok=True)
+        self._out = self._record_file.open("a", encoding="utf-8")
+        self._stop.clear()
+        self._tasks = [
+            asyncio.create_task(self._worker(i), name=f"chaos-load-{i}")
+            for i in range(self._concurrency)
+        ]
+
+    async def stop(self) -> None:
+        """Stop the workers; calls in flight finish (or fail) first."""
+        self._stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+    async def wait_for(self, acknowledged: int) -> None:
+        """Return once at least `acknowledged` answers were received."""
+        self._wanted = acknowledged
+        self._reached.clear()
+        if self.acknowledged < acknowledged:
+            await self._reached.wait()
+
+    async def _paced(self) -> None:
+        if not self._interval:
+            return
+        now = time.monotonic()
+        slot = max(self._next_slot, now)
+        self._next_slot = slot + self._interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+    async def _worker(self, index: int) -> None:
+        clients = [
+            AsyncRowcastClient(Targets(prediction=t), timeout_s=PREDICT_TIMEOUT_S)
+            for t in self._targets
+        ]
+        turn = index
+        try:
+            while not self._stop.is_set():
+                await self._paced()
+                turn += 1
+                target = turn % len(clients)
+                ok = await self._one(clients[target], self._targets[target])
+                if not ok:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), FAILURE_PAUSE_S)
+        finally:
+            for c in clients:
+                await c.close()
+
+    async def _one(self, client: AsyncRowcastClient, target: str) -> bool:
+        subject = f"{self._run_id}-{next(self._numbers)}"
+        balance = round(self._rng.uniform(0.0, 2700.0), 2)
+        income = round(self._rng.uniform(700.0, 75_000.0), 2)
+        student = self._rng.choice(("Yes", "No"))
+        self.stats.attempted += 1
+        try:
+            r = await client.predict(
+                self._model,
+                {"balance": balance, "income": income, "student": student},
+                subject=subject,
+            )
+        except RowcastClientError as exc:
+            self.stats.failed[exc.code.name] += 1
+            return False
+        except Exception as exc:
+            # Not a status from a server (e.g. a channel torn down mid-call): the request
+            # was not answered, which is all the load needs to know.
+            self.stats.failed[type(exc).__name__] += 1
+            return False
+        got = Received(
+            decision_id=r.decision_id,
+            subject=subject,
+            balance=balance,
+            income=income,
+            student=student,
+            model_version=r.model_version,
+            output=r.output,
+            key=r.key,
+            source=SOURCE_FROM_PB[r.source].value,
+            server=target,
+        )
+        self.received.append(got)
+        if len(self.received) >= self._wanted:
+            self._reached.set()
+        if self._out is not None:
+            self._out.write(got.to_json() + "\n")
+        return True
