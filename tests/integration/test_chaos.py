@@ -19,7 +19,7 @@ import pytest
 
 from rowcast.chaos.check import IndexEntries, judge
 from rowcast.chaos.load import Received
-from rowcast.core.keys import decision_time_ms, new_decision_id
+from rowcast.core.keys import cell_timestamp, decision_time_ms, new_decision_id
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +85,7 @@ def _received(subject: str, decision_id: str | None = None) -> Received:
 
 
 def _row(r: Received, **changed: bytes) -> dict[bytes, tuple[bytes, int]]:
-    ts = decision_time_ms(r.decision_id)
+    ts = cell_timestamp(decision_time_ms(r.decision_id))
     cells = {
         b"d:id": r.decision_id.encode(),
         b"d:model": MODEL.encode(),

@@ -67,3 +67,13 @@ def test_malformed_decision_ids_are_rejected(bad: str) -> None:
     """Only 32 hex digits are a decision id."""
     with pytest.raises(ValueError):
         keys.decision_id_bytes(bad)
+
+
+@given(st.integers(min_value=0, max_value=2**62), st.integers(min_value=1, max_value=10**7))
+def test_cell_timestamp_truncates_to_its_step(time_ms: int, step_ms: int) -> None:
+    """The same decision always gets the same cell timestamp (replays rewrite the same cells),
+    never later than the decision and less than one step before it."""
+    ts = keys.cell_timestamp(time_ms, step_ms)
+    assert ts % step_ms == 0
+    assert 0 <= time_ms - ts < step_ms
+    assert keys.cell_timestamp(time_ms) == keys.cell_timestamp(time_ms) <= time_ms

@@ -7,8 +7,8 @@ the cells and index keys:
 - **lost**: no row in `rowcast:audit` for an acknowledged decision id.
 - **mismatched**: a row, but a field differs from what the client sent or received (model,
   version, subject, inputs, key, output, source, time), a cell's timestamp is not the
-  decision's time (a write that was not a replay of the same cells), or one of its index rows
-  (subject, version, input key) is missing.
+  decision's time as `core.keys.cell_timestamp` truncates it (a write that was not a replay
+  of the same cells), or one of its index rows (subject, version, input key) is missing.
 - **duplicated**: the row key is the decision id, so a decision cannot have two rows; what can
   be duplicated is everything around it. A decision counts as duplicated when its id was
   returned to more than one request, when its request is on record more than once (every
@@ -28,7 +28,7 @@ import happybase
 
 from rowcast.audit import index_keys as ik
 from rowcast.chaos.load import Received
-from rowcast.core.keys import DECISION_ID_BYTES, audit_key, decision_time_ms
+from rowcast.core.keys import DECISION_ID_BYTES, audit_key, cell_timestamp, decision_time_ms
 from rowcast.store.client import HBaseClient
 from rowcast.store.schema import (
     AUDIT,
@@ -189,7 +189,7 @@ def _differences(model: str, r: Received, row: dict[bytes, tuple[bytes, int]]) -
     output = text(b"d:output")
     if output is None or float(output) != r.output:
         wrong.append("output")
-    if any(ts != time_ms for col, (_, ts) in row.items() if col.startswith(b"d:")):
+    if any(ts != cell_timestamp(time_ms) for col, (_, ts) in row.items() if col.startswith(b"d:")):
         wrong.append("cell_timestamp")
     return wrong
 

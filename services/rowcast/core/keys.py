@@ -156,6 +156,15 @@ def decision_time_ms(decision_id: str) -> int:
     return int.from_bytes(decision_id_bytes(decision_id)[:6], "big")
 
 
+#: Granularity of audit cell timestamps: a decision's cells carry its time truncated to this.
+AUDIT_CELL_TS_MS = 60_000
+
+
+def cell_timestamp(time_ms: int, step_ms: int = AUDIT_CELL_TS_MS) -> int:
+    """The HBase timestamp of a decision's cells: its time truncated to `step_ms`."""
+    return time_ms - time_ms % step_ms
+
+
 def audit_key(decision_id: str, buckets: int) -> bytes:
     raw = decision_id_bytes(decision_id)
     return bytes([salt(raw, buckets)]) + raw

@@ -20,7 +20,14 @@ import happybase
 
 from rowcast.audit import index_keys as ik
 from rowcast.audit.query import DecisionQuery, Index
-from rowcast.core.keys import DECISION_ID_BYTES, audit_key, subject_index_key, subject_prefix
+from rowcast.core.keys import (
+    AUDIT_CELL_TS_MS,
+    DECISION_ID_BYTES,
+    audit_key,
+    cell_timestamp,
+    subject_index_key,
+    subject_prefix,
+)
 from rowcast.core.records import (
     Augmentation,
     AugmentationSource,
@@ -141,25 +148,36 @@ class VersionCount:
 class AuditStore:
     """Writes decisions and augmentations; reads them by id, lists and counts them."""
 
-    def __init__(self, client: HBaseClient) -> None:
+    def __init__(self, client: HBaseClient, cell_ts_ms: int = AUDIT_CELL_TS_MS) -> None:
+        """`cell_ts_ms`: granularity of decision cells' timestamps (a parameter only so that
+        the benchmark can measure the per-millisecond baseline)."""
         self._client = client
+        self._cell_ts_ms = cell_ts_ms
 
     async def record(self, decisions: Sequence[Decision], timeout_s: float | None = None) -> int:
         """Store decisions (idempotent); decision rows are written before their index rows,
-        so an index never points at a row that a crash left unwritten."""
+        so an index never points at a row that a crash left unwritten.
+
+        Every cell's timestamp is its decision's time, truncated to `cell_ts_ms` (a minute):
+        a replay writes the same cells again, and TTL-based retention sees the decision's age.
+        Thrift1 gives one timestamp to a whole batch, so a batch costs one call per distinct
+        timestamp per table: truncation makes that one or two, where exact milliseconds made
+        it one per decision (measured: bench/audit_write.py)."""
+        step = self._cell_ts_ms
 
         def work(conn: happybase.Connection) -> int:
             by_time: dict[int, list[Decision]] = {}
             for d in decisions:
-                by_time.setdefault(d.decide_time_ms, []).append(d)
+                by_time.setdefault(cell_timestamp(d.decide_time_ms, step), []).append(d)
             for ts, group in by_time.items():
                 with conn.table(AUDIT).batch(timestamp=ts) as batch:
                     for d in group:
                         batch.put(audit_key(d.decision_id, AUDIT_SALT_BUCKETS), _decision_cells(d))
             index: dict[tuple[str, int], list[bytes]] = {}
             for d in decisions:
+                ts = cell_timestamp(d.decide_time_ms, step)
                 for table, key in _index_rows(d):
-                    index.setdefault((table, d.decide_time_ms), []).append(key)
+                    index.setdefault((table, ts), []).append(key)
             for (table, ts), keys in index.items():
                 with conn.table(table).batch(timestamp=ts) as batch:
                     for key in keys:
