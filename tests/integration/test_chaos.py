@@ -85,7 +85,8 @@ def _received(subject: str, decision_id: str | None = None) -> Received:
 
 
 def _row(r: Received, **changed: bytes) -> dict[bytes, tuple[bytes, int]]:
-    ts = cell_timestamp(decision_time_ms(r.decision_id))
+    time_ms = decision_time_ms(r.decision_id)
+    ts = cell_timestamp(time_ms)
     cells = {
         b"d:id": r.decision_id.encode(),
         b"d:model": MODEL.encode(),
@@ -95,7 +96,7 @@ def _row(r: Received, **changed: bytes) -> dict[bytes, tuple[bytes, int]]:
         b"d:key": r.key.encode(),
         b"d:output": repr(r.output).encode(),
         b"d:source": r.source.encode(),
-        b"d:time": str(ts).encode(),
+        b"d:time": str(time_ms).encode(),
     }
     cells.update({f"d:{k}".encode(): v for k, v in changed.items()})
     return {col: (value, ts) for col, value in cells.items()}
