@@ -33,7 +33,10 @@ class HBaseSettings:
     pool_size: int = 8
     #: Where standalone HBase keeps its data, logs, pid files and configuration.
     home: Path = field(default_factory=lambda: Path(".rowcast").resolve())
-    master_heap: str = "1g"
+    #: Heap of the master JVM (master + regionserver + ZooKeeper). Every pre-split version
+    #: table adds 16 regions, each with its own memstore: 1g ran out of memory (and the
+    #: regionserver aborted) with ~30 version tables during the test suite.
+    master_heap: str = "2g"
     thrift_heap: str = "512m"
 
 
@@ -100,6 +103,7 @@ class Settings:
             regionserver_port=int(env.get("ROWCAST_HBASE_RS_PORT", hb.regionserver_port)),
             timeout_s=float(env.get("ROWCAST_HBASE_TIMEOUT_S", hb.timeout_s)),
             pool_size=int(env.get("ROWCAST_HBASE_POOL_SIZE", hb.pool_size)),
+            master_heap=env.get("ROWCAST_HBASE_HEAP", hb.master_heap),
             home=Path(env.get("ROWCAST_HOME", str(hb.home))).resolve(),
         )
         sv = ServerSettings()
