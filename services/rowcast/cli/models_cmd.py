@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import click
+from google.rpc import code_pb2
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -207,10 +208,15 @@ def follow(c: RowcastClient, name: str, as_json: bool) -> model_pb.Operation:
     return last
 
 
+#: Exit code of a finished operation by its google.rpc code: cancelled 6, HBase unavailable 5
+#: (resumable), anything else 4.
+EXIT_BY_OPERATION_CODE = {code_pb2.CANCELLED: 6, code_pb2.UNAVAILABLE: 5}
+
+
 def finish(op: model_pb.Operation) -> None:
     if op.error.code:
         click.echo(f"{op.name}: {op.error.message}", err=True)
-        raise SystemExit(4 if op.error.code != 1 else 6)
+        raise SystemExit(EXIT_BY_OPERATION_CODE.get(op.error.code, 4))
     v = op.version
     click.echo(
         f"{v.model} v{v.version}: {pb.VersionState.Name(v.state).removeprefix('VERSION_STATE_')}"
@@ -230,7 +236,8 @@ def finish(op: model_pb.Operation) -> None:
 def materialize(model: str, version: int, rate_limit: float, no_wait: bool, as_json: bool) -> None:
     """Write VERSION's table (or resume an interrupted write) and verify it; shows progress.
 
-    Exit 0 when the version is READY, 4 when it FAILED, 6 when cancelled."""
+    Exit 0 when the version is READY, 4 when it FAILED, 5 when HBase became unavailable (the
+    version stays MATERIALIZING: run this again to resume), 6 when cancelled."""
     with client() as c:
         op = c.materialize_version(model, version, rows_per_second_limit=rate_limit)
         if no_wait:
