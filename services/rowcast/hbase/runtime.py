@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import hashlib
 import json
 import os
@@ -28,29 +27,21 @@ import signal
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Literal
 
-import happybase
-import thriftpy2
-from thriftpy2.protocol import TBinaryProtocolFactory
-from thriftpy2.rpc import make_client
-from thriftpy2.transport import TBufferedTransportFactory
-
 from rowcast.config import HBaseSettings
+from rowcast.hbase import processes
 from rowcast.hbase.ports import port_holder, port_is_free
+from rowcast.hbase.probe import ProbeResult, probe, probe_admin
 from rowcast.hbase.templates import LOOPBACK, render_hbase_site, render_log4j2
 
 Component = Literal["master", "thrift", "thrift2"]
 #: Start order is this order; stop order is gateways first, master last.
 COMPONENTS: Final[tuple[Component, ...]] = ("master", "thrift", "thrift2")
-
-PROBE_TABLE: Final = b"rowcast_probe"
-_PROBE_FAMILY: Final = b"f"
 
 #: Needed by HBase 2.6 (netty, unsafe, Hadoop's Kerberos/DNS helpers) on JDK 17.
 JVM_FLAGS: Final[tuple[str, ...]] = (
@@ -80,22 +71,6 @@ _LOG_LINES: Final = 40
 _STACK_FRAME = re.compile(r"\s+(at |\.\.\. \d+ more)")
 _DIGITS = re.compile(r"\d+")
 _INTERESTING = re.compile(r"\bERROR\b|\bFATAL\b|Exception|Caused by|\bError\b")
-
-
-@dataclass(frozen=True)
-class _Child:
-    """A JVM this Python process launched: its handle and the command line we gave it."""
-
-    proc: subprocess.Popen[bytes]
-    argv: list[str]
-
-
-#: Popen handles of JVMs this Python process started, by pid. Kept alive here (not on the
-#: StandaloneHBase instance) so that dropping an instance neither leaks zombies nor makes
-#: Popen.__del__ warn "subprocess is still running"; entries go once the process is reaped.
-_CHILDREN: dict[int, _Child] = {}
-#: Exit codes of children reaped by `_alive`, so a failed start can still report them.
-_REAPED: dict[int, int] = {}
 
 
 class HBaseError(Exception):
@@ -177,15 +152,6 @@ class HBaseStatus:
         }
 
 
-@dataclass(frozen=True)
-class ProbeResult:
-    """Outcome of one readiness round trip."""
-
-    ok: bool
-    detail: str
-    elapsed_s: float = 0.0
-
-
 def ports_of(settings: HBaseSettings) -> dict[str, int]:
     """Every port the embedded HBase uses, by role."""
     return {
@@ -211,86 +177,6 @@ _PORT_KNOBS: Final[Mapping[str, str]] = {
     "master": "--master-port / ROWCAST_HBASE_MASTER_PORT",
     "regionserver": "--regionserver-port / ROWCAST_HBASE_RS_PORT",
 }
-
-
-def probe(host: str, port: int, timeout_s: float) -> ProbeResult:
-    """One put/get round trip through the Thrift1 gateway; never raises.
-
-    An open port proves nothing (the gateway listens long before the master has assigned
-    hbase:meta), so readiness is a real write read back. Each probe writes a fresh row and
-    deletes it, so concurrent probes cannot confuse each other and the table stays tiny.
-    """
-    started = time.monotonic()
-    try:
-        conn = happybase.Connection(host, port, timeout=max(1, int(timeout_s * 1000)))
-        try:
-            _ensure_probe_table(conn)
-            table = conn.table(PROBE_TABLE)
-            row = f"probe-{uuid.uuid4().hex}".encode()
-            value = uuid.uuid4().hex.encode()
-            column = _PROBE_FAMILY + b":v"
-            table.put(row, {column: value})
-            got = table.row(row, columns=[column]).get(column)
-            table.delete(row)
-        finally:
-            conn.close()
-    except Exception as exc:  # any failure means "not ready"; the caller polls again
-        detail = f"{type(exc).__name__}: {exc}".strip()
-        return ProbeResult(False, _first_line(detail), time.monotonic() - started)
-    elapsed = time.monotonic() - started
-    if got != value:
-        return ProbeResult(False, f"read back {got!r}, wrote {value!r}", elapsed)
-    return ProbeResult(True, f"put/get round trip via {host}:{port} ok", elapsed)
-
-
-def probe_admin(host: str, port: int, timeout_s: float) -> ProbeResult:
-    """One Thrift2 call (`tableExists` of the probe table) through the admin gateway; never
-    raises. Run after `probe`, so the table exists and the answer must be True."""
-    started = time.monotonic()
-    try:
-        client = make_client(
-            _thrift2().THBaseService,
-            host,
-            port,
-            timeout=max(1, int(timeout_s * 1000)),
-            trans_factory=TBufferedTransportFactory(),
-            proto_factory=TBinaryProtocolFactory(),
-        )
-        try:
-            name = _thrift2().TTableName(ns=b"default", qualifier=PROBE_TABLE)
-            exists = bool(client.tableExists(name))
-        finally:
-            client.close()
-    except Exception as exc:  # any failure means "not ready"
-        detail = f"thrift2: {type(exc).__name__}: {exc}".strip()
-        return ProbeResult(False, _first_line(detail), time.monotonic() - started)
-    elapsed = time.monotonic() - started
-    if not exists:
-        return ProbeResult(False, f"thrift2 does not see table {PROBE_TABLE.decode()}", elapsed)
-    return ProbeResult(True, f"thrift2 tableExists via {host}:{port} ok", elapsed)
-
-
-@functools.cache
-def _thrift2() -> Any:
-    # The IDL ships with the store package (HBase's own thrift2/hbase.thrift); parse it once.
-    with resources.as_file(resources.files("rowcast.store") / "hbase2.thrift") as idl:
-        return thriftpy2.load(str(idl))
-
-
-def _ensure_probe_table(conn: Any) -> None:
-    if PROBE_TABLE in conn.tables():
-        return
-    try:
-        conn.create_table(PROBE_TABLE, {_PROBE_FAMILY.decode(): {"max_versions": 1}})
-    except Exception:
-        # Another prober may have created it between our two calls; that is fine.
-        if PROBE_TABLE not in conn.tables():
-            raise
-
-
-def _first_line(text: str, limit: int = 300) -> str:
-    line = text.splitlines()[0] if text else text
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 class _Layout:
@@ -470,7 +356,9 @@ class StandaloneHBase:
             classpath = self.fetch().read_text().strip()
             self._write_conf(eff)
             if not running:
-                _write_atomic(self.paths.state, json.dumps({"ports": ports_of(eff)}) + "\n")
+                processes.write_atomic(
+                    self.paths.state, json.dumps({"ports": ports_of(eff)}) + "\n"
+                )
             started: list[Component] = []
             try:
                 for name in missing:
@@ -517,10 +405,10 @@ class StandaloneHBase:
             raise PortInUseError("cannot start HBase, ports taken:\n" + "\n".join(taken))
 
     def _write_conf(self, settings: HBaseSettings) -> None:
-        _write_atomic(
+        processes.write_atomic(
             self.paths.conf / "hbase-site.xml", render_hbase_site(settings, self.paths.data)
         )
-        _write_atomic(self.paths.conf / "log4j2.properties", render_log4j2())
+        processes.write_atomic(self.paths.conf / "log4j2.properties", render_log4j2())
 
     def command(
         self, name: Component, java: str, settings: HBaseSettings, classpath: str
@@ -571,8 +459,8 @@ class StandaloneHBase:
                 # Own session: the JVM outlives the CLI and ignores the terminal's Ctrl-C.
                 start_new_session=True,
             )
-        _CHILDREN[proc.pid] = _Child(proc, argv)
-        _write_atomic(self.paths.pid_file(name), f"{proc.pid}\n")
+        processes.register(proc, argv)
+        processes.write_atomic(self.paths.pid_file(name), f"{proc.pid}\n")
 
     def _wait_ready(self, deadline: float, started: Sequence[Component]) -> None:
         last = "no probe yet"
@@ -580,7 +468,7 @@ class StandaloneHBase:
             running = self._running()
             for name in COMPONENTS:
                 if name not in running:
-                    code = _exit_code(self._pid_from_file(name))
+                    code = processes.exit_code(self._pid_from_file(name))
                     how = f"exited with code {code}" if code is not None else "is not running"
                     verb = "during start" if name in started else "while waiting for readiness"
                     raise HBaseStartError(f"{name} {how} {verb}", self.log_excerpt([name]))
@@ -609,8 +497,8 @@ class StandaloneHBase:
         # Anything still carrying our marker (a lost pid file, a racing second copy) goes too.
         stragglers = [pid for _, pid in self._marked_processes()]
         for pid in stragglers:
-            _signal(pid, signal.SIGKILL)
-        left = [pid for pid in stragglers if not _wait_gone([pid], _KILL_WAIT_S)]
+            processes.send_signal(pid, signal.SIGKILL)
+        left = [pid for pid in stragglers if not processes.wait_gone([pid], _KILL_WAIT_S)]
         for name in COMPONENTS:
             self.paths.pid_file(name).unlink(missing_ok=True)
         if left:
@@ -623,18 +511,18 @@ class StandaloneHBase:
         pid = self._running().get(component)
         if pid is None:
             raise HBaseError(f"{component} is not running")
-        _signal(pid, sig)
+        processes.send_signal(pid, sig)
 
     def _terminate(self, names: Sequence[Component], grace_s: float) -> None:
         running = self._running()
         pids = [running[n] for n in names if n in running]
         for pid in pids:
-            _signal(pid, signal.SIGTERM)
-        if _wait_gone(pids, grace_s):
+            processes.send_signal(pid, signal.SIGTERM)
+        if processes.wait_gone(pids, grace_s):
             return
         for pid in pids:
-            _signal(pid, signal.SIGKILL)
-        _wait_gone(pids, _KILL_WAIT_S)
+            processes.send_signal(pid, signal.SIGKILL)
+        processes.wait_gone(pids, _KILL_WAIT_S)
 
     # ----------------------------------------------------------------------------- processes
 
@@ -660,12 +548,12 @@ class StandaloneHBase:
             return None
 
     def _is_ours(self, pid: int, name: Component) -> bool:
-        if not _alive(pid):
+        if not processes.alive(pid):
             return False
-        child = _CHILDREN.get(pid)
+        child = processes.CHILDREN.get(pid)
         # Between fork and exec /proc still shows Python's command line, so for our own
         # children trust the command we launched.
-        argv = child.argv if child is not None else _cmdline(pid)
+        argv = child.argv if child is not None else processes.cmdline(pid)
         return all(marker in argv for marker in self._markers(name))
 
     def _find_marked(self) -> dict[Component, int]:
@@ -682,8 +570,8 @@ class StandaloneHBase:
             if not entry.isdigit():
                 continue
             pid = int(entry)
-            argv = _cmdline(pid)
-            if home_marker not in argv or not _alive(pid):
+            argv = processes.cmdline(pid)
+            if home_marker not in argv or not processes.alive(pid):
                 continue
             for name in COMPONENTS:
                 if f"-Drowcast.component={name}" in argv:
@@ -699,19 +587,19 @@ class StandaloneHBase:
         frames dropped, repeats that differ only in numbers shown once), the rest to the tail
         of the first log (for a timeout, the master's). Long lines are cut.
         """
-        logs = {name: _tail_lines(self.paths.log_file(name), 5000) for name in names}
+        logs = {name: processes.tail_lines(self.paths.log_file(name), 5000) for name in names}
         latest: dict[str, str] = {}
         for name, lines in logs.items():
             for line in lines:
                 if _INTERESTING.search(line) and not _STACK_FRAME.match(line):
                     key = name + _DIGITS.sub("#", line)
                     latest.pop(key, None)  # re-insert: dict order = order of last occurrence
-                    latest[key] = f"{name}: {_clip(line)}"
+                    latest[key] = f"{name}: {processes.clip(line)}"
         errors = list(latest.values())[-(limit // 2) :]
         primary = names[0] if names else None
         # Stack frames crowd out the lines around them; the exception line itself stays.
         tail = [
-            _clip(line) for line in logs.get(primary, []) if not _STACK_FRAME.match(line)
+            processes.clip(line) for line in logs.get(primary, []) if not _STACK_FRAME.match(line)
         ] if primary else []  # fmt: skip
         tail = tail[-(limit - len(errors)) :] if limit > len(errors) else []
         parts = []
@@ -722,76 +610,3 @@ class StandaloneHBase:
             parts.append(f"--- tail of {self.paths.log_file(primary)} ---")
             parts.extend(tail or ["(empty)"])
         return "\n".join(parts)
-
-
-def _clip(line: str, width: int = 240) -> str:
-    return line if len(line) <= width else line[: width - 3] + "..."
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def _tail_lines(path: Path, count: int) -> list[str]:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 2_000_000))
-            data = handle.read()
-    except OSError:
-        return []
-    return data.decode("utf-8", "replace").splitlines()[-count:]
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return raw.decode("utf-8", "replace").split("\0")
-
-
-def _alive(pid: int) -> bool:
-    """True if `pid` runs (a zombie does not count); reaps our own children as a side effect."""
-    child = _CHILDREN.get(pid)
-    if child is not None:
-        code = child.proc.poll()
-        if code is None:
-            return True
-        _REAPED[pid] = code
-        del _CHILDREN[pid]
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    # Field 3, after the parenthesised command name (which may itself contain spaces).
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-
-
-def _exit_code(pid: int | None) -> int | None:
-    """Exit code of a child we started and already reaped, if we know it."""
-    if pid is None:
-        return None
-    child = _CHILDREN.get(pid)
-    if child is not None:
-        return child.proc.poll()
-    return _REAPED.get(pid)
-
-
-def _signal(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, sig)
-
-
-def _wait_gone(pids: Sequence[int], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if not any(_alive(pid) for pid in pids):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
