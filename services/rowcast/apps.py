@@ -24,6 +24,7 @@ from rowcast.store.admin import TableAdmin
 from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.audit import AuditStore
 from rowcast.store.client import HBaseClient
+from rowcast.store.notify import close_notifier, open_notifier
 from rowcast.store.operations import OperationStore
 from rowcast.store.predictions import PredictionStore
 from rowcast.store.registry import RegistryStore
@@ -59,6 +60,9 @@ async def start_prediction_server(
     caches = VersionCaches(sv.cache_size)
     router = VersionRouter(RegistryStore(client), sv.registry_refresh_s, on_change=caches.retain)
     await router.start()
+    notifier = await open_notifier(settings.hbase, settings.server.registry_watch)
+    if notifier is not None:
+        notifier.watch(router.wake)
     target = audit_target or f"{sv.host}:{sv.audit_port}"
     spool = SpoolConfig(
         # Processes sharing a port (SO_REUSEPORT) each need a spool of their own: give them
@@ -93,6 +97,7 @@ async def start_prediction_server(
     async def on_stop() -> None:
         if sv.audit_enabled:
             await sink.stop(drain_timeout_s=sv.grace_s)
+        await close_notifier(notifier)
         await router.stop()
         client.close()
 
@@ -121,7 +126,8 @@ async def start_audit_server(settings: Settings, port: int | None = None) -> Run
 async def start_model_server(settings: Settings, port: int | None = None) -> RunningServer:
     await _ensure_schema(settings)
     client = HBaseClient(settings.hbase)
-    registry = RegistryStore(client)
+    notifier = await open_notifier(settings.hbase, settings.server.registry_watch)
+    registry = RegistryStore(client, notifier)
     admin = TableAdmin(settings.hbase)
     artifacts = ArtifactStore(client)
     materializations = Materializations(
@@ -138,6 +144,7 @@ async def start_model_server(settings: Settings, port: int | None = None) -> Run
 
     async def on_stop() -> None:
         await materializations.stop()
+        await close_notifier(notifier)
         client.close()
 
     running.on_stop = on_stop

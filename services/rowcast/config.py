@@ -52,6 +52,9 @@ class ServerSettings:
     grace_s: float = 5.0
     #: How often prediction servers check the registry for activations, in seconds.
     registry_refresh_s: float = 0.25
+    #: Watch the registry generation in HBase's ZooKeeper (store/notify.py) so that a route
+    #: change arrives at once; the poll every `registry_refresh_s` stays as the safety net.
+    registry_watch: bool = True
     #: "process": each decision is written to the spool file before Predict answers (survives
     #: any process crash); "fsync": also fsync'd, in group commits (survives a machine crash).
     audit_durability: Literal["process", "fsync"] = "process"
@@ -126,6 +129,7 @@ class Settings:
             ),
             max_in_flight=int(env.get("ROWCAST_MAX_IN_FLIGHT", sv.max_in_flight)),
             reuse_port=_flag(env.get("ROWCAST_REUSE_PORT", "off"), "ROWCAST_REUSE_PORT"),
+            registry_watch=_flag(env.get("ROWCAST_REGISTRY_WATCH", "on"), "ROWCAST_REGISTRY_WATCH"),
         )
         return cls(
             hbase=hb,

@@ -19,6 +19,7 @@ from rowcast.jobs.verify import HeldOut
 from rowcast.store.admin import TableAdmin
 from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.client import HBaseClient
+from rowcast.store.notify import close_notifier, open_notifier
 from rowcast.store.predictions import PredictionStore
 from rowcast.store.registry import RegistryStore
 from rowcast.store.schema import ensure_schema
@@ -52,10 +53,12 @@ async def publish(
     settings: Settings, spec: PublishSpec, progress: Progress | None = None
 ) -> PublishResult:
     client = HBaseClient(settings.hbase)
+    # Announces the activation, so that watching prediction servers switch at once.
+    notifier = await open_notifier(settings.hbase, settings.server.registry_watch)
     try:
         admin = TableAdmin(settings.hbase)
         ensure_schema(admin)
-        registry = RegistryStore(client)
+        registry = RegistryStore(client, notifier)
         ds = datasets.load(spec.dataset)
         train_frame, test_frame = ds.split(HELDOUT_FRACTION, SPLIT_SEED)
         try:
@@ -90,6 +93,7 @@ async def publish(
         version = await registry.get_version(spec.model, version.version)
         return PublishResult(model, version, result, metrics, model_file, spec.activate)
     finally:
+        await close_notifier(notifier)
         client.close()
 
 

@@ -45,10 +45,12 @@ def _versions(model: ModelInfo) -> dict[str, ActiveModel]:
 class VersionRouter:
     """Maps model names to their active version; follows activations by watching the registry.
 
-    The registry keeps a generation counter that every activation bumps. The router reads that
-    one cell every `refresh_s` (default 0.25 s) and reloads the aliases when it moves, so a
-    switch reaches the hot path within well under a second and the hot path itself never reads
-    the registry. Each Predict takes one ActiveModel snapshot, so a request never mixes versions.
+    The registry keeps a generation counter that every activation bumps. The router checks that
+    one cell when `wake()` is called (a ZooKeeper watch fired: store/notify.py) and at the
+    latest every `refresh_s` (default 0.25 s), and reloads the aliases when it moved, so a
+    switch reaches the hot path at once, and within a poll interval even without the watch;
+    the hot path itself never reads the registry. Each Predict takes one ActiveModel snapshot,
+    so a request never mixes versions.
     """
 
     def __init__(
@@ -65,11 +67,19 @@ class VersionRouter:
         self._models: dict[str, dict[str, ActiveModel]] = {}
         self._generation: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         with contextlib.suppress(RowcastError):
             await self._reload()
         self._task = asyncio.create_task(self._watch(), name="version-router")
+
+    def wake(self) -> None:
+        """Check the registry now, not at the next poll (callable from any thread)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -108,7 +118,9 @@ class VersionRouter:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(self._refresh_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._refresh_s)
+            self._wake.clear()
             try:
                 generation = await self._registry.generation(timeout_s=self._refresh_s * 4)
                 if generation != self._generation:

@@ -33,6 +33,7 @@ from rowcast.errors import (
     VersionNotReady,
 )
 from rowcast.store.client import HBaseClient
+from rowcast.store.notify import RegistryNotifier
 from rowcast.store.schema import (
     ACTIVATIONS,
     GENERATION_ROW,
@@ -95,8 +96,17 @@ def _version_from_row(row: dict[bytes, bytes]) -> VersionInfo:
 class RegistryStore:
     """Reads and writes models, versions, aliases and activations in the registry tables."""
 
-    def __init__(self, client: HBaseClient) -> None:
+    def __init__(self, client: HBaseClient, notifier: RegistryNotifier | None = None) -> None:
+        """`notifier`: announces every generation bump in ZooKeeper, so that prediction
+        servers that watch it reload at once (store/notify.py); without one they poll."""
         self._client = client
+        self._notifier = notifier
+
+    def _bump(self, models: happybase.Table) -> None:
+        """Bump the registry generation (every route change does), then announce it."""
+        generation = int(models.counter_inc(GENERATION_ROW, _GEN_COL))
+        if self._notifier is not None:
+            self._notifier.announce(generation)
 
     async def register_model(
         self,
@@ -301,7 +311,7 @@ class RegistryStore:
                     b"h:time": str(now).encode(),
                 },
             )
-            models.counter_inc(GENERATION_ROW, _GEN_COL)
+            self._bump(models)
             row.update(aliases)
             return _model_from_row(model, row), now
 
@@ -318,7 +328,7 @@ class RegistryStore:
             _require_ready(conn, model, version, "aliased")
             cells = {f"a:{alias}".encode(): str(version).encode()}
             models.put(model.encode(), cells)
-            models.counter_inc(GENERATION_ROW, _GEN_COL)
+            self._bump(models)
             row.update(cells)
             return _model_from_row(model, row)
 
@@ -336,7 +346,7 @@ class RegistryStore:
             if column not in row:
                 raise NotFound(f"model {model!r} has no alias {alias!r}")
             models.delete(model.encode(), columns=[column])
-            models.counter_inc(GENERATION_ROW, _GEN_COL)
+            self._bump(models)
             del row[column]
             return _model_from_row(model, row)
 
@@ -366,7 +376,7 @@ class RegistryStore:
             ]
             if naming:
                 models.delete(model.encode(), columns=naming)
-                models.counter_inc(GENERATION_ROW, _GEN_COL)
+                self._bump(models)
             cells = {
                 b"v:state": VersionState.RETIRED.value.encode(),
                 b"v:update_time": str(_now_ms()).encode(),
