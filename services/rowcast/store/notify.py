@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import threading
 from collections.abc import Callable
 from typing import Any, Final
 
+import kazoo.protocol.connection
+import kazoo.retry
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
@@ -25,6 +28,12 @@ from kazoo.recipe.watchers import DataWatch
 from rowcast.config import HBaseSettings
 
 log = logging.getLogger(__name__)
+
+# kazoo draws ping and retry jitter from the global `random` module, in its own threads, for
+# the life of a connection. Give it a generator of its own, so that it never perturbs the
+# process-wide random state that other code (and hypothesis) owns.
+kazoo.protocol.connection.random = random.Random()
+kazoo.retry.random = random.Random()
 
 ZNODE: Final = "/rowcast/registry-generation"
 #: ZooKeeper session timeout, seconds.
