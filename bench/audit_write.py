@@ -27,7 +27,7 @@ from typing import Any
 from rowcast.config import HBaseSettings
 from rowcast.core.keys import AUDIT_CELL_TS_MS, new_decision_id
 from rowcast.core.records import Decision, Source
-from rowcast.hbase.ports import free_ports
+from rowcast.hbase.ports import on_free_ports
 from rowcast.hbase.runtime import StandaloneHBase
 from rowcast.store.admin import TableAdmin
 from rowcast.store.audit import AuditStore
@@ -67,16 +67,7 @@ async def write_rate(store: AuditStore, batch: list[list[Decision]]) -> float:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="rowcast-bench-audit-"))
-    thrift, thrift2, zk, master, rs = free_ports(5)
-    settings = HBaseSettings(
-        thrift_port=thrift,
-        thrift2_port=thrift2,
-        zookeeper_port=zk,
-        master_port=master,
-        regionserver_port=rs,
-        home=home,
-        timeout_s=60.0,
-    )
+    settings = on_free_ports(HBaseSettings(home=home, timeout_s=60.0))
     hb = StandaloneHBase(settings)
     print(f"starting HBase in {home} ...", flush=True)
     hb.start(timeout_s=300)

@@ -54,7 +54,7 @@ from rowcast.config import HBaseSettings, Settings
 from rowcast.core.keys import encode_double, encode_long, key_matrix, split_keys, split_rows
 from rowcast.core.records import OutputKind, VersionInfo
 from rowcast.core.signature import NumericFeature, Signature
-from rowcast.hbase.ports import free_ports
+from rowcast.hbase.ports import free_ports, on_free_ports
 from rowcast.hbase.runtime import StandaloneHBase
 from rowcast.jobs.materialize import (
     MaterializeCancelled,
@@ -503,17 +503,7 @@ def machine() -> dict[str, Any]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="rowcast-bench-mat-"))
-    thrift, thrift2, zk, master, rs = free_ports(5)
-    hbase_settings = HBaseSettings(
-        thrift_port=thrift,
-        thrift2_port=thrift2,
-        zookeeper_port=zk,
-        master_port=master,
-        regionserver_port=rs,
-        home=home,
-        timeout_s=30.0,
-        master_heap=args.heap,
-    )
+    hbase_settings = on_free_ports(HBaseSettings(home=home, timeout_s=30.0, master_heap=args.heap))
     settings = Settings(hbase=hbase_settings, max_grid_rows=max(50_000_000, args.rows * 2))
     hb = StandaloneHBase(hbase_settings)
     print(f"starting HBase in {home} (heap {args.heap}) ...", flush=True)

@@ -13,7 +13,7 @@ import pytest_asyncio
 
 from rowcast.apps import start_audit_server, start_model_server, start_prediction_server
 from rowcast.config import HBaseSettings, ServerSettings, Settings
-from rowcast.hbase.ports import free_ports
+from rowcast.hbase.ports import on_free_ports
 from rowcast.hbase.runtime import StandaloneHBase
 from rowcast.jobs.publish import PublishResult, PublishSpec, publish
 from rowcast.jobs.train import TrainParams
@@ -26,18 +26,9 @@ MODEL = "credit_default"
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    thrift, thrift2, zk, master, rs = free_ports(5)
     home: Path = tmp_path_factory.mktemp("rowcast-home")
     return Settings(
-        hbase=HBaseSettings(
-            thrift_port=thrift,
-            thrift2_port=thrift2,
-            zookeeper_port=zk,
-            master_port=master,
-            regionserver_port=rs,
-            home=home,
-            timeout_s=5.0,
-        ),
+        hbase=on_free_ports(HBaseSettings(home=home, timeout_s=5.0)),
         server=ServerSettings(registry_refresh_s=0.1, grace_s=2.0),
     )
 

@@ -16,7 +16,7 @@ import happybase
 import pytest
 
 from rowcast.config import HBaseSettings
-from rowcast.hbase.ports import free_ports, port_is_free
+from rowcast.hbase.ports import on_free_ports, port_is_free
 from rowcast.hbase.runtime import (
     COMPONENTS,
     HBaseStartError,
@@ -34,15 +34,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _settings(home: Path) -> HBaseSettings:
-    thrift, thrift2, zk, master, rs = free_ports(5)
-    return HBaseSettings(
-        home=home,
-        thrift_port=thrift,
-        thrift2_port=thrift2,
-        zookeeper_port=zk,
-        master_port=master,
-        regionserver_port=rs,
-    )
+    return on_free_ports(HBaseSettings(home=home))
 
 
 def _marked_processes(home: Path) -> list[int]:

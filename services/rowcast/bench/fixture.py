@@ -22,7 +22,7 @@ from rowcast.core.keys import prediction_key
 from rowcast.core.records import VersionState
 from rowcast.core.signature import Signature
 from rowcast.errors import ModelNotFound
-from rowcast.hbase.ports import free_ports
+from rowcast.hbase.ports import on_free_ports
 from rowcast.hbase.runtime import StandaloneHBase
 from rowcast.jobs import dataset as datasets
 from rowcast.jobs.publish import PublishSpec, publish
@@ -60,15 +60,7 @@ class HBaseLease:
                     "see `rowcast hbase status`"
                 )
             return self
-        thrift, thrift2, zk, master, rs = free_ports(5)
-        own = replace(
-            self._requested,
-            thrift_port=thrift,
-            thrift2_port=thrift2,
-            zookeeper_port=zk,
-            master_port=master,
-            regionserver_port=rs,
-        )
+        own = on_free_ports(self._requested)
         self._hbase = StandaloneHBase(own)
         self.started = True
         self.settings = own

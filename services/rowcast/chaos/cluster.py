@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rowcast.chaos.services import ServiceProcess
 from rowcast.config import HBaseSettings, Settings
-from rowcast.hbase.ports import free_ports
+from rowcast.hbase.ports import free_ports, on_free_ports
 from rowcast.hbase.runtime import Component, HBaseError, StandaloneHBase
 
 log = logging.getLogger(__name__)
@@ -35,15 +35,7 @@ class ClusterSpec:
 
 def hbase_settings(home: Path) -> HBaseSettings:
     """The run's HBase: the one already running in home (its ports), else new free ports."""
-    thrift, thrift2, zk, master, rs = free_ports(5)
-    wanted = HBaseSettings(
-        home=home.resolve(),
-        thrift_port=thrift,
-        thrift2_port=thrift2,
-        zookeeper_port=zk,
-        master_port=master,
-        regionserver_port=rs,
-    )
+    wanted = on_free_ports(HBaseSettings(home=home.resolve()))
     return StandaloneHBase(wanted).effective_settings()
 
 

@@ -7,6 +7,9 @@ import re
 import shutil
 import socket
 import subprocess
+from dataclasses import replace
+
+from rowcast.config import HBaseSettings
 
 LOOPBACK = "127.0.0.1"
 
@@ -14,6 +17,20 @@ LOOPBACK = "127.0.0.1"
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel picks it)."""
     return free_ports(1)[0]
+
+
+def on_free_ports(settings: HBaseSettings) -> HBaseSettings:
+    """`settings` with all five HBase ports moved to free loopback ports: an HBase of its own
+    for a test session, a benchmark or a chaos run, beside any other on this machine."""
+    thrift, thrift2, zk, master, rs = free_ports(5)
+    return replace(
+        settings,
+        thrift_port=thrift,
+        thrift2_port=thrift2,
+        zookeeper_port=zk,
+        master_port=master,
+        regionserver_port=rs,
+    )
 
 
 def free_ports(count: int) -> list[int]:
