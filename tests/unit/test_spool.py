@@ -210,6 +210,49 @@ def test_records_that_stop_checking_while_running_are_quarantined(tmp_path: Path
     spool.close()
 
 
+class _AppendsWhileReading(Spool):
+    """A spool whose first read of a segment lets another record be appended right after the
+    reader noted the segment's size: the interleaving of Predict appending on the event loop
+    while the sender reads on a worker thread."""
+
+    def __init__(self, directory: Path, *, max_bytes: int) -> None:
+        super().__init__(directory, max_bytes=max_bytes)
+        #: Records to append during the next segment read (once).
+        self.late: list[bytes] = []
+
+    def _read_fd(self, segment: int) -> int:
+        if self.late:
+            late, self.late = self.late, []
+            self.append(late)
+        return super()._read_fd(segment)
+
+
+def test_a_record_appended_while_a_damaged_tail_is_found_is_quarantined_not_dropped(
+    tmp_path: Path,
+) -> None:
+    """A record appended to the active segment after the reader noted its size, when the reader
+    then finds damage before it, ends up in the quarantine file with the damaged tail (nothing
+    is silently dropped), and later appends are delivered."""
+    spool = _AppendsWhileReading(tmp_path, max_bytes=64 * MB)
+    spool.open()
+    spool.append(records(3))
+    segment = spool.cursor.segment
+    path = tmp_path / segment_name(segment)
+    with open(path, "r+b") as f:
+        f.seek(HEADER_BYTES + 10)  # inside the first record
+        f.write(b"\xff")
+    damaged_tail = path.read_bytes()[HEADER_BYTES:]
+    spool.late = records(1, 3)
+    got, pos = read_all(spool)
+    assert got == []
+    (side,) = (tmp_path / QUARANTINE_DIR).iterdir()
+    assert side.read_bytes() == damaged_tail + encode_frames(records(1, 3))
+    assert spool.cursor.segment == segment and pos.segment > segment
+    spool.append(records(1, 4))
+    assert read_all(spool, pos)[0] == records(1, 4)
+    spool.close()
+
+
 def test_quarantined_records_are_framed_and_readable(tmp_path: Path) -> None:
     """Records refused by the AuditService are kept in a side file in the spool's own format."""
     spool = open_spool(tmp_path)

@@ -324,7 +324,7 @@ class Spool:
                     # One record is larger than the byte budget: read it alone.
                     budget = size - pos.offset
                     continue
-                pos = self._quarantine_rest(pos, size, scan.damage or "truncated record")
+                pos = self._quarantine_rest(pos, scan.damage or "truncated record")
                 continue
             payloads.extend(scan.payloads)
             pos = Position(pos.segment, pos.offset + scan.end)
@@ -338,20 +338,30 @@ class Spool:
             self._read_fds[segment] = fd
         return fd
 
-    def _quarantine_rest(self, pos: Position, size: int, reason: str) -> Position:
+    def _quarantine_rest(self, pos: Position, reason: str) -> Position:
         """A record that was valid when written no longer checks (a disk fault): move the rest
-        of the segment aside rather than block delivery forever or drop it silently."""
-        data = os.pread(self._read_fd(pos.segment), size - pos.offset, pos.offset)
+        of the segment aside rather than block delivery forever or drop it silently.
+
+        The segment may still be the one appends go to, and records may have been appended
+        to it since the reader noted its size. So the writer is moved to a new segment first
+        (under the lock, so no append is in between), and the copy runs to the segment's end
+        as of that moment: every record in it is either delivered before pos or quarantined.
+        """
+        with self._lock:
+            if pos.segment == self._segment:
+                # The writer must not append behind bytes the reader will never get past.
+                self._roll()
+            end = self._sizes.get(pos.segment, pos.offset)
+        # The segment is frozen now, so the copy can run without holding up appends.
+        data = os.pread(self._read_fd(pos.segment), max(end - pos.offset, 0), pos.offset)
         side = quarantine_bytes(
             self.directory, f"{segment_name(pos.segment)}.at-{pos.offset}.damaged", data
         )
         log.error("audit spool %s: %s at %s; quarantined to %s", self.directory, reason, pos, side)
         self.quarantined_files += 1
         with self._lock:
-            self._sizes[pos.segment] = pos.offset
-            if pos.segment == self._segment:
-                # The writer must not append behind bytes the reader will never get past.
-                self._roll()
+            if pos.segment in self._sizes:
+                self._sizes[pos.segment] = pos.offset
         return pos
 
     def quarantine_records(self, name: str, payloads: Sequence[bytes]) -> Path:
