@@ -104,6 +104,29 @@ def test_a_full_spool_refuses_appends(tmp_path: Path) -> None:
     spool.close()
 
 
+def test_a_tiny_full_spool_takes_appends_again_once_delivered(tmp_path: Path) -> None:
+    """A spool far smaller than the usual segment size (4 KiB) that filled up while nothing was
+    delivered takes appends again once everything in it is acknowledged: its segments stay at
+    most 1/16 of the limit, so delivered ones are deleted."""
+    spool = open_spool(tmp_path, max_bytes=4096)
+    appended = 0
+    with pytest.raises(SpoolFull):
+        while True:
+            spool.append(records(1, appended))
+            appended += 1
+    assert appended >= 10
+    delivered: list[bytes] = []
+    for _ in range(3):  # deliver, append, and again: the freed room is reused every time
+        got, end = read_all(spool)
+        delivered += got
+        spool.acknowledge(end)
+        spool.append(records(1, appended))
+        appended += 1
+    assert delivered == records(appended - 1)
+    assert spool.size_bytes <= 4096
+    spool.close()
+
+
 def test_a_second_process_cannot_open_the_same_spool(tmp_path: Path) -> None:
     """The directory is locked while open."""
     spool = open_spool(tmp_path)

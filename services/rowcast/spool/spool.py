@@ -33,6 +33,7 @@ from rowcast.spool.recovery import Quarantined, check_segment, quarantine_bytes
 log = logging.getLogger(__name__)
 
 DEFAULT_SEGMENT_BYTES = 16 << 20
+MIN_SEGMENT_BYTES = 64 << 10
 
 
 class SpoolFull(Exception):
@@ -85,8 +86,10 @@ class Spool:
         self.directory = directory
         self.max_bytes = max_bytes
         # Acknowledged bytes stay on disk until their segment is complete, so segments must be
-        # small next to the limit or the limit would be reached by delivered records.
-        self._segment_bytes = max(64 << 10, min(segment_bytes, max_bytes // 16))
+        # small next to the limit or the limit would be reached by delivered records (and a
+        # spool whose one segment never fills up would stay full after delivering it all).
+        # MIN_SEGMENT_BYTES keeps the file count down, but never above 1/16 of the limit.
+        self._segment_bytes = max(1, min(max_bytes // 16, max(MIN_SEGMENT_BYTES, segment_bytes)))
         self._writable = writable
         self._defer_close = defer_close
         self._lock = threading.Lock()
