@@ -18,13 +18,19 @@ from rowcast.prediction.lookup import Lookup, VersionCaches
 from rowcast.prediction.router import VersionRouter
 from rowcast.prediction.servicer import Answerer, NoAudit, PredictionServicer
 from rowcast.registry.operations import Materializations
+from rowcast.registry.propagation import PropagationWaiter
 from rowcast.registry.servicer import ModelServicer
 from rowcast.server import RunningServer, start_server
 from rowcast.store.admin import TableAdmin
 from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.audit import AuditStore
 from rowcast.store.client import HBaseClient
-from rowcast.store.notify import close_notifier, open_notifier
+from rowcast.store.notify import (
+    RegistryNotifier,
+    ServerPresence,
+    close_notifier,
+    open_notifier,
+)
 from rowcast.store.operations import OperationStore
 from rowcast.store.predictions import PredictionStore
 from rowcast.store.registry import RegistryStore
@@ -93,8 +99,11 @@ async def start_prediction_server(
         reuse_port=sv.reuse_port,
         max_in_flight=sv.max_in_flight,
     )
+    presence = await announce_presence(notifier, router, f"{sv.host}:{running.port}")
 
     async def on_stop() -> None:
+        if presence is not None:
+            await asyncio.to_thread(presence.withdraw)
         if sv.audit_enabled:
             await sink.stop(drain_timeout_s=sv.grace_s)
         await close_notifier(notifier)
@@ -103,6 +112,25 @@ async def start_prediction_server(
 
     running.on_stop = on_stop
     return running
+
+
+async def announce_presence(
+    notifier: RegistryNotifier | None, router: VersionRouter, address: str
+) -> ServerPresence | None:
+    """Register a prediction server in ZooKeeper and keep its routes generation there, so that
+    a switch can wait until this server serves it (store/notify.py)."""
+    if notifier is None:
+        return None
+    presence = await asyncio.to_thread(notifier.register, address, router.generation or 0)
+    if presence is None:
+        log.warning("not registered in ZooKeeper: switches will not wait for this server")
+        return None
+
+    async def report(generation: int) -> None:
+        await asyncio.to_thread(presence.report, generation)
+
+    await router.report_to(report)
+    return presence
 
 
 async def start_audit_server(settings: Settings, port: int | None = None) -> RunningServer:
@@ -133,7 +161,8 @@ async def start_model_server(settings: Settings, port: int | None = None) -> Run
     materializations = Materializations(
         settings, registry, PredictionStore(client), admin, artifacts, OperationStore(client)
     )
-    servicer = ModelServicer(settings, registry, artifacts, admin, client, materializations)
+    waiter = PropagationWaiter(notifier, settings.server.propagation_timeout_s)
+    servicer = ModelServicer(settings, registry, artifacts, admin, client, materializations, waiter)
     running = await start_server(
         lambda s: model_grpc.add_ModelServiceServicer_to_server(servicer, s),
         [MODEL_SERVICE.full_name],

@@ -55,6 +55,9 @@ class ServerSettings:
     #: Watch the registry generation in HBase's ZooKeeper (store/notify.py) so that a route
     #: change arrives at once; the poll every `registry_refresh_s` stays as the safety net.
     registry_watch: bool = True
+    #: How long an activation, rollback or alias change waits for every registered prediction
+    #: server to acknowledge it before it returns (reporting who lagged), in seconds.
+    propagation_timeout_s: float = 2.0
     #: "process": each decision is written to the spool file before Predict answers (survives
     #: any process crash); "fsync": also fsync'd, in group commits (survives a machine crash).
     audit_durability: Literal["process", "fsync"] = "process"
@@ -130,6 +133,9 @@ class Settings:
             max_in_flight=int(env.get("ROWCAST_MAX_IN_FLIGHT", sv.max_in_flight)),
             reuse_port=_flag(env.get("ROWCAST_REUSE_PORT", "off"), "ROWCAST_REUSE_PORT"),
             registry_watch=_flag(env.get("ROWCAST_REGISTRY_WATCH", "on"), "ROWCAST_REGISTRY_WATCH"),
+            propagation_timeout_s=float(
+                env.get("ROWCAST_PROPAGATION_TIMEOUT_S", sv.propagation_timeout_s)
+            ),
         )
         return cls(
             hbase=hb,

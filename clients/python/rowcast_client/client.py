@@ -351,11 +351,32 @@ class AsyncRowcastClient(AsyncModelAdmin):
         reason: str = "",
         timeout: float | None = None,
     ) -> pb.Model:
+        """Switch MODEL to VERSION; the model after the switch (see `activate` for more)."""
+        response = await self.activate(model, version, actor=actor, reason=reason, timeout=timeout)
+        return response.model
+
+    async def activate(
+        self,
+        model: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str = "",
+        timeout: float | None = None,
+    ) -> model_pb.ActivateVersionResponse:
+        """Switch MODEL to VERSION; the whole response, with how far the switch had reached
+        the running prediction servers (`propagation`)."""
         request = model_pb.ActivateVersionRequest(
             model=model, version=version, actor=actor, reason=reason
         )
-        response = await self._call(self._models.ActivateVersion, request, timeout)
-        return response.model  # type: ignore[no-any-return]
+        return await self._call(self._models.ActivateVersion, request, timeout)  # type: ignore[no-any-return]
+
+    async def rollback(
+        self, model: str, *, actor: str, reason: str = "", timeout: float | None = None
+    ) -> model_pb.RollbackModelResponse:
+        """Serve the previous version again; the whole response, with `propagation`."""
+        request = model_pb.RollbackModelRequest(model=model, actor=actor, reason=reason)
+        return await self._call(self._models.RollbackModel, request, timeout)  # type: ignore[no-any-return]
 
 
 class RowcastClient(ModelAdmin):
@@ -504,10 +525,31 @@ class RowcastClient(ModelAdmin):
         reason: str = "",
         timeout: float | None = None,
     ) -> pb.Model:
+        """Switch MODEL to VERSION; the model after the switch (see `activate` for more)."""
+        return self.activate(model, version, actor=actor, reason=reason, timeout=timeout).model
+
+    def activate(
+        self,
+        model: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str = "",
+        timeout: float | None = None,
+    ) -> model_pb.ActivateVersionResponse:
+        """Switch MODEL to VERSION; the whole response, with how far the switch had reached
+        the running prediction servers (`propagation`)."""
         request = model_pb.ActivateVersionRequest(
             model=model, version=version, actor=actor, reason=reason
         )
-        return self._call(self._models.ActivateVersion, request, timeout).model  # type: ignore[no-any-return]
+        return self._call(self._models.ActivateVersion, request, timeout)  # type: ignore[no-any-return]
+
+    def rollback(
+        self, model: str, *, actor: str, reason: str = "", timeout: float | None = None
+    ) -> model_pb.RollbackModelResponse:
+        """Serve the previous version again; the whole response, with `propagation`."""
+        request = model_pb.RollbackModelRequest(model=model, actor=actor, reason=reason)
+        return self._call(self._models.RollbackModel, request, timeout)  # type: ignore[no-any-return]
 
 
 __all__ = ["AsyncRowcastClient", "RowcastClient", "RowcastClientError", "Targets"]

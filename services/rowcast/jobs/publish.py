@@ -16,10 +16,11 @@ from rowcast.jobs.create import HELDOUT_FRACTION, SPLIT_SEED, Training, create_v
 from rowcast.jobs.materialize import MaterializeResult, Progress, check_grid, materialize
 from rowcast.jobs.train import TrainParams, derive_signature, save
 from rowcast.jobs.verify import HeldOut
+from rowcast.registry.propagation import PropagationWaiter
 from rowcast.store.admin import TableAdmin
 from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.client import HBaseClient
-from rowcast.store.notify import close_notifier, open_notifier
+from rowcast.store.notify import Propagation, close_notifier, open_notifier
 from rowcast.store.predictions import PredictionStore
 from rowcast.store.registry import RegistryStore
 from rowcast.store.schema import ensure_schema
@@ -47,6 +48,8 @@ class PublishResult:
     metrics: dict[str, float]
     model_file: Path
     activated: bool
+    #: How far the activation had reached the running prediction servers (None: not activated).
+    propagation: Propagation | None = None
 
 
 async def publish(
@@ -86,12 +89,19 @@ async def publish(
         result, model_file = await flatten(
             settings, client, model, version, booster, HeldOut(test_frame, ds.target), progress
         )
+        propagation = None
         if spec.activate:
-            model, _ = await registry.activate(
+            switched = await registry.activate(
                 spec.model, version.version, spec.creator, "published by rowcast publish"
             )
+            model = switched.model
+            propagation = await PropagationWaiter(
+                notifier, settings.server.propagation_timeout_s
+            ).wait(switched.generation)
         version = await registry.get_version(spec.model, version.version)
-        return PublishResult(model, version, result, metrics, model_file, spec.activate)
+        return PublishResult(
+            model, version, result, metrics, model_file, spec.activate, propagation
+        )
     finally:
         await close_notifier(notifier)
         client.close()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from rowcast.core.records import ModelInfo
@@ -15,6 +16,14 @@ from rowcast.store.registry import RegistryStore
 from rowcast.store.schema import prediction_table
 
 log = logging.getLogger(__name__)
+
+#: However quiet the generation counter, reload everything this often: a switch whose
+#: generation bump was lost (HBase went down between the alias write and the bump) still
+#: reaches every server.
+FULL_RELOAD_S = 30.0
+#: Re-report the routes generation this often even when it did not change (re-creates a
+#: presence znode lost with an expired ZooKeeper session).
+REPORT_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,8 @@ class VersionRouter:
     latest every `refresh_s` (default 0.25 s), and reloads the aliases when it moved, so a
     switch reaches the hot path at once, and within a poll interval even without the watch;
     the hot path itself never reads the registry. Each Predict takes one ActiveModel snapshot,
-    so a request never mixes versions.
+    so a request never mixes versions. After each reload it reports the generation it reached
+    (`report_to`): the process that made the change waits for that acknowledgement.
     """
 
     def __init__(
@@ -69,6 +79,24 @@ class VersionRouter:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._report: Callable[[int], Awaitable[None]] | None = None
+        self._reloaded_at = 0.0
+        self._reported_at = 0.0
+
+    @property
+    def generation(self) -> int | None:
+        """The registry generation the routes were last loaded at (None: never loaded)."""
+        return self._generation
+
+    async def report_to(self, report: Callable[[int], Awaitable[None]]) -> None:
+        """From now on, tell `report` the generation after every reload (and now)."""
+        self._report = report
+        await self._report_generation()
+
+    async def _report_generation(self) -> None:
+        if self._report is not None and self._generation is not None:
+            self._reported_at = time.monotonic()
+            await self._report(self._generation)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -113,8 +141,11 @@ class VersionRouter:
                 log.info("model %s now answers with version %d", name, new.version)
         self._models = fresh
         self._generation = generation
+        self._reloaded_at = time.monotonic()
         if self._on_change is not None:
             self._on_change({a.table for v in fresh.values() for a in v.values()})
+        # Only now, with the new routes in place, may the change be acknowledged.
+        await self._report_generation()
 
     async def _watch(self) -> None:
         while True:
@@ -123,8 +154,11 @@ class VersionRouter:
             self._wake.clear()
             try:
                 generation = await self._registry.generation(timeout_s=self._refresh_s * 4)
-                if generation != self._generation:
+                now = time.monotonic()
+                if generation != self._generation or now - self._reloaded_at >= FULL_RELOAD_S:
                     await self._reload()
+                elif now - self._reported_at >= REPORT_EVERY_S:
+                    await self._report_generation()
             except RowcastError as exc:
                 # The store is down: keep answering with what we know; retry next tick.
                 log.debug("registry check failed: %s", exc)

@@ -30,6 +30,7 @@ from rowcast.jobs.diff import diff_tables
 from rowcast.jobs.train import TrainParams
 from rowcast.paging import paginate
 from rowcast.registry.operations import Materializations
+from rowcast.registry.propagation import PropagationWaiter, propagation_to_pb
 from rowcast.store.admin import TableAdmin
 from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.client import HBaseClient
@@ -39,6 +40,10 @@ from rowcast.v1 import model_service_pb2 as model_pb
 from rowcast.v1 import model_service_pb2_grpc as model_grpc
 
 Context = grpc.aio.ServicerContext[object, object]
+
+#: After the servers acknowledged that no alias names a retired version any more, requests
+#: they had started before may still read its table: give them this long before the drop.
+RETIRE_DRAIN_S = 1.0
 
 
 def check_version(version: int) -> int:
@@ -85,6 +90,7 @@ class ModelServicer(model_grpc.ModelServiceServicer):
         admin: TableAdmin,
         client: HBaseClient,
         materializations: Materializations,
+        propagation: PropagationWaiter,
     ) -> None:
         self._settings = settings
         self._registry = registry
@@ -93,6 +99,13 @@ class ModelServicer(model_grpc.ModelServiceServicer):
         self._client = client
         self._ops = materializations
         self._timeout_s = settings.hbase.timeout_s
+        self._propagation = propagation
+
+    async def _propagated(self, generation: int, context: Context) -> model_pb.Propagation:
+        """Wait for the servers to serve a change, within the caller's deadline (less a
+        margin to answer in)."""
+        budget = remaining_s(context, self._settings.server.propagation_timeout_s + 1.0) - 0.5
+        return propagation_to_pb(await self._propagation.wait(generation, budget))
 
     @handles_errors
     async def ListModels(
@@ -142,7 +155,7 @@ class ModelServicer(model_grpc.ModelServiceServicer):
     ) -> model_pb.ActivateVersionResponse:
         name = check_model_name(request.model)
         version = check_version(request.version)
-        model, when_ms = await self._registry.activate(
+        switched = await self._registry.activate(
             name,
             version,
             check_actor(request.actor),
@@ -150,7 +163,9 @@ class ModelServicer(model_grpc.ModelServiceServicer):
             remaining_s(context, self._timeout_s),
         )
         return model_pb.ActivateVersionResponse(
-            model=model_to_pb(model), activate_time=timestamp(when_ms)
+            model=model_to_pb(switched.model),
+            activate_time=timestamp(switched.time_ms),
+            propagation=await self._propagated(switched.generation, context),
         )
 
     @handles_errors
@@ -263,13 +278,16 @@ class ModelServicer(model_grpc.ModelServiceServicer):
     async def RollbackModel(
         self, request: model_pb.RollbackModelRequest, context: Context
     ) -> model_pb.RollbackModelResponse:
-        model, _ = await self._registry.rollback(
+        switched = await self._registry.rollback(
             check_model_name(request.model),
             check_actor(request.actor),
             request.reason,
             remaining_s(context, self._timeout_s),
         )
-        return model_pb.RollbackModelResponse(model=model_to_pb(model))
+        return model_pb.RollbackModelResponse(
+            model=model_to_pb(switched.model),
+            propagation=await self._propagated(switched.generation, context),
+        )
 
     @handles_errors
     async def RetireVersion(
@@ -277,14 +295,17 @@ class ModelServicer(model_grpc.ModelServiceServicer):
     ) -> model_pb.RetireVersionResponse:
         name = check_model_name(request.model)
         number = check_version(request.version)
-        check_actor(request.actor)
-        version = await self._registry.begin_retire(
-            name, number, remaining_s(context, self._timeout_s)
+        version, generation = await self._registry.begin_retire(
+            name, number, check_actor(request.actor), remaining_s(context, self._timeout_s)
         )
-        # The version is RETIRED (no alias names it) before its table goes: nothing can route
-        # a request to a table that is being dropped.
+        response = model_pb.RetireVersionResponse(version=version_to_pb(version))
+        if generation is not None:
+            # An alias (say `canary`) named it: the table goes only once the servers route no
+            # more requests to it, and after the requests they had started have finished.
+            response.propagation.CopyFrom(await self._propagated(generation, context))
+            await asyncio.sleep(RETIRE_DRAIN_S)
         await asyncio.to_thread(self._admin.drop, version.table)
-        return model_pb.RetireVersionResponse(version=version_to_pb(version))
+        return response
 
     @handles_errors
     async def ListActivations(
@@ -314,24 +335,28 @@ class ModelServicer(model_grpc.ModelServiceServicer):
     async def SetAlias(
         self, request: model_pb.SetAliasRequest, context: Context
     ) -> model_pb.SetAliasResponse:
-        model = await self._registry.set_alias(
+        model, generation = await self._registry.set_alias(
             check_model_name(request.model),
             check_alias(request.alias),
             check_version(request.version),
             remaining_s(context, self._timeout_s),
         )
-        return model_pb.SetAliasResponse(model=model_to_pb(model))
+        return model_pb.SetAliasResponse(
+            model=model_to_pb(model), propagation=await self._propagated(generation, context)
+        )
 
     @handles_errors
     async def DeleteAlias(
         self, request: model_pb.DeleteAliasRequest, context: Context
     ) -> model_pb.DeleteAliasResponse:
-        model = await self._registry.delete_alias(
+        model, generation = await self._registry.delete_alias(
             check_model_name(request.model),
             check_alias(request.alias),
             remaining_s(context, self._timeout_s),
         )
-        return model_pb.DeleteAliasResponse(model=model_to_pb(model))
+        return model_pb.DeleteAliasResponse(
+            model=model_to_pb(model), propagation=await self._propagated(generation, context)
+        )
 
     @handles_errors
     async def DiffVersions(

@@ -1,4 +1,4 @@
-"""Push of registry changes through the HBase cluster's own ZooKeeper.
+"""Push of registry changes through the HBase cluster's own ZooKeeper, and their acknowledgement.
 
 Every activation, rollback and alias change bumps the registry generation cell in HBase (the
 source of truth). The process that bumps it then sets one znode, `ZNODE`, to the new
@@ -6,16 +6,27 @@ generation; prediction servers hold a ZooKeeper data watch on it and reload thei
 soon as it fires, instead of waiting for their next poll. The poll of the generation cell
 stays as the safety net: a notification lost to a ZooKeeper outage costs one poll interval,
 never a wrong answer. ZooKeeper being unreachable is logged, never an error for the caller.
+
+Each watching prediction server also keeps an ephemeral znode under `SERVERS` holding the
+generation its routes are at (`ServerPresence`), rewritten after every reload. The process
+that made a change waits for every registered server to reach its generation
+(`RegistryNotifier.await_generation`): when that completes, every request any of them starts
+from then on is answered with the change in place. A server that dies takes its znode with
+it when its ZooKeeper session expires (`SESSION_TIMEOUT_S`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import random
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import kazoo.protocol.connection
@@ -36,6 +47,8 @@ kazoo.protocol.connection.random = random.Random()
 kazoo.retry.random = random.Random()
 
 ZNODE: Final = "/rowcast/registry-generation"
+#: Parent of the prediction servers' presence znodes (ephemeral, sequential).
+SERVERS: Final = "/rowcast/prediction-servers"
 #: ZooKeeper session timeout, seconds.
 SESSION_TIMEOUT_S: Final = 10.0
 
@@ -101,11 +114,124 @@ class RegistryNotifier:
         except _ERRORS as exc:
             log.warning("could not watch %s: %s", ZNODE, exc)
 
+    def register(self, address: str, generation: int) -> ServerPresence | None:
+        """Announce a prediction server (blocking, a few ms; never raises): None when
+        ZooKeeper is not connected, and then no change waits for this server."""
+        presence = ServerPresence(self._zk, address)
+        return presence if presence.report(generation) else None
+
+    def await_generation(self, generation: int, timeout_s: float) -> Propagation:
+        """Wait (blocking) until every registered prediction server has reloaded its routes at
+        `generation` or later, or `timeout_s` has passed; say how far the change got."""
+        started = time.monotonic()
+        deadline = started + timeout_s
+        pause = 0.005
+        while True:
+            servers = self._server_generations()
+            lagging = sorted(a for a, g in servers.items() if g < generation)
+            now = time.monotonic()
+            if not lagging or now >= deadline:
+                return Propagation(
+                    generation=generation,
+                    servers=len(servers),
+                    lagging=lagging,
+                    complete=self._zk.connected and not lagging,
+                    waited_s=now - started,
+                )
+            time.sleep(min(pause, max(deadline - now, 0.0)))
+            pause = min(pause * 2, 0.05)
+
+    def _server_generations(self) -> dict[str, int]:
+        """Address -> routes generation of each registered server ({} when unknown)."""
+        if not self._zk.connected:
+            return {}
+        found: dict[str, int] = {}
+        try:
+            children = self._zk.get_children(SERVERS)
+        except NoNodeError:
+            return {}
+        except _ERRORS as exc:
+            log.warning("could not list prediction servers: %s", exc)
+            return {}
+        for child in children:
+            try:
+                data, _ = self._zk.get(f"{SERVERS}/{child}")
+                doc = json.loads(data)
+                found[f"{doc['address']} (pid {doc['pid']})"] = int(doc["generation"])
+            except NoNodeError:
+                continue  # the server went away while we looked
+            except (*_ERRORS, ValueError, KeyError) as exc:
+                log.warning("unreadable presence %s: %s", child, exc)
+        return found
+
     def stop(self) -> None:
         if self._started:
             with contextlib.suppress(*_ERRORS):
                 self._zk.stop()
                 self._zk.close()
+
+
+@dataclass(frozen=True)
+class Propagation:
+    """How far one registry change had reached the running prediction servers."""
+
+    #: The registry generation the change produced.
+    generation: int
+    #: Prediction servers registered in ZooKeeper when the wait ended.
+    servers: int
+    #: Those still below `generation` when the wait ended (address and pid).
+    lagging: list[str] = field(default_factory=list)
+    #: Every registered server serves the change (False when ZooKeeper is not in use).
+    complete: bool = False
+    waited_s: float = 0.0
+
+
+class ServerPresence:
+    """One prediction server's ephemeral znode: the generation its routes are at."""
+
+    def __init__(self, zk: KazooClient, address: str) -> None:
+        self._zk = zk
+        self._address = address
+        self._path: str | None = None
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def report(self, generation: int) -> bool:
+        """Record that the routes are at `generation` (blocking; never raises). Re-creates
+        the znode when the ZooKeeper session that owned it expired. False when not recorded."""
+        with self._lock:
+            self._generation = max(self._generation, generation)
+            data = json.dumps(
+                {"address": self._address, "pid": os.getpid(), "generation": self._generation}
+            ).encode()
+            if not self._zk.connected:
+                return False
+            try:
+                if self._path is not None:
+                    try:
+                        self._zk.set(self._path, data)
+                        return True
+                    except NoNodeError:
+                        log.info("presence znode %s expired: registering again", self._path)
+                self._path = self._zk.create(
+                    f"{SERVERS}/server-", data, ephemeral=True, sequence=True, makepath=True
+                )
+                return True
+            except _ERRORS as exc:
+                log.warning("could not record routes generation %d: %s", generation, exc)
+                return False
+
+    def refresh(self) -> None:
+        """Make sure the znode exists (after a session expiry), at the last generation."""
+        self.report(self._generation)
+
+    def withdraw(self) -> None:
+        """Remove the znode at once (a graceful stop: changes stop waiting for this server)."""
+        with self._lock:
+            if self._path is not None and self._zk.connected:
+                with contextlib.suppress(*_ERRORS):
+                    self._zk.delete(self._path)
+            self._path = None
 
 
 async def open_notifier(hbase: HBaseSettings, enabled: bool = True) -> RegistryNotifier | None:

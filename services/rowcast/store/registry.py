@@ -8,9 +8,11 @@ Aliases live in the model's row, so switching `current` and `previous` is one ro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import happybase
 import Hbase_thrift
@@ -32,7 +34,7 @@ from rowcast.errors import (
     VersionNotFound,
     VersionNotReady,
 )
-from rowcast.store.client import HBaseClient
+from rowcast.store.client import LOWER_ERRORS, HBaseClient
 from rowcast.store.notify import RegistryNotifier
 from rowcast.store.schema import (
     ACTIVATIONS,
@@ -102,11 +104,26 @@ class RegistryStore:
         self._client = client
         self._notifier = notifier
 
-    def _bump(self, models: happybase.Table) -> None:
-        """Bump the registry generation (every route change does), then announce it."""
-        generation = int(models.counter_inc(GENERATION_ROW, _GEN_COL))
+    def _bump(self, models: happybase.Table) -> int:
+        """Bump the registry generation (every route change does), then announce it.
+
+        Tried up to three times: a repeated increment only costs the servers one more reload,
+        while a lost one would leave them on the old routes until their periodic full reload
+        (router.FULL_RELOAD_S)."""
+        for attempt in range(3):
+            try:
+                generation = int(models.counter_inc(GENERATION_ROW, _GEN_COL))
+                break
+            except LOWER_ERRORS:
+                if attempt == 2:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+                with contextlib.suppress(*LOWER_ERRORS):  # a broken socket: a fresh one
+                    models.connection.close()
+                    models.connection.open()
         if self._notifier is not None:
             self._notifier.announce(generation)
+        return generation
 
     async def register_model(
         self,
@@ -251,13 +268,13 @@ class RegistryStore:
 
     async def activate(
         self, model: str, version: int, actor: str, reason: str, timeout_s: float | None = None
-    ) -> tuple[ModelInfo, int]:
+    ) -> Switched:
         """Point `current` at a READY version (the old one becomes `previous`); log it."""
         return await self._switch(model, lambda row: version, actor, reason, timeout_s)
 
     async def rollback(
         self, model: str, actor: str, reason: str, timeout_s: float | None = None
-    ) -> tuple[ModelInfo, int]:
+    ) -> Switched:
         """Make `previous` current again (and the current one `previous`)."""
 
         def target(row: dict[bytes, bytes]) -> int:
@@ -275,8 +292,8 @@ class RegistryStore:
         actor: str,
         reason: str,
         timeout_s: float | None,
-    ) -> tuple[ModelInfo, int]:
-        def work(conn: happybase.Connection) -> tuple[ModelInfo, int]:
+    ) -> Switched:
+        def work(conn: happybase.Connection) -> Switched:
             models = conn.table(MODELS)
             row = models.row(model.encode())
             if b"m:signature" not in row:
@@ -297,6 +314,18 @@ class RegistryStore:
                 raise FailedPrecondition(
                     f"model {model!r} changed concurrently; read it again and retry"
                 )
+            # A retirement may have raced us between the READY check and the switch. It marks
+            # the version RETIRED before it reads `current`, and we wrote `current` before we
+            # read the state again: one of the two sees the other, and backs off.
+            state = _text(conn.table(VERSIONS).row(version_row(model, version)), b"v:state")
+            if state != VersionState.READY.value:
+                _check_and_put(
+                    conn, MODELS, model.encode(), b"a:current", aliases[b"a:current"], expected
+                )
+                raise VersionNotReady(
+                    f"version {version} of {model!r} became {state} while it was being "
+                    "activated; nothing was switched"
+                )
             if current and current != version:
                 aliases[b"a:previous"] = str(current).encode()
                 models.put(model.encode(), {b"a:previous": aliases[b"a:previous"]})
@@ -311,16 +340,18 @@ class RegistryStore:
                     b"h:time": str(now).encode(),
                 },
             )
-            self._bump(models)
+            generation = self._bump(models)
             row.update(aliases)
-            return _model_from_row(model, row), now
+            return Switched(_model_from_row(model, row), now, generation)
 
         return await self._client.run(work, timeout_s=timeout_s, retry=False)
 
     async def set_alias(
         self, model: str, alias: str, version: int, timeout_s: float | None = None
-    ) -> ModelInfo:
-        def work(conn: happybase.Connection) -> ModelInfo:
+    ) -> tuple[ModelInfo, int]:
+        """Point a user alias at a READY version; the model and the new generation."""
+
+        def work(conn: happybase.Connection) -> tuple[ModelInfo, int]:
             models = conn.table(MODELS)
             row = models.row(model.encode())
             if b"m:signature" not in row:
@@ -328,16 +359,18 @@ class RegistryStore:
             _require_ready(conn, model, version, "aliased")
             cells = {f"a:{alias}".encode(): str(version).encode()}
             models.put(model.encode(), cells)
-            self._bump(models)
+            generation = self._bump(models)
             row.update(cells)
-            return _model_from_row(model, row)
+            return _model_from_row(model, row), generation
 
         return await self._client.run(work, timeout_s=timeout_s, retry=False)
 
     async def delete_alias(
         self, model: str, alias: str, timeout_s: float | None = None
-    ) -> ModelInfo:
-        def work(conn: happybase.Connection) -> ModelInfo:
+    ) -> tuple[ModelInfo, int]:
+        """Remove a user alias; the model and the new generation."""
+
+        def work(conn: happybase.Connection) -> tuple[ModelInfo, int]:
             models = conn.table(MODELS)
             row = models.row(model.encode())
             if b"m:signature" not in row:
@@ -346,44 +379,64 @@ class RegistryStore:
             if column not in row:
                 raise NotFound(f"model {model!r} has no alias {alias!r}")
             models.delete(model.encode(), columns=[column])
-            self._bump(models)
+            generation = self._bump(models)
             del row[column]
-            return _model_from_row(model, row)
+            return _model_from_row(model, row), generation
 
         return await self._client.run(work, timeout_s=timeout_s, retry=False)
 
     async def begin_retire(
-        self, model: str, version: int, timeout_s: float | None = None
-    ) -> VersionInfo:
-        """Refuse for the active version; otherwise drop every alias naming it, mark it
-        RETIRED (its table is dropped by the caller after this returns)."""
+        self, model: str, version: int, actor: str, timeout_s: float | None = None
+    ) -> tuple[VersionInfo, int | None]:
+        """Refuse for the active version; otherwise mark it RETIRED (recording who), then drop
+        every alias naming it. Returns the version and the generation of the alias change
+        (None when no alias named it); the caller drops the table once the servers have
+        acknowledged that generation."""
 
-        def work(conn: happybase.Connection) -> VersionInfo:
+        def work(conn: happybase.Connection) -> tuple[VersionInfo, int | None]:
             models = conn.table(MODELS)
             row = models.row(model.encode())
             if b"m:signature" not in row:
                 raise ModelNotFound(f"model {model!r} is not registered")
-            vrow = conn.table(VERSIONS).row(version_row(model, version))
+            versions = conn.table(VERSIONS)
+            key = version_row(model, version)
+            vrow = versions.row(key)
             if not vrow:
                 raise VersionNotFound(f"model {model!r} has no version {version}")
             if int(_text(row, b"a:current", "0")) == version:
+                raise _active_refusal(model, version)
+            before = vrow.get(b"v:state", b"")
+            if before == VersionState.MATERIALIZING.value.encode():
                 raise FailedPrecondition(
-                    f"version {version} of {model!r} is the active version; activate another "
-                    "version (or roll back) before retiring it"
+                    f"version {version} of {model!r} is MATERIALIZING; cancel its operation "
+                    "(rowcast models operation NAME --cancel) before retiring it"
                 )
-            naming = [
-                c for c, v in row.items() if c.startswith(b"a:") and v == str(version).encode()
-            ]
-            if naming:
-                models.delete(model.encode(), columns=naming)
-                self._bump(models)
             cells = {
                 b"v:state": VersionState.RETIRED.value.encode(),
                 b"v:update_time": str(_now_ms()).encode(),
+                b"v:retired_by": actor.encode(),
             }
-            conn.table(VERSIONS).put(version_row(model, version), cells)
+            # RETIRED first, compare-and-set against the state we read, then `current` read
+            # again: an activation racing us either sees RETIRED and backs off, or has already
+            # written `current`, which we see here (activate writes it before re-reading the
+            # state), and then we back off.
+            if not _check_and_put(conn, VERSIONS, key, b"v:state", before, cells[b"v:state"]):
+                raise FailedPrecondition(
+                    f"version {version} of {model!r} changed concurrently; read it again and retry"
+                )
+            if int(_text(models.row(model.encode()), b"a:current", "0")) == version:
+                _check_and_put(conn, VERSIONS, key, b"v:state", cells[b"v:state"], before)
+                raise _active_refusal(model, version)
+            versions.put(key, cells)
             vrow.update(cells)
-            return _version_from_row(vrow)
+            naming = [
+                c for c, v in row.items() if c.startswith(b"a:") and v == str(version).encode()
+            ]
+            generation = None
+            if naming:
+                models.delete(model.encode(), columns=naming)
+                generation = self._bump(models)
+            return _version_from_row(vrow), generation
 
         return await self._client.run(work, timeout_s=timeout_s, retry=False)
 
@@ -476,3 +529,20 @@ def _check_and_put(
     return bool(
         conn.client.checkAndPut(table.encode(), row, column, expected or None, mutation, {})
     )
+
+
+def _active_refusal(model: str, version: int) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"version {version} of {model!r} is the active version; activate another "
+        "version (or roll back) before retiring it"
+    )
+
+
+@dataclass(frozen=True)
+class Switched:
+    """The outcome of an activation or rollback."""
+
+    model: ModelInfo
+    time_ms: int
+    #: The registry generation the switch produced (what servers acknowledge).
+    generation: int

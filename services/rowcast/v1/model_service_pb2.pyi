@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from rowcast.v1 import resources_pb2 as _resources_pb2
 from google.protobuf.internal import containers as _containers
@@ -159,10 +160,12 @@ class RollbackModelRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class RollbackModelResponse(_message.Message):
-    __slots__ = ("model",)
+    __slots__ = ("model", "propagation")
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROPAGATION_FIELD_NUMBER: _ClassVar[int]
     model: _resources_pb2.Model
-    def __init__(self, model: _Optional[_Union[_resources_pb2.Model, _Mapping]] = ...) -> None: ...
+    propagation: Propagation
+    def __init__(self, model: _Optional[_Union[_resources_pb2.Model, _Mapping]] = ..., propagation: _Optional[_Union[Propagation, _Mapping]] = ...) -> None: ...
 
 class RetireVersionRequest(_message.Message):
     __slots__ = ("model", "version", "actor")
@@ -175,10 +178,12 @@ class RetireVersionRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., actor: _Optional[str] = ...) -> None: ...
 
 class RetireVersionResponse(_message.Message):
-    __slots__ = ("version",)
+    __slots__ = ("version", "propagation")
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROPAGATION_FIELD_NUMBER: _ClassVar[int]
     version: _resources_pb2.ModelVersion
-    def __init__(self, version: _Optional[_Union[_resources_pb2.ModelVersion, _Mapping]] = ...) -> None: ...
+    propagation: Propagation
+    def __init__(self, version: _Optional[_Union[_resources_pb2.ModelVersion, _Mapping]] = ..., propagation: _Optional[_Union[Propagation, _Mapping]] = ...) -> None: ...
 
 class ListActivationsRequest(_message.Message):
     __slots__ = ("model", "page_size", "page_token")
@@ -223,10 +228,12 @@ class SetAliasRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class SetAliasResponse(_message.Message):
-    __slots__ = ("model",)
+    __slots__ = ("model", "propagation")
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROPAGATION_FIELD_NUMBER: _ClassVar[int]
     model: _resources_pb2.Model
-    def __init__(self, model: _Optional[_Union[_resources_pb2.Model, _Mapping]] = ...) -> None: ...
+    propagation: Propagation
+    def __init__(self, model: _Optional[_Union[_resources_pb2.Model, _Mapping]] = ..., propagation: _Optional[_Union[Propagation, _Mapping]] = ...) -> None: ...
 
 class DeleteAliasRequest(_message.Message):
     __slots__ = ("model", "alias")
@@ -237,10 +244,12 @@ class DeleteAliasRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., alias: _Optional[str] = ...) -> None: ...
 
 class DeleteAliasResponse(_message.Message):
-    __slots__ = ("model",)
+    __slots__ = ("model", "propagation")
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROPAGATION_FIELD_NUMBER: _ClassVar[int]
     model: _resources_pb2.Model
-    def __init__(self, model: _Optional[_Union[_resources_pb2.Model, _Mapping]] = ...) -> None: ...
+    propagation: Propagation
+    def __init__(self, model: _Optional[_Union[_resources_pb2.Model, _Mapping]] = ..., propagation: _Optional[_Union[Propagation, _Mapping]] = ...) -> None: ...
 
 class DiffVersionsRequest(_message.Message):
     __slots__ = ("model", "version_a", "version_b", "tolerance")
@@ -365,9 +374,25 @@ class ActivateVersionRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ActivateVersionResponse(_message.Message):
-    __slots__ = ("model", "activate_time")
+    __slots__ = ("model", "activate_time", "propagation")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ACTIVATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PROPAGATION_FIELD_NUMBER: _ClassVar[int]
     model: _resources_pb2.Model
     activate_time: _timestamp_pb2.Timestamp
-    def __init__(self, model: _Optional[_Union[_resources_pb2.Model, _Mapping]] = ..., activate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    propagation: Propagation
+    def __init__(self, model: _Optional[_Union[_resources_pb2.Model, _Mapping]] = ..., activate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., propagation: _Optional[_Union[Propagation, _Mapping]] = ...) -> None: ...
+
+class Propagation(_message.Message):
+    __slots__ = ("generation", "servers", "lagging_servers", "complete", "wait")
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    SERVERS_FIELD_NUMBER: _ClassVar[int]
+    LAGGING_SERVERS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    generation: int
+    servers: int
+    lagging_servers: _containers.RepeatedScalarFieldContainer[str]
+    complete: bool
+    wait: _duration_pb2.Duration
+    def __init__(self, generation: _Optional[int] = ..., servers: _Optional[int] = ..., lagging_servers: _Optional[_Iterable[str]] = ..., complete: _Optional[bool] = ..., wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...

@@ -9,6 +9,7 @@ package rowcastv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -1050,7 +1051,9 @@ func (x *RollbackModelRequest) GetReason() string {
 type RollbackModelResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Output only. The model after the rollback.
-	Model         *Model `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Model *Model `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// Output only. How far the rollback had reached the running prediction servers on return.
+	Propagation   *Propagation `protobuf:"bytes,2,opt,name=propagation,proto3" json:"propagation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1088,6 +1091,13 @@ func (*RollbackModelResponse) Descriptor() ([]byte, []int) {
 func (x *RollbackModelResponse) GetModel() *Model {
 	if x != nil {
 		return x.Model
+	}
+	return nil
+}
+
+func (x *RollbackModelResponse) GetPropagation() *Propagation {
+	if x != nil {
+		return x.Propagation
 	}
 	return nil
 }
@@ -1160,7 +1170,10 @@ func (x *RetireVersionRequest) GetActor() string {
 type RetireVersionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Output only. The retired version.
-	Version       *ModelVersion `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Version *ModelVersion `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// Output only. How far the removal of the aliases that named the version had reached the
+	// running prediction servers before its table was dropped (unset when no alias named it).
+	Propagation   *Propagation `protobuf:"bytes,2,opt,name=propagation,proto3" json:"propagation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1198,6 +1211,13 @@ func (*RetireVersionResponse) Descriptor() ([]byte, []int) {
 func (x *RetireVersionResponse) GetVersion() *ModelVersion {
 	if x != nil {
 		return x.Version
+	}
+	return nil
+}
+
+func (x *RetireVersionResponse) GetPropagation() *Propagation {
+	if x != nil {
+		return x.Propagation
 	}
 	return nil
 }
@@ -1471,7 +1491,9 @@ func (x *SetAliasRequest) GetVersion() int64 {
 type SetAliasResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Output only. The model with its aliases.
-	Model         *Model `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Model *Model `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// Output only. How far the alias had reached the running prediction servers on return.
+	Propagation   *Propagation `protobuf:"bytes,2,opt,name=propagation,proto3" json:"propagation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1509,6 +1531,13 @@ func (*SetAliasResponse) Descriptor() ([]byte, []int) {
 func (x *SetAliasResponse) GetModel() *Model {
 	if x != nil {
 		return x.Model
+	}
+	return nil
+}
+
+func (x *SetAliasResponse) GetPropagation() *Propagation {
+	if x != nil {
+		return x.Propagation
 	}
 	return nil
 }
@@ -1572,7 +1601,9 @@ func (x *DeleteAliasRequest) GetAlias() string {
 type DeleteAliasResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Output only. The model with its remaining aliases.
-	Model         *Model `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Model *Model `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// Output only. How far the removal had reached the running prediction servers on return.
+	Propagation   *Propagation `protobuf:"bytes,2,opt,name=propagation,proto3" json:"propagation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1610,6 +1641,13 @@ func (*DeleteAliasResponse) Descriptor() ([]byte, []int) {
 func (x *DeleteAliasResponse) GetModel() *Model {
 	if x != nil {
 		return x.Model
+	}
+	return nil
+}
+
+func (x *DeleteAliasResponse) GetPropagation() *Propagation {
+	if x != nil {
+		return x.Propagation
 	}
 	return nil
 }
@@ -2418,7 +2456,9 @@ type ActivateVersionResponse struct {
 	// Output only. The model after the switch.
 	Model *Model `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	// Output only. When the switch was recorded.
-	ActivateTime  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=activate_time,json=activateTime,proto3" json:"activate_time,omitempty"`
+	ActivateTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=activate_time,json=activateTime,proto3" json:"activate_time,omitempty"`
+	// Output only. How far the switch had reached the running prediction servers on return.
+	Propagation   *Propagation `protobuf:"bytes,3,opt,name=propagation,proto3" json:"propagation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2467,12 +2507,109 @@ func (x *ActivateVersionResponse) GetActivateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ActivateVersionResponse) GetPropagation() *Propagation {
+	if x != nil {
+		return x.Propagation
+	}
+	return nil
+}
+
+// How far a change of a model's routes (activation, rollback, alias) had reached the running
+// prediction servers when the call returned. Each prediction server that watches the registry
+// registers in HBase's ZooKeeper and reports the registry generation its routes are at; the
+// ModelService waits (up to its propagation timeout, ROWCAST_PROPAGATION_TIMEOUT_S) until
+// every registered server reports the change's generation.
+type Propagation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Output only. The registry generation the change produced.
+	Generation int64 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	// Output only. Prediction servers registered when the wait ended.
+	Servers int32 `protobuf:"varint,2,opt,name=servers,proto3" json:"servers,omitempty"`
+	// Output only. The registered servers that had not reached `generation` when the wait ended
+	// ("host:port (pid N)"); they follow later (or are gone: a dead server stays registered
+	// until its ZooKeeper session expires).
+	LaggingServers []string `protobuf:"bytes,3,rep,name=lagging_servers,json=laggingServers,proto3" json:"lagging_servers,omitempty"`
+	// Output only. True when every registered server serves the change: every request that any
+	// of them receives from now on is answered with it. False when a server lagged, or when the
+	// ModelService does not use ZooKeeper (then `servers` is 0).
+	Complete bool `protobuf:"varint,4,opt,name=complete,proto3" json:"complete,omitempty"`
+	// Output only. How long the ModelService waited.
+	Wait          *durationpb.Duration `protobuf:"bytes,5,opt,name=wait,proto3" json:"wait,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Propagation) Reset() {
+	*x = Propagation{}
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Propagation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Propagation) ProtoMessage() {}
+
+func (x *Propagation) ProtoReflect() protoreflect.Message {
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Propagation.ProtoReflect.Descriptor instead.
+func (*Propagation) Descriptor() ([]byte, []int) {
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *Propagation) GetGeneration() int64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *Propagation) GetServers() int32 {
+	if x != nil {
+		return x.Servers
+	}
+	return 0
+}
+
+func (x *Propagation) GetLaggingServers() []string {
+	if x != nil {
+		return x.LaggingServers
+	}
+	return nil
+}
+
+func (x *Propagation) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
+func (x *Propagation) GetWait() *durationpb.Duration {
+	if x != nil {
+		return x.Wait
+	}
+	return nil
+}
+
 var File_rowcast_v1_model_service_proto protoreflect.FileDescriptor
 
 const file_rowcast_v1_model_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1erowcast/v1/model_service.proto\x12\n" +
-	"rowcast.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1arowcast/v1/resources.proto\"?\n" +
+	"rowcast.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1arowcast/v1/resources.proto\"?\n" +
 	"\x14RegisterModelRequest\x12'\n" +
 	"\x05model\x18\x01 \x01(\v2\x11.rowcast.v1.ModelR\x05model\"@\n" +
 	"\x15RegisterModelResponse\x12'\n" +
@@ -2535,15 +2672,17 @@ const file_rowcast_v1_model_service_proto_rawDesc = "" +
 	"\x14RollbackModelRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"@\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"{\n" +
 	"\x15RollbackModelResponse\x12'\n" +
-	"\x05model\x18\x01 \x01(\v2\x11.rowcast.v1.ModelR\x05model\"\\\n" +
+	"\x05model\x18\x01 \x01(\v2\x11.rowcast.v1.ModelR\x05model\x129\n" +
+	"\vpropagation\x18\x02 \x01(\v2\x17.rowcast.v1.PropagationR\vpropagation\"\\\n" +
 	"\x14RetireVersionRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x14\n" +
-	"\x05actor\x18\x03 \x01(\tR\x05actor\"K\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"\x86\x01\n" +
 	"\x15RetireVersionResponse\x122\n" +
-	"\aversion\x18\x01 \x01(\v2\x18.rowcast.v1.ModelVersionR\aversion\"j\n" +
+	"\aversion\x18\x01 \x01(\v2\x18.rowcast.v1.ModelVersionR\aversion\x129\n" +
+	"\vpropagation\x18\x02 \x01(\v2\x17.rowcast.v1.PropagationR\vpropagation\"j\n" +
 	"\x16ListActivationsRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
@@ -2563,14 +2702,16 @@ const file_rowcast_v1_model_service_proto_rawDesc = "" +
 	"\x0fSetAliasRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
 	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x03R\aversion\";\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\"v\n" +
 	"\x10SetAliasResponse\x12'\n" +
-	"\x05model\x18\x01 \x01(\v2\x11.rowcast.v1.ModelR\x05model\"@\n" +
+	"\x05model\x18\x01 \x01(\v2\x11.rowcast.v1.ModelR\x05model\x129\n" +
+	"\vpropagation\x18\x02 \x01(\v2\x17.rowcast.v1.PropagationR\vpropagation\"@\n" +
 	"\x12DeleteAliasRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
-	"\x05alias\x18\x02 \x01(\tR\x05alias\">\n" +
+	"\x05alias\x18\x02 \x01(\tR\x05alias\"y\n" +
 	"\x13DeleteAliasResponse\x12'\n" +
-	"\x05model\x18\x01 \x01(\v2\x11.rowcast.v1.ModelR\x05model\"\x83\x01\n" +
+	"\x05model\x18\x01 \x01(\v2\x11.rowcast.v1.ModelR\x05model\x129\n" +
+	"\vpropagation\x18\x02 \x01(\v2\x17.rowcast.v1.PropagationR\vpropagation\"\x83\x01\n" +
 	"\x13DiffVersionsRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x1b\n" +
 	"\tversion_a\x18\x02 \x01(\x03R\bversionA\x12\x1b\n" +
@@ -2620,10 +2761,19 @@ const file_rowcast_v1_model_service_proto_rawDesc = "" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x14\n" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x83\x01\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xbe\x01\n" +
 	"\x17ActivateVersionResponse\x12'\n" +
 	"\x05model\x18\x01 \x01(\v2\x11.rowcast.v1.ModelR\x05model\x12?\n" +
-	"\ractivate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\factivateTime2\xab\v\n" +
+	"\ractivate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\factivateTime\x129\n" +
+	"\vpropagation\x18\x03 \x01(\v2\x17.rowcast.v1.PropagationR\vpropagation\"\xbb\x01\n" +
+	"\vPropagation\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\x03R\n" +
+	"generation\x12\x18\n" +
+	"\aservers\x18\x02 \x01(\x05R\aservers\x12'\n" +
+	"\x0flagging_servers\x18\x03 \x03(\tR\x0elaggingServers\x12\x1a\n" +
+	"\bcomplete\x18\x04 \x01(\bR\bcomplete\x12-\n" +
+	"\x04wait\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x04wait2\xab\v\n" +
 	"\fModelService\x12K\n" +
 	"\n" +
 	"ListModels\x12\x1d.rowcast.v1.ListModelsRequest\x1a\x1e.rowcast.v1.ListModelsResponse\x12E\n" +
@@ -2660,7 +2810,7 @@ func file_rowcast_v1_model_service_proto_rawDescGZIP() []byte {
 	return file_rowcast_v1_model_service_proto_rawDescData
 }
 
-var file_rowcast_v1_model_service_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_rowcast_v1_model_service_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_rowcast_v1_model_service_proto_goTypes = []any{
 	(*RegisterModelRequest)(nil),       // 0: rowcast.v1.RegisterModelRequest
 	(*RegisterModelResponse)(nil),      // 1: rowcast.v1.RegisterModelResponse
@@ -2703,77 +2853,85 @@ var file_rowcast_v1_model_service_proto_goTypes = []any{
 	(*GetVersionResponse)(nil),         // 38: rowcast.v1.GetVersionResponse
 	(*ActivateVersionRequest)(nil),     // 39: rowcast.v1.ActivateVersionRequest
 	(*ActivateVersionResponse)(nil),    // 40: rowcast.v1.ActivateVersionResponse
-	(*Model)(nil),                      // 41: rowcast.v1.Model
-	(*ModelVersion)(nil),               // 42: rowcast.v1.ModelVersion
-	(*timestamppb.Timestamp)(nil),      // 43: google.protobuf.Timestamp
+	(*Propagation)(nil),                // 41: rowcast.v1.Propagation
+	(*Model)(nil),                      // 42: rowcast.v1.Model
+	(*ModelVersion)(nil),               // 43: rowcast.v1.ModelVersion
+	(*timestamppb.Timestamp)(nil),      // 44: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 45: google.protobuf.Duration
 }
 var file_rowcast_v1_model_service_proto_depIdxs = []int32{
-	41, // 0: rowcast.v1.RegisterModelRequest.model:type_name -> rowcast.v1.Model
-	41, // 1: rowcast.v1.RegisterModelResponse.model:type_name -> rowcast.v1.Model
+	42, // 0: rowcast.v1.RegisterModelRequest.model:type_name -> rowcast.v1.Model
+	42, // 1: rowcast.v1.RegisterModelResponse.model:type_name -> rowcast.v1.Model
 	2,  // 2: rowcast.v1.CreateVersionRequest.training:type_name -> rowcast.v1.TrainingSpec
-	42, // 3: rowcast.v1.CreateVersionResponse.version:type_name -> rowcast.v1.ModelVersion
+	43, // 3: rowcast.v1.CreateVersionResponse.version:type_name -> rowcast.v1.ModelVersion
 	7,  // 4: rowcast.v1.MaterializeVersionResponse.operation:type_name -> rowcast.v1.Operation
 	8,  // 5: rowcast.v1.Operation.progress:type_name -> rowcast.v1.MaterializeProgress
 	9,  // 6: rowcast.v1.Operation.error:type_name -> rowcast.v1.OperationError
-	42, // 7: rowcast.v1.Operation.version:type_name -> rowcast.v1.ModelVersion
-	43, // 8: rowcast.v1.MaterializeProgress.start_time:type_name -> google.protobuf.Timestamp
-	43, // 9: rowcast.v1.MaterializeProgress.update_time:type_name -> google.protobuf.Timestamp
+	43, // 7: rowcast.v1.Operation.version:type_name -> rowcast.v1.ModelVersion
+	44, // 8: rowcast.v1.MaterializeProgress.start_time:type_name -> google.protobuf.Timestamp
+	44, // 9: rowcast.v1.MaterializeProgress.update_time:type_name -> google.protobuf.Timestamp
 	7,  // 10: rowcast.v1.GetOperationResponse.operation:type_name -> rowcast.v1.Operation
 	7,  // 11: rowcast.v1.WatchOperationResponse.operation:type_name -> rowcast.v1.Operation
 	7,  // 12: rowcast.v1.CancelOperationResponse.operation:type_name -> rowcast.v1.Operation
-	41, // 13: rowcast.v1.RollbackModelResponse.model:type_name -> rowcast.v1.Model
-	42, // 14: rowcast.v1.RetireVersionResponse.version:type_name -> rowcast.v1.ModelVersion
-	43, // 15: rowcast.v1.Activation.activate_time:type_name -> google.protobuf.Timestamp
-	21, // 16: rowcast.v1.ListActivationsResponse.activations:type_name -> rowcast.v1.Activation
-	41, // 17: rowcast.v1.SetAliasResponse.model:type_name -> rowcast.v1.Model
-	41, // 18: rowcast.v1.DeleteAliasResponse.model:type_name -> rowcast.v1.Model
-	29, // 19: rowcast.v1.DiffVersionsResponse.histogram:type_name -> rowcast.v1.HistogramBucket
-	30, // 20: rowcast.v1.DiffVersionsResponse.features:type_name -> rowcast.v1.FeatureChange
-	41, // 21: rowcast.v1.ListModelsResponse.models:type_name -> rowcast.v1.Model
-	41, // 22: rowcast.v1.GetModelResponse.model:type_name -> rowcast.v1.Model
-	42, // 23: rowcast.v1.ListVersionsResponse.versions:type_name -> rowcast.v1.ModelVersion
-	42, // 24: rowcast.v1.GetVersionResponse.version:type_name -> rowcast.v1.ModelVersion
-	41, // 25: rowcast.v1.ActivateVersionResponse.model:type_name -> rowcast.v1.Model
-	43, // 26: rowcast.v1.ActivateVersionResponse.activate_time:type_name -> google.protobuf.Timestamp
-	31, // 27: rowcast.v1.ModelService.ListModels:input_type -> rowcast.v1.ListModelsRequest
-	33, // 28: rowcast.v1.ModelService.GetModel:input_type -> rowcast.v1.GetModelRequest
-	35, // 29: rowcast.v1.ModelService.ListVersions:input_type -> rowcast.v1.ListVersionsRequest
-	37, // 30: rowcast.v1.ModelService.GetVersion:input_type -> rowcast.v1.GetVersionRequest
-	39, // 31: rowcast.v1.ModelService.ActivateVersion:input_type -> rowcast.v1.ActivateVersionRequest
-	0,  // 32: rowcast.v1.ModelService.RegisterModel:input_type -> rowcast.v1.RegisterModelRequest
-	3,  // 33: rowcast.v1.ModelService.CreateVersion:input_type -> rowcast.v1.CreateVersionRequest
-	5,  // 34: rowcast.v1.ModelService.MaterializeVersion:input_type -> rowcast.v1.MaterializeVersionRequest
-	10, // 35: rowcast.v1.ModelService.GetOperation:input_type -> rowcast.v1.GetOperationRequest
-	12, // 36: rowcast.v1.ModelService.WatchOperation:input_type -> rowcast.v1.WatchOperationRequest
-	14, // 37: rowcast.v1.ModelService.CancelOperation:input_type -> rowcast.v1.CancelOperationRequest
-	16, // 38: rowcast.v1.ModelService.RollbackModel:input_type -> rowcast.v1.RollbackModelRequest
-	18, // 39: rowcast.v1.ModelService.RetireVersion:input_type -> rowcast.v1.RetireVersionRequest
-	20, // 40: rowcast.v1.ModelService.ListActivations:input_type -> rowcast.v1.ListActivationsRequest
-	23, // 41: rowcast.v1.ModelService.SetAlias:input_type -> rowcast.v1.SetAliasRequest
-	25, // 42: rowcast.v1.ModelService.DeleteAlias:input_type -> rowcast.v1.DeleteAliasRequest
-	27, // 43: rowcast.v1.ModelService.DiffVersions:input_type -> rowcast.v1.DiffVersionsRequest
-	32, // 44: rowcast.v1.ModelService.ListModels:output_type -> rowcast.v1.ListModelsResponse
-	34, // 45: rowcast.v1.ModelService.GetModel:output_type -> rowcast.v1.GetModelResponse
-	36, // 46: rowcast.v1.ModelService.ListVersions:output_type -> rowcast.v1.ListVersionsResponse
-	38, // 47: rowcast.v1.ModelService.GetVersion:output_type -> rowcast.v1.GetVersionResponse
-	40, // 48: rowcast.v1.ModelService.ActivateVersion:output_type -> rowcast.v1.ActivateVersionResponse
-	1,  // 49: rowcast.v1.ModelService.RegisterModel:output_type -> rowcast.v1.RegisterModelResponse
-	4,  // 50: rowcast.v1.ModelService.CreateVersion:output_type -> rowcast.v1.CreateVersionResponse
-	6,  // 51: rowcast.v1.ModelService.MaterializeVersion:output_type -> rowcast.v1.MaterializeVersionResponse
-	11, // 52: rowcast.v1.ModelService.GetOperation:output_type -> rowcast.v1.GetOperationResponse
-	13, // 53: rowcast.v1.ModelService.WatchOperation:output_type -> rowcast.v1.WatchOperationResponse
-	15, // 54: rowcast.v1.ModelService.CancelOperation:output_type -> rowcast.v1.CancelOperationResponse
-	17, // 55: rowcast.v1.ModelService.RollbackModel:output_type -> rowcast.v1.RollbackModelResponse
-	19, // 56: rowcast.v1.ModelService.RetireVersion:output_type -> rowcast.v1.RetireVersionResponse
-	22, // 57: rowcast.v1.ModelService.ListActivations:output_type -> rowcast.v1.ListActivationsResponse
-	24, // 58: rowcast.v1.ModelService.SetAlias:output_type -> rowcast.v1.SetAliasResponse
-	26, // 59: rowcast.v1.ModelService.DeleteAlias:output_type -> rowcast.v1.DeleteAliasResponse
-	28, // 60: rowcast.v1.ModelService.DiffVersions:output_type -> rowcast.v1.DiffVersionsResponse
-	44, // [44:61] is the sub-list for method output_type
-	27, // [27:44] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	42, // 13: rowcast.v1.RollbackModelResponse.model:type_name -> rowcast.v1.Model
+	41, // 14: rowcast.v1.RollbackModelResponse.propagation:type_name -> rowcast.v1.Propagation
+	43, // 15: rowcast.v1.RetireVersionResponse.version:type_name -> rowcast.v1.ModelVersion
+	41, // 16: rowcast.v1.RetireVersionResponse.propagation:type_name -> rowcast.v1.Propagation
+	44, // 17: rowcast.v1.Activation.activate_time:type_name -> google.protobuf.Timestamp
+	21, // 18: rowcast.v1.ListActivationsResponse.activations:type_name -> rowcast.v1.Activation
+	42, // 19: rowcast.v1.SetAliasResponse.model:type_name -> rowcast.v1.Model
+	41, // 20: rowcast.v1.SetAliasResponse.propagation:type_name -> rowcast.v1.Propagation
+	42, // 21: rowcast.v1.DeleteAliasResponse.model:type_name -> rowcast.v1.Model
+	41, // 22: rowcast.v1.DeleteAliasResponse.propagation:type_name -> rowcast.v1.Propagation
+	29, // 23: rowcast.v1.DiffVersionsResponse.histogram:type_name -> rowcast.v1.HistogramBucket
+	30, // 24: rowcast.v1.DiffVersionsResponse.features:type_name -> rowcast.v1.FeatureChange
+	42, // 25: rowcast.v1.ListModelsResponse.models:type_name -> rowcast.v1.Model
+	42, // 26: rowcast.v1.GetModelResponse.model:type_name -> rowcast.v1.Model
+	43, // 27: rowcast.v1.ListVersionsResponse.versions:type_name -> rowcast.v1.ModelVersion
+	43, // 28: rowcast.v1.GetVersionResponse.version:type_name -> rowcast.v1.ModelVersion
+	42, // 29: rowcast.v1.ActivateVersionResponse.model:type_name -> rowcast.v1.Model
+	44, // 30: rowcast.v1.ActivateVersionResponse.activate_time:type_name -> google.protobuf.Timestamp
+	41, // 31: rowcast.v1.ActivateVersionResponse.propagation:type_name -> rowcast.v1.Propagation
+	45, // 32: rowcast.v1.Propagation.wait:type_name -> google.protobuf.Duration
+	31, // 33: rowcast.v1.ModelService.ListModels:input_type -> rowcast.v1.ListModelsRequest
+	33, // 34: rowcast.v1.ModelService.GetModel:input_type -> rowcast.v1.GetModelRequest
+	35, // 35: rowcast.v1.ModelService.ListVersions:input_type -> rowcast.v1.ListVersionsRequest
+	37, // 36: rowcast.v1.ModelService.GetVersion:input_type -> rowcast.v1.GetVersionRequest
+	39, // 37: rowcast.v1.ModelService.ActivateVersion:input_type -> rowcast.v1.ActivateVersionRequest
+	0,  // 38: rowcast.v1.ModelService.RegisterModel:input_type -> rowcast.v1.RegisterModelRequest
+	3,  // 39: rowcast.v1.ModelService.CreateVersion:input_type -> rowcast.v1.CreateVersionRequest
+	5,  // 40: rowcast.v1.ModelService.MaterializeVersion:input_type -> rowcast.v1.MaterializeVersionRequest
+	10, // 41: rowcast.v1.ModelService.GetOperation:input_type -> rowcast.v1.GetOperationRequest
+	12, // 42: rowcast.v1.ModelService.WatchOperation:input_type -> rowcast.v1.WatchOperationRequest
+	14, // 43: rowcast.v1.ModelService.CancelOperation:input_type -> rowcast.v1.CancelOperationRequest
+	16, // 44: rowcast.v1.ModelService.RollbackModel:input_type -> rowcast.v1.RollbackModelRequest
+	18, // 45: rowcast.v1.ModelService.RetireVersion:input_type -> rowcast.v1.RetireVersionRequest
+	20, // 46: rowcast.v1.ModelService.ListActivations:input_type -> rowcast.v1.ListActivationsRequest
+	23, // 47: rowcast.v1.ModelService.SetAlias:input_type -> rowcast.v1.SetAliasRequest
+	25, // 48: rowcast.v1.ModelService.DeleteAlias:input_type -> rowcast.v1.DeleteAliasRequest
+	27, // 49: rowcast.v1.ModelService.DiffVersions:input_type -> rowcast.v1.DiffVersionsRequest
+	32, // 50: rowcast.v1.ModelService.ListModels:output_type -> rowcast.v1.ListModelsResponse
+	34, // 51: rowcast.v1.ModelService.GetModel:output_type -> rowcast.v1.GetModelResponse
+	36, // 52: rowcast.v1.ModelService.ListVersions:output_type -> rowcast.v1.ListVersionsResponse
+	38, // 53: rowcast.v1.ModelService.GetVersion:output_type -> rowcast.v1.GetVersionResponse
+	40, // 54: rowcast.v1.ModelService.ActivateVersion:output_type -> rowcast.v1.ActivateVersionResponse
+	1,  // 55: rowcast.v1.ModelService.RegisterModel:output_type -> rowcast.v1.RegisterModelResponse
+	4,  // 56: rowcast.v1.ModelService.CreateVersion:output_type -> rowcast.v1.CreateVersionResponse
+	6,  // 57: rowcast.v1.ModelService.MaterializeVersion:output_type -> rowcast.v1.MaterializeVersionResponse
+	11, // 58: rowcast.v1.ModelService.GetOperation:output_type -> rowcast.v1.GetOperationResponse
+	13, // 59: rowcast.v1.ModelService.WatchOperation:output_type -> rowcast.v1.WatchOperationResponse
+	15, // 60: rowcast.v1.ModelService.CancelOperation:output_type -> rowcast.v1.CancelOperationResponse
+	17, // 61: rowcast.v1.ModelService.RollbackModel:output_type -> rowcast.v1.RollbackModelResponse
+	19, // 62: rowcast.v1.ModelService.RetireVersion:output_type -> rowcast.v1.RetireVersionResponse
+	22, // 63: rowcast.v1.ModelService.ListActivations:output_type -> rowcast.v1.ListActivationsResponse
+	24, // 64: rowcast.v1.ModelService.SetAlias:output_type -> rowcast.v1.SetAliasResponse
+	26, // 65: rowcast.v1.ModelService.DeleteAlias:output_type -> rowcast.v1.DeleteAliasResponse
+	28, // 66: rowcast.v1.ModelService.DiffVersions:output_type -> rowcast.v1.DiffVersionsResponse
+	50, // [50:67] is the sub-list for method output_type
+	33, // [33:50] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_rowcast_v1_model_service_proto_init() }
@@ -2792,7 +2950,7 @@ func file_rowcast_v1_model_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rowcast_v1_model_service_proto_rawDesc), len(file_rowcast_v1_model_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   41,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
