@@ -77,3 +77,43 @@ def test_cell_timestamp_truncates_to_its_step(time_ms: int, step_ms: int) -> Non
     assert ts % step_ms == 0
     assert 0 <= time_ms - ts < step_ms
     assert keys.cell_timestamp(time_ms) == keys.cell_timestamp(time_ms) <= time_ms
+
+
+@given(
+    buckets=st.integers(1, 256),
+    first_bins=st.integers(1, 5_000),
+    rows=st.integers(0, 10**10),
+    features=st.integers(1, 8),
+)
+def test_prediction_splits_are_sorted_unique_and_sized(
+    buckets: int, first_bins: int, rows: int, features: int
+) -> None:
+    """Version-table boundaries are strictly increasing, never split a region below
+    MIN_REGION_BYTES (short of one region per salt bucket), and keep regions under
+    MAX_REGION_BYTES where the first feature has the bins to split on."""
+    row_bytes = keys.estimated_row_bytes(features)
+    splits = keys.prediction_split_keys(buckets, first_bins, rows, row_bytes)
+    assert splits == sorted(set(splits))
+    regions = len(splits) + 1
+    total = rows * row_bytes
+    if regions > 1 and regions <= buckets:
+        assert total / (regions - 1) > keys.MIN_REGION_BYTES
+    if regions < buckets * first_bins:
+        assert total / regions <= keys.MAX_REGION_BYTES * 1.0001
+    assert regions >= min(buckets, max(1, -(-total // keys.MIN_REGION_BYTES)))
+
+
+def test_prediction_splits_for_the_demo_and_the_limit() -> None:
+    """The 9,600-cell demo grid gets one region; a 10M-row grid one per salt bucket; the
+    50M-row limit still one per bucket; 400M rows split each of 16 buckets in two."""
+    row = keys.estimated_row_bytes(3)
+    assert row == 76
+    assert keys.prediction_split_keys(16, 40, 9_600, row) == []
+    assert keys.prediction_split_keys(16, 56, 9_834_496, keys.estimated_row_bytes(4)) == [
+        bytes([i]) for i in range(1, 16)
+    ]
+    assert len(keys.prediction_split_keys(16, 100, 50_000_000, row)) == 15
+    splits = keys.prediction_split_keys(16, 100, 400_000_000, row)
+    assert len(splits) == 31
+    assert splits[:3] == [b"\x00\x00\x32", b"\x01", b"\x01\x00\x32"]
+    assert all(k[0] < 16 for k in splits)

@@ -44,6 +44,46 @@ def split_keys(buckets: int) -> list[bytes]:
     return [bytes([i]) for i in range(1, buckets)]
 
 
+#: A version table smaller than this per region is not worth more regions (each one costs a
+#: memstore and region-server bookkeeping): small grids share regions.
+MIN_REGION_BYTES = 16 << 20
+#: A region stays below this while a version is written (far under HBase's 10 GB split size,
+#: so regions never split during a materialisation): large grids split salt buckets further.
+MAX_REGION_BYTES = 1 << 30
+
+
+def estimated_row_bytes(features: int) -> int:
+    """HBase bytes of one prediction row: two cells (output, version) of 8-byte values, each
+    a KeyValue carrying the key, family, qualifier, timestamp, type and lengths."""
+    key = 1 + BIN_WIDTH * features
+    return 2 * (key + 31)
+
+
+def prediction_split_keys(
+    buckets: int, first_feature_bins: int, rows: int, row_bytes: int
+) -> list[bytes]:
+    """Region boundaries for a version table of `rows` rows, sized for it.
+
+    Up to `buckets * MAX_REGION_BYTES`, one region per `MIN_REGION_BYTES` (at least 1, at
+    most one per salt bucket), boundaries on salt buckets spread evenly. Beyond that every
+    salt bucket is split further on its first feature's bins, so that no region exceeds
+    MAX_REGION_BYTES (as far as the first feature has bins to split on)."""
+    total = rows * row_bytes
+    if total <= buckets * MAX_REGION_BYTES:
+        regions = min(max(-(-total // MIN_REGION_BYTES), 1), buckets)
+        return [bytes([i * buckets // regions]) for i in range(1, regions)]
+    per_bucket = min(-(-total // (buckets * MAX_REGION_BYTES)), first_feature_bins)
+    keys: list[bytes] = []
+    for bucket in range(buckets):
+        if bucket:
+            keys.append(bytes([bucket]))
+        keys.extend(
+            bytes([bucket]) + _BIN.pack(j * first_feature_bins // per_bucket)
+            for j in range(1, per_bucket)
+        )
+    return keys
+
+
 def encode_bins(bins: Sequence[int]) -> bytes:
     return b"".join(_BIN.pack(b) for b in bins)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rowcast.core.keys import split_keys
+from rowcast.core.keys import estimated_row_bytes, prediction_split_keys, split_keys
+from rowcast.core.signature import Signature
 from rowcast.store.admin import NAMESPACE, Family, TableAdmin
 
 MODELS = f"{NAMESPACE}:models"
@@ -61,7 +62,16 @@ def ensure_schema(admin: TableAdmin) -> None:
         admin.create(index, [Family(INDEX_FAMILY)], split_keys(AUDIT_SALT_BUCKETS))
 
 
-def create_prediction_table(admin: TableAdmin, model: str, version: int, buckets: int) -> str:
+def create_prediction_table(
+    admin: TableAdmin, model: str, version: int, buckets: int, signature: Signature
+) -> str:
+    """Create a version's table, pre-split for its grid (core.keys.prediction_split_keys)."""
     table = prediction_table(model, version)
-    admin.create(table, [Family(PRED_FAMILY)], split_keys(buckets))
+    splits = prediction_split_keys(
+        buckets,
+        signature.cardinalities[0],
+        signature.grid_size,
+        estimated_row_bytes(len(signature.features)),
+    )
+    admin.create(table, [Family(PRED_FAMILY)], splits)
     return table
