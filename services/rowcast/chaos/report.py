@@ -10,6 +10,9 @@ from typing import Any
 from rowcast.chaos.check import CheckResult
 from rowcast.chaos.faults import FaultEvent
 
+#: The result's first fields: what a run is judged and compared by.
+HEADLINE = ("acknowledged", "found", "lost", "duplicated", "kills", "drain_seconds")
+
 
 @dataclass
 class ChaosReport:
@@ -50,6 +53,7 @@ class ChaosReport:
         return c.lost == 0 and c.duplicated == 0 and c.mismatched == 0
 
     def kills_by_target(self) -> dict[str, int]:
+        """kill -9s per target ("audit", "prediction-<i>", "hbase-master", "hbase-thrift")."""
         counts: dict[str, int] = {}
         for f in self.faults:
             if f.signal == "SIGKILL":
@@ -92,6 +96,11 @@ class ChaosReport:
             "started_at": self.started_at,
             "home": self.home,
         }
+
+    def headline(self) -> dict[str, Any]:
+        """The HEADLINE fields of the JSON result, in that order."""
+        result = self.to_json()
+        return {k: result[k] for k in HEADLINE}
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ import json
 import logging
 import signal
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -44,7 +45,12 @@ def chaos() -> None:
     show_default=True,
     help="kill -9s to inject at least (every fault kind also runs at least once).",
 )
-@click.option("--out", type=click.Path(path_type=Path), help="Write the JSON result here.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the JSON result here (always written; default: chaos-audit-<UTC start time>"
+    ".json, e.g. chaos-audit-20261125-165115.json, in the current directory).",
+)
 @click.option("--seed", type=int, help="Seed of the fault schedule and inputs (default: random).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON result, not a summary.")
 @click.option(
@@ -129,9 +135,14 @@ def audit(
     load while it kill -9s the AuditService, a prediction server and an HBase JVM (master or
     Thrift gateway), and SIGSTOPs HBase, in rounds, restarting what it killed. Then it waits
     for the spools to drain and checks that every decision id a client received is in the
-    audit table exactly once with all its fields. Prints (or with --json, prints as JSON)
-    acknowledged, found, lost, duplicated, kills, drain_seconds and more.
+    audit table exactly once with all its fields.
+
+    Prints a summary and the JSON of acknowledged, found, lost, duplicated, kills and
+    drain_seconds (with --json: the whole JSON result instead), and writes the whole JSON
+    result to --out (by default chaos-audit-<UTC start time>.json in the current directory).
     """
+    if out is None:
+        out = default_out_path(datetime.now(UTC))
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -162,18 +173,32 @@ def audit(
     except (KeyboardInterrupt, asyncio.CancelledError):
         click.echo("chaos run interrupted; what it started is stopped", err=True)
         raise SystemExit(130) from None
-    if out is not None:
+    try:
         report.write(out)
+        written = f"result written to {out.resolve()}"
+    except OSError as exc:
+        # The run may have taken an hour: keep its verdict and print the whole result instead.
+        written = f"could not write the result to {out}: {exc}"
+        if not as_json:
+            click.echo(json.dumps(report.to_json(), indent=2), err=True)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
+        click.echo(written, err=True)
     else:
         click.echo(report.summary())
+        click.echo(json.dumps(report.headline()))
+        click.echo(written)
         if report.home:
             click.echo(f"home kept for inspection: {report.home}")
     if not report.passed:
         raise SystemExit(1)
     if report.incomplete:
         raise SystemExit(2)
+
+
+def default_out_path(now: datetime) -> Path:
+    """Where the JSON result goes without --out: chaos-audit-<UTC time>.json, here."""
+    return Path(f"chaos-audit-{now.astimezone(UTC):%Y%m%d-%H%M%S}.json")
 
 
 async def _run(options: ChaosOptions, say: Callable[[str], None]) -> ChaosReport:
