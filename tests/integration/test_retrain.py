@@ -8,11 +8,15 @@ from __future__ import annotations
 import asyncio
 import json
 
+import lightgbm as lgb
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from rowcast.cli.models_cmd import models
 from rowcast.config import Settings
+from rowcast.convert import signature_to_pb
+from rowcast.core.signature import NumericFeature, Signature
 from rowcast.jobs.publish import PublishSpec, publish
 from rowcast.jobs.train import TrainParams
 from rowcast.v1 import resources_pb2 as pb
@@ -21,7 +25,7 @@ from tests.integration.conftest import audited
 
 MODEL = "retrain_loop"
 #: A low-risk customer: the published model gives them a small default probability.
-CUSTOMER = {"balance": 300.0, "income": 40000.0, "student": "No"}
+CUSTOMER: dict[str, float | str] = {"balance": 300.0, "income": 40000.0, "student": "No"}
 
 
 def hbase_env(settings: Settings) -> dict[str, str]:
@@ -108,3 +112,50 @@ async def test_retrain_learns_from_approved_augmentations(
     # moved the customer's cell up (measured: 0.0020 -> 0.0044, among ~thousands of similar
     # customers who did not default).
     assert after.output > 1.5 * before.output
+
+
+def uploaded_model_file() -> bytes:
+    """A small LightGBM model over features the shipped data set does not have (age)."""
+    rng = np.random.default_rng(3)
+    x = np.column_stack([rng.uniform(18, 90, 500), rng.uniform(0, 3000, 500)])
+    y = (x[:, 1] / 3000 + rng.normal(0, 0.2, 500) > 0.5).astype(int)
+    data = lgb.Dataset(x, label=y, feature_name=["age", "balance"])
+    params = {"objective": "binary", "num_leaves": 4, "verbose": -1, "num_threads": 1}
+    booster = lgb.train(params, data, num_boost_round=5)
+    return str(booster.model_to_string()).encode()
+
+
+async def test_a_model_whose_features_are_not_in_the_data_set_fails_cleanly(
+    settings: Settings, client: AsyncRowcastClient
+) -> None:
+    """A model registered for an uploaded model file with a feature the shipped data set lacks
+    (age), its version materialised and active: `retrain` exits 4 (FAILED_PRECONDITION) naming
+    the missing column, with no traceback and no new version."""
+    name = "retrain_other_features"
+    signature = Signature(
+        (
+            NumericFeature("age", (40.0, 60.0), (30.0, 50.0, 70.0), 18.0, 90.0),
+            NumericFeature("balance", (1000.0,), (500.0, 1500.0), 0.0, 3000.0),
+        )
+    )
+    await client.register_model(
+        pb.Model(
+            name=name,
+            description="features of an uploaded model file",
+            signature=signature_to_pb(signature),
+            output=pb.OutputSpec(kind=pb.OUTPUT_KIND_PROBABILITY, description="P(default)"),
+        )
+    )
+    v = await client.create_version(name, creator="uploader", lightgbm_model=uploaded_model_file())
+    op = await client.materialize_version(name, v.version)
+    states = [s async for s in client.watch_operation(op.name, timeout=120)]
+    assert states[-1].done and not states[-1].HasField("error"), states[-1]
+    await client.activate_version(name, v.version, actor="ana")
+
+    result = await asyncio.to_thread(
+        CliRunner().invoke, models, ["retrain", name, "--json"], env=hbase_env(settings)
+    )
+    assert result.exit_code == 4, result.output
+    assert isinstance(result.exception, SystemExit)  # not a KeyError
+    assert "columns missing: ['age']" in result.stderr
+    assert [x.version for x in await client.list_versions(name)] == [v.version]

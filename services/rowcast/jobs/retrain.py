@@ -15,7 +15,8 @@ import lightgbm as lgb
 from rowcast.audit.query import DecisionQuery
 from rowcast.config import Settings
 from rowcast.core.records import ModelInfo, OutputKind, VersionInfo
-from rowcast.errors import FailedPrecondition
+from rowcast.core.signature import CategoricalFeature, Signature
+from rowcast.errors import FailedPrecondition, InvalidArgument
 from rowcast.jobs import dataset as datasets
 from rowcast.jobs.augmented import WEIGHT, AugmentedRows, combine, input_rows
 from rowcast.jobs.create import HELDOUT_FRACTION, SPLIT_SEED, store_version
@@ -71,6 +72,38 @@ class RetrainResult:
     skipped: dict[str, int]
 
 
+def dataset_for(model: str, signature: Signature, name: str) -> datasets.Dataset:
+    """The shipped data set to retrain on, once it fits the model: each of the model's features
+    is a column of it of the same kind (numeric or categorical).
+
+    An unknown data set is InvalidArgument (`dataset`). A model that does not fit (e.g. one
+    registered for an uploaded model file with other feature names) is FailedPrecondition
+    naming the missing columns and those of another kind: retraining it here is impossible,
+    however it is asked for.
+    """
+    try:
+        ds = datasets.load(name)
+    except ValueError as exc:
+        raise InvalidArgument.field("dataset", str(exc)) from exc
+    missing: list[str] = []
+    other_kind: list[str] = []
+    for f in signature.features:
+        categorical = isinstance(f, CategoricalFeature)
+        if f.name not in ds.features:
+            missing.append(f.name)
+        elif categorical != (f.name in ds.categorical):
+            kind = "categorical" if categorical else "numeric"
+            other_kind.append(f"{f.name!r} is {kind} in the model, not in the data set")
+    if missing or other_kind:
+        problems = [f"columns missing: {missing}"] if missing else []
+        problems += other_kind
+        raise FailedPrecondition(
+            f"model {model!r} cannot be retrained on data set {ds.name!r} (columns "
+            f"{list(ds.features)}, target {ds.target!r}): " + "; ".join(problems)
+        )
+    return ds
+
+
 async def collect(
     audit: AuditStore, registry: RegistryStore, model: ModelInfo, rows: AugmentedRows
 ) -> None:
@@ -100,12 +133,12 @@ async def retrain(
                 f"model {spec.model!r} outputs a {model.output_kind.value}; retrain trains "
                 "binary classifiers (probability models) on a shipped data set"
             )
+        ds = dataset_for(spec.model, model.signature, spec.dataset)
         if not model.current_version:
             raise FailedPrecondition(
                 f"model {spec.model!r} has no active version to compare a retrained one with"
             )
         active = await registry.get_version(spec.model, model.current_version)
-        ds = datasets.load(spec.dataset)
         train_frame, test_frame = ds.split(HELDOUT_FRACTION, SPLIT_SEED)
         rows = AugmentedRows(model.signature, ds.target, input_rows(model.signature, test_frame))
         await collect(AuditStore(client), registry, model, rows)
