@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import pytest
 import pytest_asyncio
@@ -181,3 +182,16 @@ async def test_a_better_output_of_the_wrong_kind_is_invalid_argument(world: Worl
     with pytest.raises(InvalidArgumentError) as err:
         await world.client.augment(world.decisions[0].decision_id, 1.5, actor="alice")
     assert [v.field for v in err.value.violations] == ["augmentation.better_output"]
+
+
+async def test_an_unknown_augmentation_state_is_invalid_argument(world: World) -> None:
+    """A state number the contract does not define is refused by the server (the client does
+    not check it), naming augmentation.state, and nothing is recorded."""
+    decision = next(d for d in world.decisions if d.model_version == V_A)
+    # Not a member of the enum, which is what the test sends; the wire carries any number.
+    unknown = cast(pb.AugmentationState, 99)
+    with pytest.raises(InvalidArgumentError) as err:
+        await world.client.augment(decision.decision_id, 1.0, actor="alice", state=unknown)
+    assert [v.field for v in err.value.violations] == ["augmentation.state"]
+    stored = await world.client.get_decision(decision.decision_id)
+    assert list(stored.augmentations) == []

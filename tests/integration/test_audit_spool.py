@@ -1,6 +1,7 @@
 """The durable audit path on a real HBase: decisions spooled by a prediction server's sink
 reach the audit table through StreamDecisions, survive an HBase outage and a kill -9 of the
-process that spooled them, and are stored exactly once."""
+process that spooled them, and are stored exactly once; a full spool makes Predict answer
+RESOURCE_EXHAUSTED rather than serve a decision that is not on record."""
 
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ import signal
 import sys
 import textwrap
 import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
+from rowcast.apps import start_prediction_server
 from rowcast.config import Settings
 from rowcast.hbase.ports import free_port
 from rowcast.prediction.audit_sink import AuditSink, SpoolConfig
-from rowcast_client import AsyncRowcastClient, NotFoundError, Targets
+from rowcast_client import AsyncRowcastClient, NotFoundError, ResourceExhaustedError, Targets
 from tests.integration.audit_helpers import made_up, start_audit
 from tests.integration.conftest import MODEL, Published
 
@@ -154,3 +159,53 @@ async def test_kill_9_of_the_spooling_process_loses_no_acknowledged_decision(
         print(json.dumps({"handed_out": len(handed_out), "stored": len(stored)}))
     finally:
         await audit.stop(0.5)
+
+
+async def test_predict_is_resource_exhausted_while_the_spool_is_full(
+    settings: Settings, published: Published, tmp_path: Path
+) -> None:
+    """A prediction server with a 4 KiB spool and no AuditService answers Predict until the
+    spool is full, then RESOURCE_EXHAUSTED (reason OVERLOADED) with nothing on record for the
+    refused call; once an AuditService comes up on its address, every decision answered before
+    is stored and Predict answers again."""
+    audit_port = free_port()
+    small = replace(
+        settings,
+        hbase=replace(settings.hbase, home=tmp_path),  # the server's spool goes under here
+        server=replace(settings.server, audit_spool_max_bytes=4096),
+    )
+    prediction = await start_prediction_server(small, 0, audit_target=f"127.0.0.1:{audit_port}")
+    targets = Targets(prediction=f"127.0.0.1:{prediction.port}", audit=f"127.0.0.1:{audit_port}")
+    run = uuid.uuid4().hex[:8]
+    customer: dict[str, float | str] = {"balance": 1_800.0, "income": 30_000.0, "student": "No"}
+    try:
+        async with AsyncRowcastClient(targets, 5.0) as client:
+            answered: list[str] = []
+            with pytest.raises(ResourceExhaustedError) as full:
+                while len(answered) < 100:
+                    r = await client.predict(MODEL, customer, subject=f"full-{run}-{len(answered)}")
+                    answered.append(r.decision_id)
+            assert full.value.reason == "OVERLOADED"
+            assert 5 <= len(answered) < 100
+            refused_subject = f"full-{run}-{len(answered)}"
+            audit = await start_audit(settings, audit_port)
+            try:
+                await all_stored(client, answered)
+                stored = await client.get_decision(answered[-1])
+                assert stored.subject == f"full-{run}-{len(answered) - 1}"
+                assert await listed(client, refused_subject) == []
+                # Room again once delivered segments are deleted (the acknowledgement may land
+                # just after the decisions are readable).
+                deadline = time.monotonic() + 10
+                while True:
+                    try:
+                        after = await client.predict(MODEL, customer, subject=f"full-{run}-after")
+                        break
+                    except ResourceExhaustedError:
+                        assert time.monotonic() < deadline, "the spool stayed full"
+                        await asyncio.sleep(0.1)
+                await all_stored(client, [after.decision_id])
+            finally:
+                await audit.stop(0.5)
+    finally:
+        await prediction.stop(0.5)

@@ -33,7 +33,7 @@ from rowcast.jobs.materialize import (
     MaterializeResult,
     materialize,
 )
-from rowcast.jobs.verify import HeldOut
+from rowcast.jobs.verify import HeldOut, verify
 from rowcast.jobs.workers import chunk_checksum, grid_bins, score
 from rowcast.store.admin import TableAdmin
 from rowcast.store.client import HBaseClient
@@ -152,6 +152,9 @@ async def test_resume_after_cancel_writes_exactly_the_grid(
     )
     ready = await stores.registry.get_version("mat_resume", version.version)
     assert ready.state is VersionState.READY and ready.row_count == grid
+    # The sample's seed (drawn for this run) is recorded, exactly, beside the other figures.
+    seed = ready.metrics["verified_sample_seed"]
+    assert seed == result.verification.metrics["verified_sample_seed"] and seed == int(seed)
     # Fidelity through real lookups equals the locally flattened figure, and publish's.
     assert ready.metrics["auc_table"] == ready.metrics["auc_flattened"]
     assert ready.metrics["auc_table"] == pytest.approx(published.v1.metrics["auc_flattened"])
@@ -205,6 +208,44 @@ async def test_a_wrong_cell_fails_the_sample_check(stores: Stores) -> None:
     info = await stores.registry.get_version(model, version.version)
     assert info.state is VersionState.FAILED
     assert "differ from the model" in info.failure_reason
+
+
+async def test_a_failed_sample_check_records_its_seed_and_reproduces(stores: Stores) -> None:
+    """Each run samples with a fresh seed; a failed sample check records it in the version's
+    metrics and failure reason, and re-verifying with that seed finds the same mismatches."""
+    model = "mat_seed"
+    version = await stores.new_version(model)
+    await stores.cancelled_half_way(version)
+    table = version.table
+
+    def corrupt(conn: happybase.Connection) -> None:
+        # A tenth of the grid, below the watermark: a 1,000-cell sample hits ~100 of them.
+        with conn.table(table).batch(timestamp=version.version) as batch:
+            for flat in range(960):
+                batch.put(stores.key_of(flat), {b"p:o": encode_double(0.123456789)})
+
+    stores.client.call(corrupt)
+    with pytest.raises(VerificationFailed) as failed:
+        await stores.run(version, resume=True)
+    info = await stores.registry.get_version(model, version.version)
+    assert info.state is VersionState.FAILED
+    seed = int(info.metrics["verified_sample_seed"])
+    assert f"(verification sample seed {seed})" in info.failure_reason
+    assert f"(verification sample seed {seed})" in failed.value.message
+    mismatched = int(info.failure_reason.split(" of 1000 sampled cells differ")[0].split()[-1])
+    assert mismatched > 0
+
+    again = await verify(
+        predictions=stores.predictions,
+        hbase=stores.settings.hbase,
+        table=table,
+        version=version.version,
+        signature=stores.signature,
+        salt_buckets=stores.settings.salt_buckets,
+        booster=lgb.Booster(model_file=str(stores.model_file)),
+        seed=seed,
+    )
+    assert (again.sampled, again.mismatched) == (1_000, mismatched)
 
 
 async def test_a_grid_over_the_limit_is_refused_before_anything_is_written(

@@ -1,6 +1,7 @@
 """A ModelService killed with SIGKILL in the middle of a materialisation: the version stays
-MATERIALIZING (never READY), the active version keeps serving, and a new ModelService resumes
-the write from the checkpoint to exactly the grid's rows, verified."""
+MATERIALIZING (never READY), the active version keeps serving, the dead runner's operation ends
+ABORTED for every replica (GetOperation, WatchOperation, the CLI's --watch), and a new
+ModelService resumes the write from the checkpoint to exactly the grid's rows, verified."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from click.testing import CliRunner
+from google.rpc import code_pb2
 
+from rowcast.cli.models_cmd import models
 from rowcast.config import Settings
 from rowcast.convert import signature_to_pb
 from rowcast.hbase.ports import free_port
@@ -24,7 +28,7 @@ from rowcast.jobs.train import derive_signature
 from rowcast.suite import health_serving
 from rowcast.v1 import model_service_pb2 as model_pb
 from rowcast.v1 import resources_pb2 as pb
-from rowcast_client import AsyncRowcastClient, FailedPreconditionError, Targets
+from rowcast_client import AsyncRowcastClient, Targets
 from tests.integration.conftest import MODEL, Published, Suite
 
 NAME = "crash_resume"
@@ -76,7 +80,7 @@ async def test_a_crash_mid_write_never_makes_a_version_ready_and_resumes(
         signature=signature_to_pb(derive_signature(train, ds, {"balance": 100, "income": 50})),
         output=pb.OutputSpec(kind=pb.OUTPUT_KIND_PROBABILITY, description="P(default)"),
     )
-    customer = {"balance": 1_500.0, "income": 30_000.0, "student": "No"}
+    customer: dict[str, float | str] = {"balance": 1_500.0, "income": 30_000.0, "student": "No"}
     async with AsyncRowcastClient(suite.targets, timeout_s=30.0) as serving:
         served_before = await serving.predict(MODEL, customer)
 
@@ -108,22 +112,47 @@ async def test_a_crash_mid_write_never_makes_a_version_ready_and_resumes(
             served_before.output,
         )
 
+        # Another replica (the suite's ModelService) reports the dead runner's operation as
+        # running until it has been silent for 15 s, then as ended: done, ABORTED, with when
+        # it stopped and how to go on.
+        deadline = time.monotonic() + 60
+        while not (dead := await serving.get_operation(op.name)).done:
+            assert time.monotonic() < deadline, "the dead runner's operation never ended"
+            await asyncio.sleep(0.5)
+        assert dead.error.code == code_pb2.ABORTED, dead.error
+        assert "stopped reporting at" in dead.error.message
+        assert "MaterializeVersion resumes from the watermark" in dead.error.message
+        assert dead.version.state == pb.VERSION_STATE_MATERIALIZING
+        # WatchOperation ends at once with that state, and so does the CLI's --watch (exit 5:
+        # resumable) instead of hanging.
+        watched = [s async for s in serving.watch_operation(op.name, timeout=30)]
+        assert [(s.done, s.error.code) for s in watched] == [(True, code_pb2.ABORTED)]
+        cli = await asyncio.to_thread(
+            CliRunner().invoke,
+            models,
+            ["operation", op.name, "--watch", "--json"],
+            env={"ROWCAST_HOST": "127.0.0.1", "ROWCAST_MODEL_PORT": str(suite.model.port)},
+            catch_exceptions=False,
+        )
+        assert cli.exit_code == 5, cli.output
+        assert "stopped reporting" in cli.stderr
+
         async with (
             model_service(settings) as (_, target),
             AsyncRowcastClient(Targets(model=target), timeout_s=30.0) as client,
         ):
-            # The dead runner's operation stops counting as running once it is stale.
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    resumed = await client.materialize_version(NAME, version.version)
-                    break
-                except FailedPreconditionError:
-                    assert time.monotonic() < deadline
-                    await asyncio.sleep(1.0)
+            # The ended operation no longer holds the version: a resume starts at once.
+            resumed = await client.materialize_version(NAME, version.version)
             states = [s async for s in client.watch_operation(resumed.name, timeout=180)]
         assert states[0].progress.rows_written >= crashed.rows_written
         done = states[-1]
         assert done.version.state == pb.VERSION_STATE_READY, done.error.message
         assert done.version.row_count == grid
         assert done.version.metrics["verified_sample"] > 0
+        # The aborted operation stays ended as it was, whatever happened since.
+        after = await serving.get_operation(op.name)
+        assert (after.done, after.error, after.progress.rows_written) == (
+            True,
+            dead.error,
+            dead.progress.rows_written,
+        )

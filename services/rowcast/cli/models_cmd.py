@@ -1,7 +1,8 @@
 """`rowcast models ...`: every ModelService call, for admins and scripts.
 
 Tables for people, `--json` for scripts, progress bars while materialising; exit codes as in
-`rowcast.cli.admin_cmd` (0 ok, 2 bad input, 3 not found, 4 failed precondition, 5 unavailable).
+`rowcast.cli.admin_cmd` (0 ok, 1 any other error such as ALREADY_EXISTS, 2 bad input, 3 not
+found, 4 failed precondition, 5 unavailable; 6 a cancelled operation).
 """
 
 from __future__ import annotations
@@ -81,14 +82,56 @@ def list_versions(model: str, as_json: bool) -> None:
     Console().print(table)
 
 
+def state_name(state: int) -> str:
+    return str(pb.VersionState.Name(state)).removeprefix("VERSION_STATE_")
+
+
+def describe_model(m: pb.Model) -> list[str]:
+    """A model for people: one fact per line."""
+    aliases = ", ".join(f"{k}=v{v}" for k, v in sorted(m.aliases.items())) or "none"
+    lines = [
+        f"{m.name}: current v{m.current_version or '-'}, previous v{m.previous_version or '-'}",
+        f"  aliases: {aliases}",
+        f"  grid: {m.grid_size:,} cells",
+    ]
+    lines += [f"  feature {f.name}" for f in m.signature.features]
+    if m.description:
+        lines.append(f"  description: {m.description}")
+    return lines
+
+
+def describe_version(v: pb.ModelVersion) -> list[str]:
+    """A version for people: one fact per line."""
+    lines = [
+        f"{v.model} v{v.version}: {state_name(v.state)}, {v.row_count:,} rows in {v.table}",
+        f"  creator: {v.creator}",
+        f"  rows written: {v.rows_written:,}",
+    ]
+    lines += [f"  {k}: {val:g}" for k, val in sorted(v.metrics.items())]
+    if v.failure_reason:
+        lines.append(f"  failure: {v.failure_reason}")
+    return lines
+
+
 @models.command("get")
 @click.argument("model")
 @click.argument("version", type=int, required=False)
+@json_option
 @reports_errors
-def get(model: str, version: int | None) -> None:
-    """Show MODEL (or one VERSION of it) as JSON."""
+def get(model: str, version: int | None, as_json: bool) -> None:
+    """Show MODEL (or one VERSION of it): aliases, grid and features, or a version's state,
+    rows and metrics; --json prints the Model or ModelVersion message."""
     with client() as c:
-        echo_json(as_dict(c.get_version(model, version) if version else c.get_model(model)))
+        if version is not None:
+            v = c.get_version(model, version)
+            found, lines = as_dict(v), describe_version(v)
+        else:
+            m = c.get_model(model)
+            found, lines = as_dict(m), describe_model(m)
+    if as_json:
+        echo_json(found)
+    else:
+        click.echo("\n".join(lines))
 
 
 @models.command("activate")
@@ -208,9 +251,9 @@ def follow(c: RowcastClient, name: str, as_json: bool) -> model_pb.Operation:
     return last
 
 
-#: Exit code of a finished operation by its google.rpc code: cancelled 6, HBase unavailable 5
-#: (resumable), anything else 4.
-EXIT_BY_OPERATION_CODE = {code_pb2.CANCELLED: 6, code_pb2.UNAVAILABLE: 5}
+#: Exit code of a finished operation by its google.rpc code: cancelled 6; HBase unavailable or
+#: the runner stopped reporting (its ModelService died) 5, both resumable; anything else 4.
+EXIT_BY_OPERATION_CODE = {code_pb2.CANCELLED: 6, code_pb2.UNAVAILABLE: 5, code_pb2.ABORTED: 5}
 
 
 def finish(op: model_pb.Operation) -> None:
@@ -228,7 +271,12 @@ def finish(op: model_pb.Operation) -> None:
 @click.argument("model")
 @click.argument("version", type=int)
 @click.option(
-    "--rate-limit", type=float, default=0.0, help="Rows per second at most (0: server default)."
+    "--rate-limit",
+    type=click.FloatRange(min=0.0),
+    default=0.0,
+    help="Rows per second at most, to go slower than the server's limit "
+    "(ROWCAST_MATERIALIZE_ROWS_PER_SECOND, default 5000); it cannot raise it: a value above "
+    "it exits 2. 0: the server's limit.",
 )
 @click.option("--no-wait", is_flag=True, help="Print the operation name and return at once.")
 @json_option
@@ -236,8 +284,9 @@ def finish(op: model_pb.Operation) -> None:
 def materialize(model: str, version: int, rate_limit: float, no_wait: bool, as_json: bool) -> None:
     """Write VERSION's table (or resume an interrupted write) and verify it; shows progress.
 
-    Exit 0 when the version is READY, 4 when it FAILED, 5 when HBase became unavailable (the
-    version stays MATERIALIZING: run this again to resume), 6 when cancelled."""
+    Exit 0 when the version is READY, 4 when it FAILED, 5 when HBase became unavailable or
+    the ModelService running it stopped reporting (the version stays MATERIALIZING: run this
+    again to resume), 6 when cancelled."""
     with client() as c:
         op = c.materialize_version(model, version, rows_per_second_limit=rate_limit)
         if no_wait:
@@ -333,17 +382,19 @@ def activations(model: str, as_json: bool) -> None:
 @click.argument("alias")
 @click.argument("version", type=int, required=False)
 @click.option("--delete", is_flag=True, help="Remove the alias.")
+@json_option
 @reports_errors
-def alias(model: str, alias: str, version: int | None, delete: bool) -> None:
-    """Point ALIAS (e.g. canary) of MODEL at VERSION, or --delete it."""
+def alias(model: str, alias: str, version: int | None, delete: bool, as_json: bool) -> None:
+    """Point ALIAS (e.g. canary) of MODEL at VERSION, or --delete it; prints the model's
+    aliases (--json: the Model message)."""
+    if delete == (version is not None):
+        raise click.UsageError("give VERSION, or --delete (not both)")
     with client() as c:
-        if delete:
-            m = c.delete_alias(model, alias)
-        elif version is None:
-            raise click.UsageError("give VERSION, or --delete")
-        else:
-            m = c.set_alias(model, alias, version)
-    click.echo(", ".join(f"{k}=v{v}" for k, v in sorted(m.aliases.items())) or "no aliases")
+        m = c.delete_alias(model, alias) if version is None else c.set_alias(model, alias, version)
+    if as_json:
+        echo_json(as_dict(m))
+    else:
+        click.echo(", ".join(f"{k}=v{v}" for k, v in sorted(m.aliases.items())) or "no aliases")
 
 
 @models.command("diff")

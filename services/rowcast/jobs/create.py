@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import lightgbm as lgb
 
 from rowcast.core.records import ModelInfo, VersionInfo, VersionState
-from rowcast.errors import InvalidArgument
+from rowcast.errors import FieldViolation, InvalidArgument
 from rowcast.jobs import dataset as datasets
-from rowcast.jobs.train import TrainParams, fidelity, train
+from rowcast.jobs.dataset import Dataset
+from rowcast.jobs.train import TrainParams, fidelity, invalid, train
 from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.registry import RegistryStore
 
@@ -50,18 +51,34 @@ def load_booster(content: bytes, model: ModelInfo, field: str = "lightgbm_model"
     return booster
 
 
-def train_for(model: ModelInfo, training: Training) -> tuple[lgb.Booster, dict[str, float]]:
-    """Train on the data set's training split; metrics on its held-out split (blocking)."""
+def check_training(model: ModelInfo, training: Training) -> Dataset:
+    """The training data set, once the request is known good: every bad field of it (data set
+    unknown or lacking the model's features, parameters out of range) is reported at once as
+    InvalidArgument naming `training.<field>`."""
+    violations = training.params.violations("training.")
+    ds: Dataset | None = None
     try:
         ds = datasets.load(training.dataset)
     except ValueError as exc:
-        raise InvalidArgument.field("training.dataset", str(exc)) from exc
-    missing = set(model.signature.names) - set(ds.features)
-    if missing:
-        raise InvalidArgument.field(
-            "training.dataset",
-            f"data set {training.dataset!r} lacks the model's features {sorted(missing)}",
-        )
+        violations.insert(0, FieldViolation("training.dataset", str(exc)))
+    if ds is not None:
+        missing = set(model.signature.names) - set(ds.features)
+        if missing:
+            violations.insert(
+                0,
+                FieldViolation(
+                    "training.dataset",
+                    f"data set {training.dataset!r} lacks the model's features {sorted(missing)}",
+                ),
+            )
+    if violations or ds is None:
+        raise invalid(violations)
+    return ds
+
+
+def train_for(model: ModelInfo, training: Training) -> tuple[lgb.Booster, dict[str, float]]:
+    """Train on the data set's training split; metrics on its held-out split (blocking)."""
+    ds = check_training(model, training)
     train_frame, test_frame = ds.split(HELDOUT_FRACTION, SPLIT_SEED)
     booster = train(ds, model.signature, train_frame, training.params)
     return booster, fidelity(booster, model.signature, test_frame, ds.target)
@@ -75,7 +92,8 @@ async def create_version(
     creator: str,
 ) -> tuple[VersionInfo, lgb.Booster]:
     """Validate or train the model first, then allocate the version number and store the file:
-    bad input never consumes a version number."""
+    bad input (an unparsable model, an unknown data set, training parameters out of range) is
+    InvalidArgument and never consumes a version number."""
     if isinstance(source, Training):
         booster, metrics = await asyncio.to_thread(train_for, model, source)
     else:

@@ -119,18 +119,26 @@ def diff_tables(
 
 
 class Histogram:
-    """Counts of signed deltas in fixed buckets (constant memory)."""
+    """Counts of signed deltas in fixed buckets (constant memory).
+
+    Every bucket is [lower, upper), as the HistogramBucket message says, on both sides of 0:
+    positive bucket i holds E[i] <= delta < E[i+1], negative bucket i holds
+    -E[i+1] <= delta < -E[i], i.e. E[i] < |delta| <= E[i+1] (so -0.01 falls in [-0.01, -0.001),
+    never in [-0.02, -0.01)).
+    """
 
     def __init__(self) -> None:
         self._negative = [0] * (len(ABS_EDGES) - 1)
         self._positive = [0] * (len(ABS_EDGES) - 1)
 
     def add(self, delta: float) -> None:
-        side = self._positive if delta >= 0 else self._negative
         magnitude = abs(delta)
         for i in range(len(ABS_EDGES) - 1):
-            if magnitude < ABS_EDGES[i + 1]:
-                side[i] += 1
+            if delta >= 0 and magnitude < ABS_EDGES[i + 1]:
+                self._positive[i] += 1
+                return
+            if delta < 0 and magnitude <= ABS_EDGES[i + 1]:
+                self._negative[i] += 1
                 return
 
     def buckets(self) -> list[tuple[float, float, int]]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import tempfile
 import threading
 import time
@@ -89,9 +90,13 @@ class MaterializeOptions:
     in_flight_per_worker: int = 2
     #: Rows written per second at most; None writes as fast as HBase takes them.
     rows_per_second: float | None = None
-    #: Grid cells re-scored by the verification gate, and the seed that picks them.
+    #: Grid cells re-scored by the verification gate, and the seed that picks them. None (the
+    #: default) draws a fresh seed for every run, so that successive versions (and successive
+    #: runs of one version) check different cells; the seed used is recorded in the version's
+    #: metrics as `verified_sample_seed` (and in the failure reason), so that a failed check
+    #: can be reproduced by passing it here.
     sample_size: int = DEFAULT_SAMPLE
-    sample_seed: int = 0
+    sample_seed: int | None = None
     #: How often the watermark is written to the registry, seconds.
     checkpoint_every_s: float = 1.0
 
@@ -125,6 +130,14 @@ class MaterializeResult:
     @property
     def rows_per_second(self) -> float:
         return self.rows_written / self.write_s if self.write_s > 0 else 0.0
+
+
+def sample_seed(opts: MaterializeOptions) -> int:
+    """The verification sample's seed: the given one, or a fresh random one (32 bits, so that
+    it is exact as a float metric)."""
+    if opts.sample_seed is not None:
+        return opts.sample_seed
+    return secrets.randbits(32)
 
 
 def grid_chunks(signature: Signature, chunk: int) -> Iterator[np.ndarray]:
@@ -237,7 +250,12 @@ class _Job:
         # Verification re-scores with the very file the workers score with.
         booster = await asyncio.to_thread(lgb.Booster, model_file=str(model_file))
         table = await asyncio.to_thread(
-            create_prediction_table, self._admin, self._model, self._number, self._buckets
+            create_prediction_table,
+            self._admin,
+            self._model,
+            self._number,
+            self._buckets,
+            self._signature,
         )
         await self._registry.update_version(
             self._model, self._number, state=VersionState.MATERIALIZING
@@ -285,6 +303,7 @@ class _Job:
             if not finished:
                 raise MaterializeCancelled(mark.rows_done)
             verify_started = time.monotonic()
+            seed = sample_seed(opts)
             verdict = await verify(
                 predictions=self._predictions,
                 hbase=config.hbase,
@@ -294,7 +313,7 @@ class _Job:
                 salt_buckets=self._buckets,
                 booster=booster,
                 sample_size=opts.sample_size,
-                seed=opts.sample_seed,
+                seed=seed,
                 heldout=heldout,
                 executor=pool,
             )
@@ -314,9 +333,10 @@ class _Job:
             raise
         await asyncio.to_thread(pool.shutdown, True)
         if not verdict.ok:
-            await self._fail(verdict.reason, verdict.row_count)
+            reason = f"{verdict.reason} (verification sample seed {seed})"
+            await self._fail(reason, verdict.row_count, {**metrics, **verdict.metrics})
             raise VerificationFailed(
-                f"version {self._number} of {self._model!r} failed verification: {verdict.reason}"
+                f"version {self._number} of {self._model!r} failed verification: {reason}"
             )
         await self._registry.update_version(
             self._model,
@@ -357,7 +377,9 @@ class _Job:
             )
         self._saved = (mark.rows_done, time.monotonic())
 
-    async def _fail(self, reason: str, row_count: int | None) -> None:
+    async def _fail(
+        self, reason: str, row_count: int | None, metrics: dict[str, float] | None = None
+    ) -> None:
         # Best effort: when HBase itself is what failed, the version stays MATERIALIZING.
         with contextlib.suppress(StoreUnavailable):
             await self._registry.update_version(
@@ -365,5 +387,6 @@ class _Job:
                 self._number,
                 state=VersionState.FAILED,
                 row_count=row_count,
+                metrics=metrics,
                 failure_reason=reason,
             )

@@ -9,9 +9,10 @@ beside AUC of the flattened one on held-out data) is recorded with each version.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import lightgbm as lgb
 import numpy as np
@@ -19,7 +20,17 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from rowcast.core.signature import CategoricalFeature, NumericFeature, Signature
+from rowcast.errors import FieldViolation, InvalidArgument
 from rowcast.jobs.dataset import Dataset
+
+#: Most boosting rounds a caller may ask for: a training run occupies a ModelService thread,
+#: and 10,000 rounds of the shipped data sets already take minutes.
+MAX_TREES: Final = 10_000
+#: LightGBM's own bounds on leaves per tree (it refuses 1 and more than 131,072).
+MIN_LEAVES: Final = 2
+MAX_LEAVES: Final = 131_072
+#: The seed is a 32-bit signed integer in LightGBM (and in TrainingSpec).
+SEED_RANGE: Final = range(-(2**31), 2**31)
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,43 @@ class TrainParams:
     seed: int = 7
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def violations(self, prefix: str = "") -> list[FieldViolation]:
+        """Every parameter out of its range, as field violations named `prefix + field`."""
+        found: list[FieldViolation] = []
+        if not 1 <= self.num_trees <= MAX_TREES:
+            found.append(
+                FieldViolation(
+                    f"{prefix}num_trees", f"must be 1 to {MAX_TREES:,}, got {self.num_trees}"
+                )
+            )
+        if not MIN_LEAVES <= self.num_leaves <= MAX_LEAVES:
+            found.append(
+                FieldViolation(
+                    f"{prefix}num_leaves",
+                    f"must be {MIN_LEAVES} to {MAX_LEAVES:,}, got {self.num_leaves}",
+                )
+            )
+        if not (math.isfinite(self.learning_rate) and 0 < self.learning_rate <= 1):
+            found.append(
+                FieldViolation(
+                    f"{prefix}learning_rate",
+                    f"must be above 0 and at most 1, got {self.learning_rate!r}",
+                )
+            )
+        if self.seed not in SEED_RANGE:
+            found.append(
+                FieldViolation(f"{prefix}seed", f"must be a 32-bit integer, got {self.seed}")
+            )
+        return found
+
+    def check(self, prefix: str = "") -> TrainParams:
+        """These parameters, or InvalidArgument naming every bad one (before LightGBM sees
+        them: its own errors would reach callers as UNKNOWN)."""
+        found = self.violations(prefix)
+        if found:
+            raise invalid(found)
+        return self
+
     def lightgbm(self) -> dict[str, Any]:
         return {
             "objective": "binary",
@@ -43,6 +91,11 @@ class TrainParams:
             "verbosity": -1,
             **self.extra,
         }
+
+
+def invalid(violations: list[FieldViolation]) -> InvalidArgument:
+    """One InvalidArgument carrying every violation; its message names each field."""
+    return InvalidArgument("; ".join(f"{v.field}: {v.description}" for v in violations), violations)
 
 
 def derive_signature(frame: pd.DataFrame, ds: Dataset, bins: dict[str, int]) -> Signature:
@@ -102,7 +155,9 @@ def train(
     params: TrainParams,
     weights: np.ndarray | None = None,
 ) -> lgb.Booster:
-    """Train on the frame's feature columns and `ds.target`, rows optionally weighted."""
+    """Train on the frame's feature columns and `ds.target`, rows optionally weighted.
+    Parameters out of range are InvalidArgument, before any work."""
+    params.check()
     matrix = encode_matrix(signature, train_frame)
     data = lgb.Dataset(
         matrix,

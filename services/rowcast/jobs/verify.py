@@ -5,8 +5,10 @@ bucket in parallel), and (b) a seeded random sample of grid cells, re-scored wit
 loaded from the model file, equals the stored outputs bit for bit. Exact equality is the right
 test, not a tolerance: a cell's output is one deterministic tree walk per row, and LightGBM
 gives bit-identical results whatever the thread count, batch composition or whether the booster
-was loaded from its saved file (checked on LightGBM 4.7; tests/unit/test_materialize_verify.py
-keeps checking it).
+was loaded from its saved file (checked on LightGBM 4.7; tests/unit/test_materialize_keys.py,
+`test_scores_are_bit_identical_across_threads_batches_and_the_saved_file`, keeps checking it).
+The sample's seed is recorded in the metrics (`verified_sample_seed`) so that a failed check
+can be re-run on the same cells.
 
 Beside the verdict it measures the flattening fidelity with real table lookups: held-out rows
 are binned, their keys fetched from the version table with multi-gets, and the metric of those
@@ -185,12 +187,13 @@ async def verify(
     signature: Signature,
     salt_buckets: int,
     booster: lgb.Booster,
+    seed: int,
     sample_size: int = DEFAULT_SAMPLE,
-    seed: int = 0,
     heldout: HeldOut | None = None,
     executor: Executor | None = None,
 ) -> Verification:
-    """Run every check (none short-circuits, so the reason names every problem found)."""
+    """Run every check (none short-circuits, so the reason names every problem found). `seed`
+    picks the sampled cells; the caller draws it (fresh per run) and it is in the metrics."""
     grid = signature.grid_size
     problems: list[str] = []
     row_count = await count_rows(hbase, table, salt_buckets, executor)
@@ -205,7 +208,10 @@ async def verify(
         problems.append(f"{missing} of {len(keys)} sampled cells are missing")
     if mismatched:
         problems.append(f"{mismatched} of {len(keys)} sampled cells differ from the model")
-    metrics: dict[str, float] = {"verified_sample": float(len(keys))}
+    metrics: dict[str, float] = {
+        "verified_sample": float(len(keys)),
+        "verified_sample_seed": float(seed),
+    }
     if heldout is not None:
         fidelity, fidelity_problems = await table_fidelity(
             predictions, table, version, signature, salt_buckets, booster, heldout

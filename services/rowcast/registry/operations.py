@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from rowcast.config import Settings
 from rowcast.core.keys import new_decision_id
 from rowcast.core.records import VersionState
 from rowcast.core.signature import Signature
-from rowcast.errors import FailedPrecondition, RowcastError, StoreUnavailable
+from rowcast.errors import FailedPrecondition, InvalidArgument, RowcastError, StoreUnavailable
 from rowcast.jobs import materialize as mat
 from rowcast.store.admin import TableAdmin
 from rowcast.store.artifacts import ArtifactStore
@@ -54,6 +55,28 @@ class RateMeter:
         return (r1 - r0) / (t1 - t0) if t1 > t0 else 0.0
 
 
+def run_rate_limit(requested: float | None, cap: float | None) -> float | None:
+    """The rows/s limit of one run: the server's `cap` (`ROWCAST_MATERIALIZE_ROWS_PER_SECOND`;
+    None: unlimited) unless the request asks for less. A per-run limit may only lower the
+    server's: the cap protects serving latency, so a caller cannot lift it."""
+    if requested is None:
+        return cap
+    if not math.isfinite(requested) or requested <= 0:
+        raise InvalidArgument.field(
+            "rows_per_second_limit",
+            "must be a positive number of rows per second (0: the server's limit), "
+            f"got {requested!r}",
+        )
+    if cap is not None and requested > cap:
+        raise InvalidArgument.field(
+            "rows_per_second_limit",
+            f"{requested:,g} rows/s is above this server's cap of {cap:,g} rows/s "
+            "(ROWCAST_MATERIALIZE_ROWS_PER_SECOND); a per-run limit can only lower it: "
+            "ask for at most that, or 0 for the server's limit",
+        )
+    return requested
+
+
 class Materializations:
     """Starts, reports, watches and cancels materialisation operations."""
 
@@ -78,6 +101,9 @@ class Materializations:
     async def start(
         self, model: str, version: int, rows_per_second: float | None
     ) -> OperationRecord:
+        """Start materialising `version` of `model` at `rows_per_second` at most (None: the
+        server's limit; more than the server's limit is INVALID_ARGUMENT)."""
+        limit = run_rate_limit(rows_per_second, self._settings.materialize_rows_per_second)
         info = await self._registry.get_version(model, version)
         if info.state not in (VersionState.REGISTERED, VersionState.MATERIALIZING):
             raise FailedPrecondition(
@@ -93,7 +119,7 @@ class Materializations:
         content = await self._artifacts.get(model, version)
         booster = await asyncio.to_thread(lambda: lgb.Booster(model_str=content.decode()))
         now = int(time.time() * 1000)
-        record = await self._operations.save(
+        record = await self._operations.create(
             OperationRecord(
                 op_id=new_decision_id(now),
                 model=model,
@@ -117,7 +143,7 @@ class Materializations:
                 booster,
                 cancel,
                 info.metrics,
-                rows_per_second,
+                limit,
             ),
             name=record.name,
         )
@@ -153,8 +179,16 @@ class Materializations:
                     eta_seconds=remaining / rate if rate > 0 else 0.0,
                 )
                 with contextlib.suppress(RowcastError):
-                    record = await self._operations.save(record)
-                    if (await self._operations.get(record.op_id)).cancel_requested:
+                    seen = await self._operations.report(record)
+                    if seen.done:
+                        # Declared dead while it could not report (a pause, HBase out of
+                        # reach): the operation has ended for everyone and a new one may be
+                        # resuming the version, so this run stops at the next chunk boundary.
+                        log.warning(
+                            "%s ended while running (%s); stopping", seen.name, seen.error_message
+                        )
+                        cancel.set()
+                    elif seen.cancel_requested:
                         cancel.set()
 
         reporter = asyncio.create_task(report())
@@ -176,7 +210,7 @@ class Materializations:
                 # An interrupted run (crash, cancel, outage) continues from its checkpoint.
                 resume=version.state is VersionState.MATERIALIZING,
                 cancel=cancel,
-                rows_per_second=rows_per_second or self._settings.materialize_rows_per_second,
+                rows_per_second=rows_per_second,
             )
             final = replace(record, state=OperationState.SUCCEEDED, rows_written=record.total_rows)
         except asyncio.CancelledError:
@@ -221,12 +255,21 @@ class Materializations:
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reporter
-        version = await self._registry.get_version(record.model, record.version)
-        await self._operations.save(
-            replace(final, rows_written=version.rows_written or final.rows_written)
-        )
-        self._tasks.pop(record.op_id, None)
-        self._cancels.pop(record.op_id, None)
+        try:
+            version = await self._registry.get_version(record.model, record.version)
+            ended = await self._operations.finish(
+                replace(final, rows_written=version.rows_written or final.rows_written)
+            )
+            if ended.state is not final.state:
+                log.warning(
+                    "%s had already ended %s: %s",
+                    ended.name,
+                    ended.state.value,
+                    ended.error_message,
+                )
+        finally:
+            self._tasks.pop(record.op_id, None)
+            self._cancels.pop(record.op_id, None)
 
     async def get(self, op_id: str, timeout_s: float | None = None) -> OperationRecord:
         return await self._operations.get(op_id, timeout_s)
