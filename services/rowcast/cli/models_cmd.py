@@ -144,11 +144,8 @@ def get(model: str, version: int | None, as_json: bool) -> None:
 def activate(model: str, version: int, actor: str, reason: str, as_json: bool) -> None:
     """Make VERSION of MODEL the one served; running servers switch without a restart."""
     with client() as c:
-        m = c.activate_version(model, version, actor=actor, reason=reason)
-    if as_json:
-        echo_json(as_dict(m))
-    else:
-        click.echo(f"{m.name}: current v{m.current_version}, previous v{m.previous_version or '-'}")
+        response = c.activate(model, version, actor=actor, reason=reason)
+    echo_switch(response.model, response.propagation, as_json)
 
 
 @models.command("register")
@@ -331,11 +328,30 @@ def operation(name: str, watch: bool, cancel: bool, as_json: bool) -> None:
 def rollback(model: str, actor: str, reason: str, as_json: bool) -> None:
     """Serve MODEL's previous version again; running servers follow without a restart."""
     with client() as c:
-        m = c.rollback_model(model, actor=actor, reason=reason)
+        response = c.rollback(model, actor=actor, reason=reason)
+    echo_switch(response.model, response.propagation, as_json)
+
+
+def echo_switch(m: pb.Model, propagation: model_pb.Propagation, as_json: bool) -> None:
+    """The model after a switch, and how far the switch had reached the prediction servers."""
     if as_json:
-        echo_json(as_dict(m))
+        echo_json({**as_dict(m), "propagation": as_dict(propagation)})
+        return
+    click.echo(f"{m.name}: current v{m.current_version}, previous v{m.previous_version or '-'}")
+    waited = propagation.wait.ToTimedelta().total_seconds()
+    if propagation.servers == 0:
+        click.echo("no prediction server registered in ZooKeeper: servers follow by polling")
+    elif propagation.complete:
+        click.echo(
+            f"served by all {propagation.servers} registered prediction server(s) "
+            f"after {waited:.3f} s"
+        )
     else:
-        click.echo(f"{m.name}: current v{m.current_version}, previous v{m.previous_version or '-'}")
+        lagging = ", ".join(propagation.lagging_servers)
+        click.echo(
+            f"not yet served by {len(propagation.lagging_servers)} of {propagation.servers} "
+            f"prediction server(s) after {waited:.3f} s: {lagging}"
+        )
 
 
 @models.command("retire")
