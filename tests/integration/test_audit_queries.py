@@ -24,7 +24,7 @@ from rowcast_client import AsyncRowcastClient, InvalidArgumentError, Targets
 from tests.integration.audit_helpers import made_up, start_audit
 from tests.integration.conftest import MODEL, Published
 
-V_A, V_B = 9101, 9102
+V_A, V_B, V_NOW = 9101, 9102, 9103
 KEY = "0f0e0d0c0b"
 #: Ten days ago, on a whole second: no other test makes decisions then.
 T0 = (int(time.time()) - 10 * 86_400) * 1000
@@ -34,6 +34,8 @@ T0 = (int(time.time()) - 10 * 86_400) * 1000
 class World:
     client: AsyncRowcastClient
     decisions: list[Decision]
+    #: Made now (other version, subject and key): newer than every decision of `decisions`.
+    now: Decision
 
     def newest_first(self, keep: object) -> list[str]:
         chosen = [d for d in self.decisions if keep(d)]  # type: ignore[operator]
@@ -64,11 +66,12 @@ async def world(
         )
         for i in range(30)
     ]
-    await sink.record(decisions)
+    now = made_up(MODEL, V_NOW, subject="q-now", key_hex="0b0b0b0b0b", output=0.1)
+    await sink.record([*decisions, now])
     try:
         async with AsyncRowcastClient(Targets(audit=target), 10.0) as client:
             await asyncio.wait_for(sink.delivered(), 60)
-            yield World(client, decisions)
+            yield World(client, decisions, now)
     finally:
         await sink.stop(2.0)
         await audit.stop(0.5)
@@ -122,7 +125,8 @@ async def test_list_everything_starts_with_the_newest(world: World) -> None:
     assert len(page.decisions) == 3
     ids = [d.decision_id for d in page.decisions]
     assert ids == sorted(ids, reverse=True)
-    assert ids[0] > max(d.decision_id for d in world.decisions)
+    # Other tests may have made newer decisions still; none is older than `now`.
+    assert ids[0] >= world.now.decision_id > max(d.decision_id for d in world.decisions)
 
 
 @pytest.mark.parametrize(
