@@ -148,6 +148,7 @@ def version_to_pb(v: r.VersionInfo) -> pb.ModelVersion:
         update_time=timestamp(v.update_time_ms),
         rows_written=v.rows_written,
         failure_reason=v.failure_reason,
+        evaluation_dataset=v.evaluation_dataset,
     )
 
 

@@ -13,7 +13,7 @@ import pytest_asyncio
 from rowcast.config import Settings
 from rowcast.convert import signature_to_pb
 from rowcast.jobs import dataset as datasets
-from rowcast.jobs.train import derive_signature
+from rowcast.jobs.train import TrainParams, derive_signature, train
 from rowcast.store.admin import TableAdmin
 from rowcast.v1 import model_service_pb2 as model_pb
 from rowcast.v1 import resources_pb2 as pb
@@ -79,8 +79,20 @@ async def _two_versions(client: AsyncRowcastClient) -> list[int]:
         done = await materialized(client, v.version)
         assert done.version.state == pb.VERSION_STATE_READY, done.error.message
         assert done.version.row_count == registered.grid_size
+        check_fidelity(done.version)
         versions.append(v.version)
     return versions
+
+
+def check_fidelity(version: pb.ModelVersion) -> None:
+    """MaterializeVersion measured the fidelity on the evaluation data set's held-out rows
+    through real lookups of the version's table, beside the raw model's."""
+    assert version.evaluation_dataset == "default"
+    m = version.metrics
+    assert m["heldout_rows"] == 2_000
+    assert m["auc_table"] == m["auc_flattened"]  # lookups return exactly the flattened scores
+    assert 0.85 < m["auc_table"] <= 1.0 and 0.85 < m["auc_raw"] <= 1.0
+    assert abs(m["auc_raw"] - m["auc_table"]) < 0.05, m
 
 
 @pytest.mark.parametrize(
@@ -191,6 +203,38 @@ async def test_uploaded_model_must_match_the_signature(
     with pytest.raises(InvalidArgumentError) as err:
         await client.create_version(MODEL, creator="uploader", lightgbm_model=b"not a model")
     assert err.value.violations[0].field == "lightgbm_model"
+
+
+async def test_an_uploaded_model_is_evaluated_on_the_data_set_it_names(
+    client: AsyncRowcastClient, life: list[int]
+) -> None:
+    """An uploaded model with `evaluation_dataset` gets its fidelity measured through lookups
+    when materialised; without one it has no fidelity figures; an unknown data set is
+    INVALID_ARGUMENT naming `evaluation_dataset`, and consumes no version number."""
+    ds = datasets.load("default")
+    train_frame, _ = ds.split(0.2, 42)
+    signature = derive_signature(train_frame, ds, {"balance": 20, "income": 10})
+    booster = train(ds, signature, train_frame, TrainParams(num_trees=30, num_leaves=7))
+    content = booster.model_to_string().encode()
+    with pytest.raises(InvalidArgumentError) as err:
+        await client.create_version(
+            LIFE, creator="uploader", lightgbm_model=content, evaluation_dataset="nope"
+        )
+    assert err.value.violations[0].field == "evaluation_dataset"
+    evaluated = await client.create_version(
+        LIFE, creator="uploader", lightgbm_model=content, evaluation_dataset="default"
+    )
+    plain = await client.create_version(LIFE, creator="uploader", lightgbm_model=content)
+    assert plain.version == evaluated.version + 1
+    done = await materialized(client, evaluated.version)
+    assert done.version.state == pb.VERSION_STATE_READY, done.error.message
+    check_fidelity(done.version)
+    done = await materialized(client, plain.version)
+    assert done.version.state == pb.VERSION_STATE_READY, done.error.message
+    assert done.version.evaluation_dataset == ""
+    assert not any(k.startswith("auc") for k in done.version.metrics)
+    for v in (evaluated.version, plain.version):
+        await client.retire_version(LIFE, v, actor="test")
 
 
 async def test_only_ready_versions_can_be_activated_or_aliased(

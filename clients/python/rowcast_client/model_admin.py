@@ -17,14 +17,20 @@ def create_version_request(
     creator: str,
     lightgbm_model: bytes | None,
     training: model_pb.TrainingSpec | None,
+    evaluation_dataset: str = "",
 ) -> model_pb.CreateVersionRequest:
     if (lightgbm_model is None) == (training is None):
         raise ValueError("give exactly one of lightgbm_model or training")
     if lightgbm_model is not None:
         return model_pb.CreateVersionRequest(
-            model=model, creator=creator, lightgbm_model=lightgbm_model
+            model=model,
+            creator=creator,
+            lightgbm_model=lightgbm_model,
+            evaluation_dataset=evaluation_dataset,
         )
-    return model_pb.CreateVersionRequest(model=model, creator=creator, training=training)
+    return model_pb.CreateVersionRequest(
+        model=model, creator=creator, training=training, evaluation_dataset=evaluation_dataset
+    )
 
 
 class AsyncModelAdmin:
@@ -47,9 +53,14 @@ class AsyncModelAdmin:
         creator: str,
         lightgbm_model: bytes | None = None,
         training: model_pb.TrainingSpec | None = None,
+        evaluation_dataset: str = "",
         timeout: float | None = None,
     ) -> pb.ModelVersion:
-        request = create_version_request(model, creator, lightgbm_model, training)
+        """A new REGISTERED version from an uploaded model or by training; an uploaded one is
+        evaluated (fidelity, at materialisation) on `evaluation_dataset` when given."""
+        request = create_version_request(
+            model, creator, lightgbm_model, training, evaluation_dataset
+        )
         return (await self._call(self._models.CreateVersion, request, timeout)).version  # type: ignore[no-any-return]
 
     async def materialize_version(
@@ -153,9 +164,14 @@ class ModelAdmin:
         creator: str,
         lightgbm_model: bytes | None = None,
         training: model_pb.TrainingSpec | None = None,
+        evaluation_dataset: str = "",
         timeout: float | None = None,
     ) -> pb.ModelVersion:
-        request = create_version_request(model, creator, lightgbm_model, training)
+        """A new REGISTERED version from an uploaded model or by training; an uploaded one is
+        evaluated (fidelity, at materialisation) on `evaluation_dataset` when given."""
+        request = create_version_request(
+            model, creator, lightgbm_model, training, evaluation_dataset
+        )
         return self._call(self._models.CreateVersion, request, timeout).version  # type: ignore[no-any-return]
 
     def materialize_version(

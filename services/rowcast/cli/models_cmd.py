@@ -184,6 +184,12 @@ def register(spec: Path, as_json: bool) -> None:
 @click.option("--num-leaves", type=int, default=0, help="With --train (default 15).")
 @click.option("--learning-rate", type=float, default=0.0, help="With --train (default 0.05).")
 @click.option("--seed", type=int, default=0, help="With --train (default 7).")
+@click.option(
+    "--evaluation-dataset",
+    default="",
+    help="With --model-file: a shipped data set (e.g. default) whose held-out split measures "
+    "the flattening fidelity at materialisation (a trained version uses its own).",
+)
 @json_option
 @reports_errors
 def create_version(
@@ -195,6 +201,7 @@ def create_version(
     num_leaves: int,
     learning_rate: float,
     seed: int,
+    evaluation_dataset: str,
     as_json: bool,
 ) -> None:
     """Create a new version of MODEL from --model-file or by --train (it starts REGISTERED)."""
@@ -203,7 +210,11 @@ def create_version(
     with client() as c:
         if model_file is not None:
             v = c.create_version(
-                model, creator=creator, lightgbm_model=model_file.read_bytes(), timeout=300
+                model,
+                creator=creator,
+                lightgbm_model=model_file.read_bytes(),
+                evaluation_dataset=evaluation_dataset,
+                timeout=300,
             )
         else:
             spec = model_pb.TrainingSpec(

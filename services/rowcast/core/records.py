@@ -121,6 +121,8 @@ class VersionInfo:
     #: XOR of crc32(key + output) over the cells below the watermark (see jobs/workers.py).
     checksum_done: int = 0
     failure_reason: str = ""
+    #: Shipped data set whose held-out split measures the flattening fidelity ("" for none).
+    evaluation_dataset: str = ""
 
 
 @dataclass(frozen=True)

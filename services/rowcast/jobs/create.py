@@ -14,6 +14,7 @@ from rowcast.errors import FieldViolation, InvalidArgument
 from rowcast.jobs import dataset as datasets
 from rowcast.jobs.dataset import Dataset
 from rowcast.jobs.train import TrainParams, fidelity, invalid, train
+from rowcast.jobs.verify import HeldOut
 from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.registry import RegistryStore
 
@@ -76,6 +77,31 @@ def check_training(model: ModelInfo, training: Training) -> Dataset:
     return ds
 
 
+def check_evaluation_dataset(model: ModelInfo, name: str, field: str) -> Dataset:
+    """A shipped data set that can measure a model's fidelity: it has every feature of the
+    signature and a target (InvalidArgument naming `field` otherwise)."""
+    try:
+        ds = datasets.load(name)
+    except ValueError as exc:
+        raise InvalidArgument.field(field, str(exc)) from exc
+    missing = sorted(set(model.signature.names) - set(ds.features))
+    if missing:
+        raise InvalidArgument.field(
+            field, f"data set {name!r} lacks the model's features {missing}"
+        )
+    return ds
+
+
+def heldout_for(model: ModelInfo, version: VersionInfo) -> HeldOut | None:
+    """The held-out split of the version's evaluation data set (None when it has none): the
+    rows its training never saw, for the fidelity measured at materialisation."""
+    if not version.evaluation_dataset:
+        return None
+    ds = datasets.load(version.evaluation_dataset)
+    _, test_frame = ds.split(HELDOUT_FRACTION, SPLIT_SEED)
+    return HeldOut(test_frame, ds.target, model.output_kind)
+
+
 def train_for(model: ModelInfo, training: Training) -> tuple[lgb.Booster, dict[str, float]]:
     """Train on the data set's training split; metrics on its held-out split (blocking)."""
     ds = check_training(model, training)
@@ -90,16 +116,29 @@ async def create_version(
     model: ModelInfo,
     source: bytes | Training,
     creator: str,
+    evaluation_dataset: str = "",
 ) -> tuple[VersionInfo, lgb.Booster]:
     """Validate or train the model first, then allocate the version number and store the file:
     bad input (an unparsable model, an unknown data set, training parameters out of range) is
-    InvalidArgument and never consumes a version number."""
+    InvalidArgument and never consumes a version number. A trained version is evaluated on
+    its training data set's held-out split; an uploaded one on `evaluation_dataset`'s."""
     if isinstance(source, Training):
+        if evaluation_dataset and evaluation_dataset != source.dataset:
+            raise InvalidArgument.field(
+                "evaluation_dataset", "a trained version is evaluated on its training data set"
+            )
         booster, metrics = await asyncio.to_thread(train_for, model, source)
+        evaluation_dataset = source.dataset
     else:
+        if evaluation_dataset:
+            await asyncio.to_thread(
+                check_evaluation_dataset, model, evaluation_dataset, "evaluation_dataset"
+            )
         booster = await asyncio.to_thread(load_booster, source, model)
         metrics = {}
-    version = await store_version(registry, artifacts, model, booster, metrics, creator)
+    version = await store_version(
+        registry, artifacts, model, booster, metrics, creator, evaluation_dataset
+    )
     return version, booster
 
 
@@ -110,10 +149,15 @@ async def store_version(
     booster: lgb.Booster,
     metrics: dict[str, float],
     creator: str,
+    evaluation_dataset: str = "",
 ) -> VersionInfo:
     """Allocate the next version number, store the model file with it, mark it REGISTERED."""
     version = await registry.new_version(model.name, creator)
     await artifacts.put(model.name, version.version, booster.model_to_string().encode())
     return await registry.update_version(
-        model.name, version.version, state=VersionState.REGISTERED, metrics=metrics
+        model.name,
+        version.version,
+        state=VersionState.REGISTERED,
+        metrics=metrics,
+        evaluation_dataset=evaluation_dataset,
     )

@@ -21,6 +21,8 @@ from rowcast.core.records import VersionState
 from rowcast.core.signature import Signature
 from rowcast.errors import FailedPrecondition, InvalidArgument, RowcastError, StoreUnavailable
 from rowcast.jobs import materialize as mat
+from rowcast.jobs.create import heldout_for
+from rowcast.jobs.verify import HeldOut
 from rowcast.store.admin import TableAdmin
 from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.operations import OperationRecord, OperationState, OperationStore
@@ -118,6 +120,9 @@ class Materializations:
         model_info = await self._registry.get_model(model)
         content = await self._artifacts.get(model, version)
         booster = await asyncio.to_thread(lambda: lgb.Booster(model_str=content.decode()))
+        # Fidelity through real lookups of the held-out rows (none when the version names no
+        # evaluation data set).
+        heldout = await asyncio.to_thread(heldout_for, model_info, info)
         now = int(time.time() * 1000)
         record = await self._operations.create(
             OperationRecord(
@@ -144,6 +149,7 @@ class Materializations:
                 cancel,
                 info.metrics,
                 limit,
+                heldout,
             ),
             name=record.name,
         )
@@ -158,6 +164,7 @@ class Materializations:
         cancel: threading.Event,
         metrics: dict[str, float],
         rows_per_second: float | None,
+        heldout: HeldOut | None,
     ) -> None:
         meter = RateMeter()
         rows = [record.rows_written]
@@ -211,6 +218,7 @@ class Materializations:
                 resume=version.state is VersionState.MATERIALIZING,
                 cancel=cancel,
                 rows_per_second=rows_per_second,
+                heldout=heldout,
             )
             final = replace(record, state=OperationState.SUCCEEDED, rows_written=record.total_rows)
         except asyncio.CancelledError:
@@ -270,6 +278,10 @@ class Materializations:
         finally:
             self._tasks.pop(record.op_id, None)
             self._cancels.pop(record.op_id, None)
+
+    async def running_for(self, model: str, version: int) -> OperationRecord | None:
+        """The live materialisation of a version, if one runs (on any replica)."""
+        return await self._operations.running_for(model, version)
 
     async def get(self, op_id: str, timeout_s: float | None = None) -> OperationRecord:
         return await self._operations.get(op_id, timeout_s)

@@ -23,7 +23,7 @@ from rowcast.core.records import (
     check_model_name,
 )
 from rowcast.deadlines import remaining_s
-from rowcast.errors import InvalidArgument, RowcastError, VersionNotReady
+from rowcast.errors import FailedPrecondition, InvalidArgument, RowcastError, VersionNotReady
 from rowcast.grpc_errors import abort, handles_errors
 from rowcast.jobs.create import Training, create_version
 from rowcast.jobs.diff import diff_tables
@@ -226,7 +226,14 @@ class ModelServicer(model_grpc.ModelServiceServicer):
             )
         else:
             raise InvalidArgument.field("source", "set lightgbm_model or training")
-        version, _ = await create_version(self._registry, self._artifacts, model, source, creator)
+        version, _ = await create_version(
+            self._registry,
+            self._artifacts,
+            model,
+            source,
+            creator,
+            request.evaluation_dataset.strip(),
+        )
         return model_pb.CreateVersionResponse(version=version_to_pb(version))
 
     @handles_errors
@@ -295,6 +302,12 @@ class ModelServicer(model_grpc.ModelServiceServicer):
     ) -> model_pb.RetireVersionResponse:
         name = check_model_name(request.model)
         number = check_version(request.version)
+        running = await self._ops.running_for(name, number)
+        if running is not None:
+            raise FailedPrecondition(
+                f"version {number} of {name!r} is being materialised by {running.name}; "
+                "cancel it (rowcast models operation NAME --cancel) before retiring the version"
+            )
         version, generation = await self._registry.begin_retire(
             name, number, check_actor(request.actor), remaining_s(context, self._timeout_s)
         )

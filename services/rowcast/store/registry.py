@@ -92,6 +92,7 @@ def _version_from_row(row: dict[bytes, bytes]) -> VersionInfo:
         rows_written=int(_text(row, b"v:rows_done", "0")),
         checksum_done=int(_text(row, b"v:checksum_done", "0")),
         failure_reason=_text(row, b"v:failure"),
+        evaluation_dataset=_text(row, b"v:dataset"),
     )
 
 
@@ -216,6 +217,7 @@ class RegistryStore:
         row_count: int | None = None,
         metrics: dict[str, float] | None = None,
         failure_reason: str | None = None,
+        evaluation_dataset: str | None = None,
         timeout_s: float | None = None,
     ) -> VersionInfo:
         def work(conn: happybase.Connection) -> VersionInfo:
@@ -224,6 +226,11 @@ class RegistryStore:
             row = table.row(key)
             if not row:
                 raise VersionNotFound(f"model {model!r} has no version {version}")
+            if row.get(b"v:state") == VersionState.RETIRED.value.encode():
+                raise FailedPrecondition(
+                    f"version {version} of {model!r} is RETIRED; a retired version never "
+                    "changes again"
+                )
             cells: dict[bytes, bytes] = {
                 b"v:state": state.value.encode(),
                 b"v:update_time": str(_now_ms()).encode(),
@@ -234,6 +241,8 @@ class RegistryStore:
                 cells[b"v:metrics"] = json.dumps(metrics).encode()
             if failure_reason is not None:
                 cells[b"v:failure"] = failure_reason.encode()
+            if evaluation_dataset is not None:
+                cells[b"v:dataset"] = evaluation_dataset.encode()
             table.put(key, cells)
             row.update(cells)
             return _version_from_row(row)
@@ -406,11 +415,6 @@ class RegistryStore:
             if int(_text(row, b"a:current", "0")) == version:
                 raise _active_refusal(model, version)
             before = vrow.get(b"v:state", b"")
-            if before == VersionState.MATERIALIZING.value.encode():
-                raise FailedPrecondition(
-                    f"version {version} of {model!r} is MATERIALIZING; cancel its operation "
-                    "(rowcast models operation NAME --cancel) before retiring it"
-                )
             cells = {
                 b"v:state": VersionState.RETIRED.value.encode(),
                 b"v:update_time": str(_now_ms()).encode(),

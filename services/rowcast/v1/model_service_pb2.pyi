@@ -38,16 +38,18 @@ class TrainingSpec(_message.Message):
     def __init__(self, dataset: _Optional[str] = ..., num_trees: _Optional[int] = ..., num_leaves: _Optional[int] = ..., learning_rate: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class CreateVersionRequest(_message.Message):
-    __slots__ = ("model", "lightgbm_model", "training", "creator")
+    __slots__ = ("model", "lightgbm_model", "training", "creator", "evaluation_dataset")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LIGHTGBM_MODEL_FIELD_NUMBER: _ClassVar[int]
     TRAINING_FIELD_NUMBER: _ClassVar[int]
     CREATOR_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_DATASET_FIELD_NUMBER: _ClassVar[int]
     model: str
     lightgbm_model: bytes
     training: TrainingSpec
     creator: str
-    def __init__(self, model: _Optional[str] = ..., lightgbm_model: _Optional[bytes] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ..., creator: _Optional[str] = ...) -> None: ...
+    evaluation_dataset: str
+    def __init__(self, model: _Optional[str] = ..., lightgbm_model: _Optional[bytes] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ..., creator: _Optional[str] = ..., evaluation_dataset: _Optional[str] = ...) -> None: ...
 
 class CreateVersionResponse(_message.Message):
     __slots__ = ("version",)

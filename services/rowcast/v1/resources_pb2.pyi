@@ -147,7 +147,7 @@ class Model(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., signature: _Optional[_Union[Signature, _Mapping]] = ..., output: _Optional[_Union[OutputSpec, _Mapping]] = ..., current_version: _Optional[int] = ..., previous_version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., aliases: _Optional[_Mapping[str, int]] = ..., grid_size: _Optional[int] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("model", "version", "state", "table", "row_count", "creator", "metrics", "create_time", "update_time", "rows_written", "failure_reason")
+    __slots__ = ("model", "version", "state", "table", "row_count", "creator", "metrics", "create_time", "update_time", "rows_written", "failure_reason", "evaluation_dataset")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -166,6 +166,7 @@ class ModelVersion(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ROWS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
     FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_DATASET_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     state: VersionState
@@ -177,7 +178,8 @@ class ModelVersion(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     rows_written: int
     failure_reason: str
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[_Union[VersionState, str]] = ..., table: _Optional[str] = ..., row_count: _Optional[int] = ..., creator: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rows_written: _Optional[int] = ..., failure_reason: _Optional[str] = ...) -> None: ...
+    evaluation_dataset: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[_Union[VersionState, str]] = ..., table: _Optional[str] = ..., row_count: _Optional[int] = ..., creator: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rows_written: _Optional[int] = ..., failure_reason: _Optional[str] = ..., evaluation_dataset: _Optional[str] = ...) -> None: ...
 
 class Augmentation(_message.Message):
     __slots__ = ("augmentation_id", "better_output", "source", "actor", "reason", "state", "create_time")

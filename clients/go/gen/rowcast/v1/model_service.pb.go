@@ -210,9 +210,14 @@ type CreateVersionRequest struct {
 	//	*CreateVersionRequest_Training
 	Source isCreateVersionRequest_Source `protobuf_oneof:"source"`
 	// Required. Who creates the version.
-	Creator       string `protobuf:"bytes,4,opt,name=creator,proto3" json:"creator,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Creator string `protobuf:"bytes,4,opt,name=creator,proto3" json:"creator,omitempty"`
+	// Optional. For an uploaded model: a shipped data set (e.g. "default") with the model's
+	// features and target, whose held-out split measures the flattening fidelity when the version
+	// is materialised. A trained version always uses its training data set; without one an
+	// uploaded version has no fidelity figures.
+	EvaluationDataset string `protobuf:"bytes,5,opt,name=evaluation_dataset,json=evaluationDataset,proto3" json:"evaluation_dataset,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *CreateVersionRequest) Reset() {
@@ -280,6 +285,13 @@ func (x *CreateVersionRequest) GetTraining() *TrainingSpec {
 func (x *CreateVersionRequest) GetCreator() string {
 	if x != nil {
 		return x.Creator
+	}
+	return ""
+}
+
+func (x *CreateVersionRequest) GetEvaluationDataset() string {
+	if x != nil {
+		return x.EvaluationDataset
 	}
 	return ""
 }
@@ -2620,12 +2632,13 @@ const file_rowcast_v1_model_service_proto_rawDesc = "" +
 	"\n" +
 	"num_leaves\x18\x03 \x01(\x05R\tnumLeaves\x12#\n" +
 	"\rlearning_rate\x18\x04 \x01(\x01R\flearningRate\x12\x12\n" +
-	"\x04seed\x18\x05 \x01(\x05R\x04seed\"\xb1\x01\n" +
+	"\x04seed\x18\x05 \x01(\x05R\x04seed\"\xe0\x01\n" +
 	"\x14CreateVersionRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12'\n" +
 	"\x0elightgbm_model\x18\x02 \x01(\fH\x00R\rlightgbmModel\x126\n" +
 	"\btraining\x18\x03 \x01(\v2\x18.rowcast.v1.TrainingSpecH\x00R\btraining\x12\x18\n" +
-	"\acreator\x18\x04 \x01(\tR\acreatorB\b\n" +
+	"\acreator\x18\x04 \x01(\tR\acreator\x12-\n" +
+	"\x12evaluation_dataset\x18\x05 \x01(\tR\x11evaluationDatasetB\b\n" +
 	"\x06source\"K\n" +
 	"\x15CreateVersionResponse\x122\n" +
 	"\aversion\x18\x01 \x01(\v2\x18.rowcast.v1.ModelVersionR\aversion\"~\n" +

@@ -867,8 +867,13 @@ type ModelVersion struct {
 	RowsWritten int64 `protobuf:"varint,10,opt,name=rows_written,json=rowsWritten,proto3" json:"rows_written,omitempty"`
 	// Output only. Why the version FAILED (empty otherwise).
 	FailureReason string `protobuf:"bytes,11,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Output only. The shipped data set whose held-out split measures this version's flattening
+	// fidelity (metrics `auc_*` or `rmse_*`: `_raw` for the model, `_table` for lookups of the
+	// binned inputs in this version's table): the training data set of a trained version, the
+	// one named at creation for an uploaded model, empty when none was named.
+	EvaluationDataset string `protobuf:"bytes,12,opt,name=evaluation_dataset,json=evaluationDataset,proto3" json:"evaluation_dataset,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ModelVersion) Reset() {
@@ -974,6 +979,13 @@ func (x *ModelVersion) GetRowsWritten() int64 {
 func (x *ModelVersion) GetFailureReason() string {
 	if x != nil {
 		return x.FailureReason
+	}
+	return ""
+}
+
+func (x *ModelVersion) GetEvaluationDataset() string {
+	if x != nil {
+		return x.EvaluationDataset
 	}
 	return ""
 }
@@ -1249,7 +1261,7 @@ const file_rowcast_v1_resources_proto_rawDesc = "" +
 	"\tgrid_size\x18\t \x01(\x03R\bgridSize\x1a:\n" +
 	"\fAliasesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xfc\x03\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xab\x04\n" +
 	"\fModelVersion\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12.\n" +
@@ -1264,7 +1276,8 @@ const file_rowcast_v1_resources_proto_rawDesc = "" +
 	"updateTime\x12!\n" +
 	"\frows_written\x18\n" +
 	" \x01(\x03R\vrowsWritten\x12%\n" +
-	"\x0efailure_reason\x18\v \x01(\tR\rfailureReason\x1a:\n" +
+	"\x0efailure_reason\x18\v \x01(\tR\rfailureReason\x12-\n" +
+	"\x12evaluation_dataset\x18\f \x01(\tR\x11evaluationDataset\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xb4\x02\n" +
