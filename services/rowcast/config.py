@@ -89,7 +89,7 @@ class Settings:
     max_grid_rows: int = 50_000_000
     #: Rows per second a materialisation writes at most, so that it never pushes lookup
     #: latency past its goals (docs/materialize.md); None writes as fast as HBase takes them.
-    #: MaterializeVersion's `rows_per_second` overrides it per run.
+    #: MaterializeVersion's `rows_per_second_limit` may only lower it for one run.
     materialize_rows_per_second: float | None = 5_000.0
     #: Decisions per second `rowcast audit export` reads at most (None: no limit).
     export_rows_per_second: float | None = 5_000.0

@@ -132,3 +132,7 @@ def publish(
         f"AUC raw {result.metrics['auc_raw']:.4f}, flattened {result.metrics['auc_flattened']:.4f}"
         + ("; ACTIVE" if result.activated else "")
     )
+    p = result.propagation
+    if p is not None and p.servers:
+        served = "served by all" if p.complete else f"{len(p.lagging)} lagging of"
+        click.echo(f"{served} {p.servers} registered prediction server(s) after {p.waited_s:.3f} s")

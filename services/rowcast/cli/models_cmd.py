@@ -476,7 +476,8 @@ def retrain(
     materialised and verified, then compared with the active version on the same held-out
     rows: AUC of the raw model and of table lookups. It is left READY, not active; activate
     it with `rowcast models activate`. Runs in this process against HBase (ROWCAST_HBASE_*),
-    like `rowcast publish`. Exit 0 when READY, 4 when it failed verification.
+    like `rowcast publish`. Exit 0 when READY; 4 when it failed verification, or when the
+    model's features are not columns of the data set; 2 for bad input (an unknown data set).
     """
     spec = RetrainSpec(
         model=model,

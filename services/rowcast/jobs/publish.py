@@ -10,7 +10,7 @@ import lightgbm as lgb
 
 from rowcast.config import Settings
 from rowcast.core.records import ModelInfo, OutputKind, VersionInfo
-from rowcast.errors import ModelNotFound
+from rowcast.errors import InvalidArgument, ModelNotFound
 from rowcast.jobs import dataset as datasets
 from rowcast.jobs.create import HELDOUT_FRACTION, SPLIT_SEED, Training, create_version
 from rowcast.jobs.materialize import MaterializeResult, Progress, check_grid, materialize
@@ -62,7 +62,10 @@ async def publish(
         admin = TableAdmin(settings.hbase)
         ensure_schema(admin)
         registry = RegistryStore(client, notifier)
-        ds = datasets.load(spec.dataset)
+        try:
+            ds = datasets.load(spec.dataset)
+        except ValueError as exc:
+            raise InvalidArgument.field("dataset", str(exc)) from exc
         train_frame, test_frame = ds.split(HELDOUT_FRACTION, SPLIT_SEED)
         try:
             model = await registry.get_model(spec.model)

@@ -368,7 +368,9 @@ type MaterializeVersionRequest struct {
 	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	// Required. The version to materialise (REGISTERED, or MATERIALIZING to resume).
 	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	// Optional. Rows written per second at most (0: the server's default limit).
+	// Optional. Rows written per second at most (0: the server's limit,
+	// ROWCAST_MATERIALIZE_ROWS_PER_SECOND). It may only lower the server's limit: more is
+	// INVALID_ARGUMENT (unless the server has no limit).
 	RowsPerSecondLimit float64 `protobuf:"fixed64,3,opt,name=rows_per_second_limit,json=rowsPerSecondLimit,proto3" json:"rows_per_second_limit,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
