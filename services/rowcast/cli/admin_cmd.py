@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import click
@@ -64,6 +64,19 @@ def reports_errors(fn: F) -> F:
             raise SystemExit(EXIT_BY_CODE.get(status_code_for(exc), 1)) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def fidelity_text(metrics: Mapping[str, float]) -> str:
+    """The held-out metric of a version for people: raw model, then flattened (from table
+    lookups when measured so), e.g. "AUC raw 0.9336, table 0.9327"; "-" when none."""
+    for name in ("auc", "rmse"):
+        if f"{name}_raw" in metrics:
+            flat = "table" if f"{name}_table" in metrics else "flattened"
+            return (
+                f"{name.upper()} raw {metrics[f'{name}_raw']:.4f}, "
+                f"{flat} {metrics.get(f'{name}_{flat}', float('nan')):.4f}"
+            )
+    return "-"
 
 
 def as_dict(message: Message) -> dict[str, Any]:

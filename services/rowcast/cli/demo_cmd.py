@@ -6,7 +6,7 @@ import time
 
 import click
 
-from rowcast.cli.admin_cmd import client, reports_errors
+from rowcast.cli.admin_cmd import client, fidelity_text, reports_errors
 from rowcast.cli.jobs_cmd import run_with_progress
 from rowcast.cli.suite_cmd import bring_up
 from rowcast.config import Settings
@@ -56,8 +56,7 @@ def demo(model: str, republish: bool) -> None:
             v = result.version
             click.echo(
                 f"\npublished {model} v{v.version}: {v.row_count:,} grid rows in {v.table}, "
-                f"AUC raw {result.metrics['auc_raw']:.4f} / flattened "
-                f"{result.metrics['auc_flattened']:.4f}; active"
+                f"{fidelity_text(result.version.metrics)}; active"
             )
         else:
             click.echo(f"\n{model} v{active[0].current_version} is already active")

@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from rowcast.cli.admin_cmd import fidelity_text
 from rowcast.config import Settings
 from rowcast.errors import RowcastError
 from rowcast.jobs.materialize import Progress as MaterializeProgress
@@ -129,8 +130,7 @@ def publish(
     v = result.version
     click.echo(
         f"{v.model} v{v.version}: {v.state.value}, {v.row_count:,} rows in {v.table}; "
-        f"AUC raw {result.metrics['auc_raw']:.4f}, flattened {result.metrics['auc_flattened']:.4f}"
-        + ("; ACTIVE" if result.activated else "")
+        f"{fidelity_text(result.version.metrics)}" + ("; ACTIVE" if result.activated else "")
     )
     p = result.propagation
     if p is not None and p.servers:

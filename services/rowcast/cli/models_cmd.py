@@ -18,7 +18,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from rowcast.cli.admin_cmd import as_dict, client, echo_json, json_option, reports_errors
+from rowcast.cli.admin_cmd import (
+    as_dict,
+    client,
+    echo_json,
+    fidelity_text,
+    json_option,
+    reports_errors,
+)
 from rowcast.cli.jobs_cmd import materialise_bar, training_options
 from rowcast.config import Settings
 from rowcast.jobs.retrain import RetrainResult, RetrainSpec
@@ -68,14 +75,13 @@ def list_versions(model: str, as_json: bool) -> None:
     if as_json:
         echo_json([as_dict(v) for v in versions])
         return
-    table = Table("version", "state", "rows", "auc raw", "auc flat", "creator", "active")
+    table = Table("version", "state", "rows", "held-out fidelity", "creator", "active")
     for v in versions:
         table.add_row(
             str(v.version),
             str(pb.VersionState.Name(v.state)).removeprefix("VERSION_STATE_"),
             f"{v.row_count:,}",
-            f"{v.metrics.get('auc_raw', float('nan')):.4f}",
-            f"{v.metrics.get('auc_flattened', float('nan')):.4f}",
+            fidelity_text(v.metrics),
             v.creator,
             "*" if v.version == current else "",
         )

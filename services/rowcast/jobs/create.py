@@ -52,9 +52,23 @@ def load_booster(content: bytes, model: ModelInfo, field: str = "lightgbm_model"
     return booster
 
 
+def dataset_problem(model: ModelInfo, ds: Dataset) -> str | None:
+    """Why a data set cannot train or evaluate a model (None when it can): it must have every
+    feature of the signature, and a target of the model's kind."""
+    missing = sorted(set(model.signature.names) - set(ds.features))
+    if missing:
+        return f"data set {ds.name!r} lacks the model's features {missing}"
+    if ds.kind is not model.output_kind:
+        return (
+            f"data set {ds.name!r} has a {ds.kind.value} target; model {model.name!r} outputs "
+            f"a {model.output_kind.value}"
+        )
+    return None
+
+
 def check_training(model: ModelInfo, training: Training) -> Dataset:
     """The training data set, once the request is known good: every bad field of it (data set
-    unknown or lacking the model's features, parameters out of range) is reported at once as
+    unknown or unfit for the model, parameters out of range) is reported at once as
     InvalidArgument naming `training.<field>`."""
     violations = training.params.violations("training.")
     ds: Dataset | None = None
@@ -62,33 +76,24 @@ def check_training(model: ModelInfo, training: Training) -> Dataset:
         ds = datasets.load(training.dataset)
     except ValueError as exc:
         violations.insert(0, FieldViolation("training.dataset", str(exc)))
-    if ds is not None:
-        missing = set(model.signature.names) - set(ds.features)
-        if missing:
-            violations.insert(
-                0,
-                FieldViolation(
-                    "training.dataset",
-                    f"data set {training.dataset!r} lacks the model's features {sorted(missing)}",
-                ),
-            )
+    problem = dataset_problem(model, ds) if ds is not None else None
+    if problem:
+        violations.insert(0, FieldViolation("training.dataset", problem))
     if violations or ds is None:
         raise invalid(violations)
     return ds
 
 
 def check_evaluation_dataset(model: ModelInfo, name: str, field: str) -> Dataset:
-    """A shipped data set that can measure a model's fidelity: it has every feature of the
-    signature and a target (InvalidArgument naming `field` otherwise)."""
+    """A shipped data set that can measure a model's fidelity (InvalidArgument naming `field`
+    otherwise)."""
     try:
         ds = datasets.load(name)
     except ValueError as exc:
         raise InvalidArgument.field(field, str(exc)) from exc
-    missing = sorted(set(model.signature.names) - set(ds.features))
-    if missing:
-        raise InvalidArgument.field(
-            field, f"data set {name!r} lacks the model's features {missing}"
-        )
+    problem = dataset_problem(model, ds)
+    if problem:
+        raise InvalidArgument.field(field, problem)
     return ds
 
 
@@ -107,7 +112,7 @@ def train_for(model: ModelInfo, training: Training) -> tuple[lgb.Booster, dict[s
     ds = check_training(model, training)
     train_frame, test_frame = ds.split(HELDOUT_FRACTION, SPLIT_SEED)
     booster = train(ds, model.signature, train_frame, training.params)
-    return booster, fidelity(booster, model.signature, test_frame, ds.target)
+    return booster, fidelity(booster, model.signature, test_frame, ds.target, ds.kind)
 
 
 async def create_version(

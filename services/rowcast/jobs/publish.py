@@ -75,8 +75,10 @@ async def publish(
             model = await registry.register_model(
                 spec.model,
                 signature,
-                OutputKind.PROBABILITY,
-                f"probability that {ds.target} is true",
+                ds.kind,
+                f"probability that {ds.target} is true"
+                if ds.kind is OutputKind.PROBABILITY
+                else f"expected {ds.target}",
                 spec.description,
                 settings.salt_buckets,
                 exist_ok=True,
@@ -90,7 +92,13 @@ async def publish(
         )
         metrics = version.metrics
         result, model_file = await flatten(
-            settings, client, model, version, booster, HeldOut(test_frame, ds.target), progress
+            settings,
+            client,
+            model,
+            version,
+            booster,
+            HeldOut(test_frame, ds.target, ds.kind),
+            progress,
         )
         propagation = None
         if spec.activate:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from rowcast.core.records import OutputKind
 from rowcast.core.signature import CategoricalFeature, NumericFeature, Signature
 from rowcast.errors import FieldViolation, InvalidArgument
 from rowcast.jobs.dataset import Dataset
@@ -167,7 +168,10 @@ def train(
         categorical_feature=categorical_indices(signature),
         free_raw_data=False,
     )
-    return lgb.train(params.lightgbm(), data, num_boost_round=params.num_trees)
+    objective = "binary" if ds.kind is OutputKind.PROBABILITY else "regression"
+    return lgb.train(
+        {**params.lightgbm(), "objective": objective}, data, num_boost_round=params.num_trees
+    )
 
 
 def representative_matrix(signature: Signature, bins: np.ndarray) -> np.ndarray:
@@ -200,16 +204,32 @@ def bin_frame(signature: Signature, frame: pd.DataFrame) -> np.ndarray:
     return np.column_stack(columns).astype(np.int64)
 
 
+def metric(kind: OutputKind, y: np.ndarray, scores: np.ndarray) -> tuple[str, float]:
+    """The fidelity metric of a model kind: AUC for probabilities, RMSE for regressions."""
+    if kind is OutputKind.PROBABILITY:
+        return "auc", float(roc_auc_score(y, scores))
+    return "rmse", float(np.sqrt(np.mean((y.astype(float) - scores) ** 2)))
+
+
 def fidelity(
-    booster: lgb.Booster, signature: Signature, test: pd.DataFrame, target: str
+    booster: lgb.Booster,
+    signature: Signature,
+    test: pd.DataFrame,
+    target: str,
+    kind: OutputKind = OutputKind.PROBABILITY,
 ) -> dict[str, float]:
-    """AUC of the raw model and of the flattened one on the same held-out rows."""
+    """The metric (AUC or RMSE) of the raw model and of the flattened one (its scores for the
+    bins' representatives) on the same held-out rows."""
     y = test[target].to_numpy()
-    raw = booster.predict(encode_matrix(signature, test))
-    flat = booster.predict(representative_matrix(signature, bin_frame(signature, test)))
+    raw = np.asarray(booster.predict(encode_matrix(signature, test)), dtype=float)
+    flat = np.asarray(
+        booster.predict(representative_matrix(signature, bin_frame(signature, test))), dtype=float
+    )
+    name, raw_value = metric(kind, y, raw)
+    _, flat_value = metric(kind, y, flat)
     return {
-        "auc_raw": float(roc_auc_score(y, raw)),
-        "auc_flattened": float(roc_auc_score(y, flat)),
+        f"{name}_raw": raw_value,
+        f"{name}_flattened": flat_value,
         "heldout_rows": float(len(test)),
     }
 

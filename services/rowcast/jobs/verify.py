@@ -27,13 +27,12 @@ from typing import Final
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from rowcast.config import HBaseSettings
 from rowcast.core.keys import key_matrix, salt_ranges, split_rows
 from rowcast.core.records import OutputKind
 from rowcast.core.signature import Signature
-from rowcast.jobs.train import bin_frame, encode_matrix
+from rowcast.jobs.train import bin_frame, encode_matrix, metric
 from rowcast.jobs.workers import cell_bins, count_range, score
 from rowcast.store.predictions import PredictionRow, PredictionStore
 
@@ -130,12 +129,6 @@ def compare(
     return mismatched, missing
 
 
-def _metric(kind: OutputKind, y: np.ndarray, scores: np.ndarray) -> tuple[str, float]:
-    if kind is OutputKind.PROBABILITY:
-        return "auc", float(roc_auc_score(y, scores))
-    return "rmse", float(np.sqrt(np.mean((y.astype(float) - scores) ** 2)))
-
-
 async def table_fidelity(
     predictions: PredictionStore,
     table: str,
@@ -165,9 +158,9 @@ async def table_fidelity(
     if foreign:
         problems.append(f"{foreign} held-out cells carry another version than {version}")
     raw = np.asarray(booster.predict(encode_matrix(signature, heldout.frame), num_threads=1))
-    name, raw_value = _metric(heldout.kind, y, raw)
-    _, table_value = _metric(heldout.kind, y, looked_up)
-    _, local_value = _metric(heldout.kind, y, local)
+    name, raw_value = metric(heldout.kind, y, raw)
+    _, table_value = metric(heldout.kind, y, looked_up)
+    _, local_value = metric(heldout.kind, y, local)
     metrics = {
         f"{name}_raw": raw_value,
         f"{name}_table": table_value,
