@@ -102,6 +102,10 @@ class Cluster:
                 if attempt == HBASE_START_ATTEMPTS:
                     raise
                 log.warning("HBase start attempt %d failed: %s; retrying", attempt, exc)
+                # A master JVM that runs but never gets ready (its in-process regionserver
+                # aborted, regions stuck in transition) is restarted, as a supervisor would.
+                with contextlib.suppress(HBaseError):
+                    self.hbase.kill("master", signal.SIGKILL)
                 await asyncio.sleep(2.0 * attempt)
                 continue
             return

@@ -30,6 +30,12 @@ def hbase_site_properties(settings: HBaseSettings, data_dir: Path) -> dict[str, 
         # retries deleting its znode with exponential backoff from this base (default 1000 ms:
         # ~20 s of a 22 s stop). ZooKeeper is local, so long backoffs buy nothing.
         "zookeeper.recovery.retry.intervalmill": "200",
+        # The ZooKeeper session of the in-process regionserver (standalone mode sets it from
+        # this key, default 10 s). A JVM stalled for a few seconds on a loaded 2-core machine
+        # (a long GC, a SIGSTOP in the chaos test) lost its session with 10 s: the
+        # regionserver aborted while the master lived on, and every region stayed in
+        # transition. 30 s is within ZooKeeper's default maximum (20 ticks of 2 s).
+        "zookeeper.session.timeout.localHBaseCluster": "30000",
         # The local file system has no hflush/hsync; without this the WAL refuses to open.
         "hbase.unsafe.stream.capability.enforce": "false",
         "hbase.wal.provider": "filesystem",
