@@ -365,3 +365,26 @@ async def test_a_cancelled_materialisation_resumes_where_it_stopped(suite: Suite
         done = states[-1]
         assert done.version.state == pb.VERSION_STATE_READY, done.error.message
         assert done.version.row_count == grid
+
+
+async def test_concurrent_materialize_calls_start_one_operation(
+    client: AsyncRowcastClient, life: list[int]
+) -> None:
+    """Two MaterializeVersion calls for one version at the same moment: one operation starts,
+    the other call is FAILED_PRECONDITION, and the version ends READY once."""
+    v = await client.create_version(
+        LIFE,
+        creator="test",
+        training=model_pb.TrainingSpec(dataset="default", num_leaves=7, num_trees=20),
+    )
+    results = await asyncio.gather(
+        client.materialize_version(LIFE, v.version),
+        client.materialize_version(LIFE, v.version),
+        return_exceptions=True,
+    )
+    started = [r for r in results if isinstance(r, model_pb.Operation)]
+    refused = [r for r in results if isinstance(r, FailedPreconditionError)]
+    assert len(started) == 1 and len(refused) == 1, results
+    states = [s async for s in client.watch_operation(started[0].name, timeout=120)]
+    assert states[-1].version.state == pb.VERSION_STATE_READY, states[-1].error.message
+    await client.retire_version(LIFE, v.version, actor="test")

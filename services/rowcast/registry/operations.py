@@ -112,6 +112,7 @@ class Materializations:
                 f"version {version} of {model!r} is {info.state.value}; only a REGISTERED "
                 "version (or an interrupted MATERIALIZING one) can be materialised"
             )
+        seen = await self._registry.operation_claim(model, version)
         running = await self._operations.running_for(model, version)
         if running is not None:
             raise FailedPrecondition(
@@ -124,9 +125,15 @@ class Materializations:
         # evaluation data set).
         heldout = await asyncio.to_thread(heldout_for, model_info, info)
         now = int(time.time() * 1000)
+        op_id = new_decision_id(now)
+        # Two MaterializeVersion calls racing past the check above: one claim wins.
+        if not await self._registry.claim_operation(model, version, seen, op_id):
+            raise FailedPrecondition(
+                f"version {version} of {model!r} is being materialised by another request"
+            )
         record = await self._operations.create(
             OperationRecord(
-                op_id=new_decision_id(now),
+                op_id=op_id,
                 model=model,
                 version=version,
                 state=OperationState.RUNNING,

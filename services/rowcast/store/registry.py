@@ -444,6 +444,32 @@ class RegistryStore:
 
         return await self._client.run(work, timeout_s=timeout_s, retry=False)
 
+    async def operation_claim(
+        self, model: str, version: int, timeout_s: float | None = None
+    ) -> str:
+        """The id of the last materialisation that claimed the version ("" for none)."""
+
+        def work(conn: happybase.Connection) -> str:
+            row = conn.table(VERSIONS).row(version_row(model, version), columns=[b"v:operation"])
+            return _text(row, b"v:operation")
+
+        return await self._client.run(work, timeout_s=timeout_s)
+
+    async def claim_operation(
+        self, model: str, version: int, seen: str, op_id: str, timeout_s: float | None = None
+    ) -> bool:
+        """Record `op_id` as the version's materialisation if the claim is still `seen` (what
+        the caller read before it checked that no operation runs): of two starters that
+        checked at the same time, one wins (compare-and-set)."""
+
+        def work(conn: happybase.Connection) -> bool:
+            key = version_row(model, version)
+            return _check_and_put(
+                conn, VERSIONS, key, b"v:operation", seen.encode(), op_id.encode()
+            )
+
+        return await self._client.run(work, timeout_s=timeout_s, retry=False)
+
     async def update_progress(
         self,
         model: str,
