@@ -148,7 +148,11 @@ def get(model: str, version: int | None, as_json: bool) -> None:
 @json_option
 @reports_errors
 def activate(model: str, version: int, actor: str, reason: str, as_json: bool) -> None:
-    """Make VERSION of MODEL the one served; running servers switch without a restart."""
+    """Make VERSION of MODEL the one served; running servers switch without a restart.
+
+    Returns once every prediction server registered in ZooKeeper serves VERSION (at most
+    ROWCAST_PROPAGATION_TIMEOUT_S on the ModelService, 2 s by default), and says which
+    servers lagged if any: from then on every request is answered with VERSION."""
     with client() as c:
         response = c.activate(model, version, actor=actor, reason=reason)
     echo_switch(response.model, response.propagation, as_json)
@@ -185,7 +189,12 @@ def register(spec: Path, as_json: bool) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A LightGBM text model (Booster.save_model) whose features are the signature's.",
 )
-@click.option("--train", "dataset", help="Train on this shipped data set instead (e.g. default).")
+@click.option(
+    "--train",
+    "dataset",
+    help="Train on this shipped data set instead: default (ISLR Default, a probability) or "
+    "credit_balance (ISLR Credit, a regression); its kind must match the model's output.",
+)
 @click.option("--num-trees", type=int, default=0, help="With --train (default 200).")
 @click.option("--num-leaves", type=int, default=0, help="With --train (default 15).")
 @click.option("--learning-rate", type=float, default=0.0, help="With --train (default 0.05).")
@@ -343,7 +352,9 @@ def operation(name: str, watch: bool, cancel: bool, as_json: bool) -> None:
 @json_option
 @reports_errors
 def rollback(model: str, actor: str, reason: str, as_json: bool) -> None:
-    """Serve MODEL's previous version again; running servers follow without a restart."""
+    """Serve MODEL's previous version again; running servers follow without a restart.
+
+    Returns once every registered prediction server serves it, as `activate` does."""
     with client() as c:
         response = c.rollback(model, actor=actor, reason=reason)
     echo_switch(response.model, response.propagation, as_json)
