@@ -18,7 +18,6 @@ from rowcast.prediction.lookup import Lookup, VersionCaches
 from rowcast.prediction.router import VersionRouter
 from rowcast.prediction.servicer import Answerer, NoAudit, PredictionServicer
 from rowcast.registry.operations import Materializations
-from rowcast.registry.propagation import PropagationWaiter
 from rowcast.registry.servicer import ModelServicer
 from rowcast.server import RunningServer, start_server
 from rowcast.store.admin import TableAdmin
@@ -161,8 +160,9 @@ async def start_model_server(settings: Settings, port: int | None = None) -> Run
     materializations = Materializations(
         settings, registry, PredictionStore(client), admin, artifacts, OperationStore(client)
     )
-    waiter = PropagationWaiter(notifier, settings.server.propagation_timeout_s)
-    servicer = ModelServicer(settings, registry, artifacts, admin, client, materializations, waiter)
+    servicer = ModelServicer(
+        settings, registry, artifacts, admin, client, materializations, notifier
+    )
     running = await start_server(
         lambda s: model_grpc.add_ModelServiceServicer_to_server(servicer, s),
         [MODEL_SERVICE.full_name],

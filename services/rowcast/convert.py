@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypeVar
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from rowcast.core import records as r
 from rowcast.core.signature import CategoricalFeature, NumericFeature, RawValue, Signature
 from rowcast.errors import FieldViolation, InvalidArgument
+from rowcast.v1 import model_service_pb2 as model_pb
 from rowcast.v1 import resources_pb2 as pb
 
 SOURCE_TO_PB = {
@@ -231,3 +233,15 @@ def signature_from_pb(signature: pb.Signature) -> Signature:
         return Signature(tuple(features))
     except InvalidArgument as exc:
         raise exc.prefixed("model.") from None
+
+
+def propagation_to_pb(p: r.Propagation) -> model_pb.Propagation:
+    wait = Duration()
+    wait.FromNanoseconds(int(p.waited_s * 1e9))
+    return model_pb.Propagation(
+        generation=p.generation,
+        servers=p.servers,
+        lagging_servers=p.lagging,
+        complete=p.complete,
+        wait=wait,
+    )

@@ -18,6 +18,8 @@ from rowcast.hbase.runtime import StandaloneHBase
 from rowcast.jobs.publish import PublishResult, PublishSpec, publish
 from rowcast.jobs.train import TrainParams
 from rowcast.server import RunningServer
+from rowcast.store.client import HBaseClient
+from rowcast.store.registry import RegistryStore
 from rowcast.v1 import resources_pb2 as pb
 from rowcast_client import AsyncRowcastClient, NotFoundError, Targets
 
@@ -86,6 +88,16 @@ async def suite(settings: Settings, published: Published) -> AsyncIterator[Suite
 async def client(suite: Suite) -> AsyncIterator[AsyncRowcastClient]:
     async with AsyncRowcastClient(suite.targets, timeout_s=5.0) as c:
         yield c
+
+
+async def registered_version(settings: Settings, model: str = MODEL) -> int:
+    """A new version of `model` that stays REGISTERED (never materialised), made through the
+    registry store directly: what a version looks like before MaterializeVersion."""
+    store = HBaseClient(settings.hbase)
+    try:
+        return (await RegistryStore(store).new_version(model, "test")).version
+    finally:
+        store.close()
 
 
 async def audited(client: AsyncRowcastClient, decision_id: str) -> pb.Decision:

@@ -9,11 +9,9 @@ import time
 import pytest
 
 from rowcast.config import Settings
-from rowcast.store.client import HBaseClient
-from rowcast.store.registry import RegistryStore
 from rowcast.v1 import resources_pb2 as pb
 from rowcast_client import AsyncRowcastClient, FailedPreconditionError, NotFoundError
-from tests.integration.conftest import MODEL, Published
+from tests.integration.conftest import MODEL, Published, registered_version
 
 CUSTOMER = {"balance": 2_000.0, "income": 25_000.0, "student": "Yes"}
 
@@ -48,13 +46,9 @@ async def test_activating_a_version_that_is_not_ready_fails(
     client: AsyncRowcastClient, settings: Settings
 ) -> None:
     """A REGISTERED (not materialised) version cannot be activated: FAILED_PRECONDITION."""
-    store = HBaseClient(settings.hbase)
-    try:
-        version = await RegistryStore(store).new_version(MODEL, "test")
-    finally:
-        store.close()
+    version = await registered_version(settings)
     with pytest.raises(FailedPreconditionError) as err:
-        await client.activate_version(MODEL, version.version, actor="test")
+        await client.activate_version(MODEL, version, actor="test")
     assert "REGISTERED" in err.value.message
 
 

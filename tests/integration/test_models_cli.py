@@ -15,10 +15,8 @@ from google.protobuf.json_format import MessageToJson
 
 from rowcast.cli.models_cmd import models
 from rowcast.config import Settings
-from rowcast.store.client import HBaseClient
-from rowcast.store.registry import RegistryStore
 from rowcast_client import AsyncRowcastClient
-from tests.integration.conftest import MODEL, Published, Suite
+from tests.integration.conftest import MODEL, Published, Suite, registered_version
 
 
 async def rowcast_models(suite: Suite, *args: str) -> Result:
@@ -97,12 +95,8 @@ async def test_activating_a_version_that_is_not_ready_exits_4(
     suite: Suite, settings: Settings
 ) -> None:
     """FAILED_PRECONDITION (a version that is not READY): exit 4, saying why."""
-    store = HBaseClient(settings.hbase)
-    try:
-        version = await RegistryStore(store).new_version(MODEL, "test")
-    finally:
-        store.close()
-    result = await rowcast_models(suite, "activate", MODEL, str(version.version), "--actor", "t")
+    version = await registered_version(settings)
+    result = await rowcast_models(suite, "activate", MODEL, str(version), "--actor", "t")
     assert result.exit_code == 4, result.output
     assert "READY" in result.stderr
 

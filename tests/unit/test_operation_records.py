@@ -13,6 +13,7 @@ from rowcast.store.operations import (
     OperationRecord,
     OperationState,
     final_value,
+    record_cells,
     record_from_row,
 )
 
@@ -30,20 +31,6 @@ RUNNING = OperationRecord(
     start_time_ms=T0 - 4_000,
     update_time_ms=T0,
 )
-
-
-def row_of(record: OperationRecord) -> dict[bytes, bytes]:
-    return {
-        b"o:model": record.model.encode(),
-        b"o:version": str(record.version).encode(),
-        b"o:state": record.state.value.encode(),
-        b"o:rows": str(record.rows_written).encode(),
-        b"o:total": str(record.total_rows).encode(),
-        b"o:rate": repr(record.rows_per_second).encode(),
-        b"o:eta": repr(record.eta_seconds).encode(),
-        b"o:start": str(record.start_time_ms).encode(),
-        b"o:update": str(record.update_time_ms).encode(),
-    }
 
 
 def test_a_runner_silent_for_longer_than_the_limit_is_stale() -> None:
@@ -71,15 +58,15 @@ def test_the_final_cell_overrides_a_late_runners_progress() -> None:
     even though a runner that came back wrote newer progress cells afterwards."""
     ended = RUNNING.aborted()
     late = replace(RUNNING, rows_written=6_000, update_time_ms=T0 + 60_000)
-    row = {**row_of(late), FINAL_COL: final_value(ended)}
+    row = {**record_cells(late), FINAL_COL: final_value(ended)}
     assert record_from_row("abc", row) == ended
 
 
 def test_rows_without_a_final_cell_read_as_written() -> None:
     """A row without `o:final` (running, or ended before the cell existed) reads as is,
     cancellation request included."""
-    assert record_from_row("abc", row_of(RUNNING)) == RUNNING
+    assert record_from_row("abc", record_cells(RUNNING)) == RUNNING
     old = replace(RUNNING, state=OperationState.SUCCEEDED)
-    assert record_from_row("abc", row_of(old)) == old
-    requested = record_from_row("abc", {**row_of(RUNNING), b"o:cancel": b"1"})
+    assert record_from_row("abc", record_cells(old)) == old
+    requested = record_from_row("abc", {**record_cells(RUNNING), b"o:cancel": b"1"})
     assert requested.cancel_requested

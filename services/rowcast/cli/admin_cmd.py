@@ -79,6 +79,18 @@ def fidelity_text(metrics: Mapping[str, float]) -> str:
     return "-"
 
 
+def propagation_text(servers: int, complete: bool, lagging: list[str], waited_s: float) -> str:
+    """How far a switch had reached the prediction servers, for people."""
+    if servers == 0:
+        return "no prediction server registered in ZooKeeper: servers follow by polling"
+    if complete:
+        return f"served by all {servers} registered prediction server(s) after {waited_s:.3f} s"
+    return (
+        f"not yet served by {len(lagging)} of {servers} prediction server(s) after "
+        f"{waited_s:.3f} s: {', '.join(lagging)}"
+    )
+
+
 def as_dict(message: Message) -> dict[str, Any]:
     return MessageToDict(message, preserving_proto_field_name=True)
 

@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from rowcast.cli.admin_cmd import fidelity_text
+from rowcast.cli.admin_cmd import fidelity_text, propagation_text
 from rowcast.config import Settings
 from rowcast.errors import RowcastError
 from rowcast.jobs.materialize import Progress as MaterializeProgress
@@ -133,6 +133,5 @@ def publish(
         f"{fidelity_text(result.version.metrics)}" + ("; ACTIVE" if result.activated else "")
     )
     p = result.propagation
-    if p is not None and p.servers:
-        served = "served by all" if p.complete else f"{len(p.lagging)} lagging of"
-        click.echo(f"{served} {p.servers} registered prediction server(s) after {p.waited_s:.3f} s")
+    if p is not None:
+        click.echo(propagation_text(p.servers, p.complete, p.lagging, p.waited_s))

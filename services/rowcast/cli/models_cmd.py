@@ -24,6 +24,7 @@ from rowcast.cli.admin_cmd import (
     echo_json,
     fidelity_text,
     json_option,
+    propagation_text,
     reports_errors,
 )
 from rowcast.cli.jobs_cmd import materialise_bar, training_options
@@ -79,7 +80,7 @@ def list_versions(model: str, as_json: bool) -> None:
     for v in versions:
         table.add_row(
             str(v.version),
-            str(pb.VersionState.Name(v.state)).removeprefix("VERSION_STATE_"),
+            state_name(v.state),
             f"{v.row_count:,}",
             fidelity_text(v.metrics),
             v.creator,
@@ -112,6 +113,7 @@ def describe_version(v: pb.ModelVersion) -> list[str]:
         f"{v.model} v{v.version}: {state_name(v.state)}, {v.row_count:,} rows in {v.table}",
         f"  creator: {v.creator}",
         f"  rows written: {v.rows_written:,}",
+        f"  evaluation data set: {v.evaluation_dataset or 'none'}",
     ]
     lines += [f"  {k}: {val:g}" for k, val in sorted(v.metrics.items())]
     if v.failure_reason:
@@ -366,20 +368,14 @@ def echo_switch(m: pb.Model, propagation: model_pb.Propagation, as_json: bool) -
         echo_json({**as_dict(m), "propagation": as_dict(propagation)})
         return
     click.echo(f"{m.name}: current v{m.current_version}, previous v{m.previous_version or '-'}")
-    waited = propagation.wait.ToTimedelta().total_seconds()
-    if propagation.servers == 0:
-        click.echo("no prediction server registered in ZooKeeper: servers follow by polling")
-    elif propagation.complete:
-        click.echo(
-            f"served by all {propagation.servers} registered prediction server(s) "
-            f"after {waited:.3f} s"
+    click.echo(
+        propagation_text(
+            propagation.servers,
+            propagation.complete,
+            list(propagation.lagging_servers),
+            propagation.wait.ToTimedelta().total_seconds(),
         )
-    else:
-        lagging = ", ".join(propagation.lagging_servers)
-        click.echo(
-            f"not yet served by {len(propagation.lagging_servers)} of {propagation.servers} "
-            f"prediction server(s) after {waited:.3f} s: {lagging}"
-        )
+    )
 
 
 @models.command("retire")

@@ -158,3 +158,18 @@ class Decision:
     source: Source
     decide_time_ms: int
     augmentations: tuple[Augmentation, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Propagation:
+    """How far one registry change had reached the running prediction servers."""
+
+    #: The registry generation the change produced.
+    generation: int
+    #: Prediction servers registered in ZooKeeper when the wait ended.
+    servers: int
+    #: Those still below `generation` when the wait ended (address and pid).
+    lagging: list[str] = field(default_factory=list)
+    #: Every registered server serves the change (False when ZooKeeper is not in use).
+    complete: bool = False
+    waited_s: float = 0.0

@@ -53,17 +53,16 @@ def load_booster(content: bytes, model: ModelInfo, field: str = "lightgbm_model"
 
 
 def dataset_problem(model: ModelInfo, ds: Dataset) -> str | None:
-    """Why a data set cannot train or evaluate a model (None when it can): it must have every
-    feature of the signature, and a target of the model's kind."""
-    missing = sorted(set(model.signature.names) - set(ds.features))
-    if missing:
-        return f"data set {ds.name!r} lacks the model's features {missing}"
+    """Why a data set cannot train or evaluate a model (None when it can): every feature of
+    the signature must be a column of it of the same kind, and its target of the model's."""
+    problems = ds.misfits(model.signature)
     if ds.kind is not model.output_kind:
-        return (
-            f"data set {ds.name!r} has a {ds.kind.value} target; model {model.name!r} outputs "
-            f"a {model.output_kind.value}"
+        problems.append(
+            f"it has a {ds.kind.value} target, the model outputs a {model.output_kind.value}"
         )
-    return None
+    if not problems:
+        return None
+    return f"data set {ds.name!r} does not fit model {model.name!r}: " + "; ".join(problems)
 
 
 def check_training(model: ModelInfo, training: Training) -> Dataset:

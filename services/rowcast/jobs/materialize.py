@@ -249,6 +249,11 @@ class _Job:
     ) -> MaterializeResult:
         # Verification re-scores with the very file the workers score with.
         booster = await asyncio.to_thread(lgb.Booster, model_file=str(model_file))
+        # MATERIALIZING before the table exists: a version retired meanwhile (RETIRED is
+        # final) stops us here, before we could create a table its retirement already dropped.
+        await self._registry.update_version(
+            self._model, self._number, state=VersionState.MATERIALIZING
+        )
         table = await asyncio.to_thread(
             create_prediction_table,
             self._admin,
@@ -256,9 +261,6 @@ class _Job:
             self._number,
             self._buckets,
             self._signature,
-        )
-        await self._registry.update_version(
-            self._model, self._number, state=VersionState.MATERIALIZING
         )
         mark = await self._watermark(resume, opts.paced_chunk())
         total = mark.total

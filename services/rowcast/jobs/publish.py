@@ -9,18 +9,17 @@ from pathlib import Path
 import lightgbm as lgb
 
 from rowcast.config import Settings
-from rowcast.core.records import ModelInfo, OutputKind, VersionInfo
+from rowcast.core.records import ModelInfo, OutputKind, Propagation, VersionInfo
 from rowcast.errors import InvalidArgument, ModelNotFound
 from rowcast.jobs import dataset as datasets
 from rowcast.jobs.create import HELDOUT_FRACTION, SPLIT_SEED, Training, create_version
 from rowcast.jobs.materialize import MaterializeResult, Progress, check_grid, materialize
 from rowcast.jobs.train import TrainParams, derive_signature, save
 from rowcast.jobs.verify import HeldOut
-from rowcast.registry.propagation import PropagationWaiter
 from rowcast.store.admin import TableAdmin
 from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.client import HBaseClient
-from rowcast.store.notify import Propagation, close_notifier, open_notifier
+from rowcast.store.notify import await_propagation, close_notifier, open_notifier
 from rowcast.store.predictions import PredictionStore
 from rowcast.store.registry import RegistryStore
 from rowcast.store.schema import ensure_schema
@@ -106,9 +105,9 @@ async def publish(
                 spec.model, version.version, spec.creator, "published by rowcast publish"
             )
             model = switched.model
-            propagation = await PropagationWaiter(
-                notifier, settings.server.propagation_timeout_s
-            ).wait(switched.generation)
+            propagation = await await_propagation(
+                notifier, switched.generation, settings.server.propagation_timeout_s
+            )
         version = await registry.get_version(spec.model, version.version)
         return PublishResult(
             model, version, result, metrics, model_file, spec.activate, propagation

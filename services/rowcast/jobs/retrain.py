@@ -15,7 +15,7 @@ import lightgbm as lgb
 from rowcast.audit.query import DecisionQuery
 from rowcast.config import Settings
 from rowcast.core.records import ModelInfo, OutputKind, VersionInfo
-from rowcast.core.signature import CategoricalFeature, Signature
+from rowcast.core.signature import Signature
 from rowcast.errors import FailedPrecondition, InvalidArgument
 from rowcast.jobs import dataset as datasets
 from rowcast.jobs.augmented import WEIGHT, AugmentedRows, combine, input_rows
@@ -85,18 +85,8 @@ def dataset_for(model: str, signature: Signature, name: str) -> datasets.Dataset
         ds = datasets.load(name)
     except ValueError as exc:
         raise InvalidArgument.field("dataset", str(exc)) from exc
-    missing: list[str] = []
-    other_kind: list[str] = []
-    for f in signature.features:
-        categorical = isinstance(f, CategoricalFeature)
-        if f.name not in ds.features:
-            missing.append(f.name)
-        elif categorical != (f.name in ds.categorical):
-            kind = "categorical" if categorical else "numeric"
-            other_kind.append(f"{f.name!r} is {kind} in the model, not in the data set")
-    if missing or other_kind:
-        problems = [f"columns missing: {missing}"] if missing else []
-        problems += other_kind
+    problems = ds.misfits(signature)
+    if problems:
         raise FailedPrecondition(
             f"model {model!r} cannot be retrained on data set {ds.name!r} (columns "
             f"{list(ds.features)}, target {ds.target!r}): " + "; ".join(problems)

@@ -81,9 +81,11 @@ class TrainParams:
             raise invalid(found)
         return self
 
-    def lightgbm(self) -> dict[str, Any]:
+    def lightgbm(self, kind: OutputKind) -> dict[str, Any]:
+        """LightGBM's parameters for a model of `kind`: a binary objective for probabilities,
+        squared error for regressions."""
         return {
-            "objective": "binary",
+            "objective": "binary" if kind is OutputKind.PROBABILITY else "regression",
             "num_leaves": self.num_leaves,
             "learning_rate": self.learning_rate,
             "seed": self.seed,
@@ -168,10 +170,7 @@ def train(
         categorical_feature=categorical_indices(signature),
         free_raw_data=False,
     )
-    objective = "binary" if ds.kind is OutputKind.PROBABILITY else "regression"
-    return lgb.train(
-        {**params.lightgbm(), "objective": objective}, data, num_boost_round=params.num_trees
-    )
+    return lgb.train(params.lightgbm(ds.kind), data, num_boost_round=params.num_trees)
 
 
 def representative_matrix(signature: Signature, bins: np.ndarray) -> np.ndarray:

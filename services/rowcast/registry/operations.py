@@ -19,7 +19,13 @@ from rowcast.config import Settings
 from rowcast.core.keys import new_decision_id
 from rowcast.core.records import VersionState
 from rowcast.core.signature import Signature
-from rowcast.errors import FailedPrecondition, InvalidArgument, RowcastError, StoreUnavailable
+from rowcast.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    RowcastError,
+    StoreUnavailable,
+)
 from rowcast.jobs import materialize as mat
 from rowcast.jobs.create import heldout_for
 from rowcast.jobs.verify import HeldOut
@@ -113,7 +119,7 @@ class Materializations:
                 "version (or an interrupted MATERIALIZING one) can be materialised"
             )
         seen = await self._registry.operation_claim(model, version)
-        running = await self._operations.running_for(model, version)
+        running = await self._live(seen)
         if running is not None:
             raise FailedPrecondition(
                 f"version {version} of {model!r} is being materialised by {running.name}"
@@ -287,8 +293,19 @@ class Materializations:
             self._cancels.pop(record.op_id, None)
 
     async def running_for(self, model: str, version: int) -> OperationRecord | None:
-        """The live materialisation of a version, if one runs (on any replica)."""
-        return await self._operations.running_for(model, version)
+        """The live materialisation of a version, if one runs (on any replica): the operation
+        that last claimed the version, unless it has ended."""
+        return await self._live(await self._registry.operation_claim(model, version))
+
+    async def _live(self, op_id: str) -> OperationRecord | None:
+        """Operation `op_id` if it still runs (reading it ends a stale one ABORTED)."""
+        if not op_id:
+            return None
+        try:
+            record = await self._operations.get(op_id)
+        except NotFound:
+            return None
+        return None if record.done else record
 
     async def get(self, op_id: str, timeout_s: float | None = None) -> OperationRecord:
         return await self._operations.get(op_id, timeout_s)

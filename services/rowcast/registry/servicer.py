@@ -11,6 +11,7 @@ from rowcast.config import Settings
 from rowcast.convert import (
     OUTPUT_KIND_FROM_PB,
     model_to_pb,
+    propagation_to_pb,
     signature_from_pb,
     timestamp,
     version_to_pb,
@@ -30,10 +31,10 @@ from rowcast.jobs.diff import diff_tables
 from rowcast.jobs.train import TrainParams
 from rowcast.paging import paginate
 from rowcast.registry.operations import Materializations
-from rowcast.registry.propagation import PropagationWaiter, propagation_to_pb
 from rowcast.store.admin import TableAdmin
 from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.client import HBaseClient
+from rowcast.store.notify import RegistryNotifier, await_propagation
 from rowcast.store.operations import OperationRecord, op_id_from_name
 from rowcast.store.registry import RegistryStore
 from rowcast.v1 import model_service_pb2 as model_pb
@@ -90,7 +91,7 @@ class ModelServicer(model_grpc.ModelServiceServicer):
         admin: TableAdmin,
         client: HBaseClient,
         materializations: Materializations,
-        propagation: PropagationWaiter,
+        notifier: RegistryNotifier | None,
     ) -> None:
         self._settings = settings
         self._registry = registry
@@ -99,13 +100,14 @@ class ModelServicer(model_grpc.ModelServiceServicer):
         self._client = client
         self._ops = materializations
         self._timeout_s = settings.hbase.timeout_s
-        self._propagation = propagation
+        self._notifier = notifier
 
     async def _propagated(self, generation: int, context: Context) -> model_pb.Propagation:
-        """Wait for the servers to serve a change, within the caller's deadline (less a
-        margin to answer in)."""
-        budget = remaining_s(context, self._settings.server.propagation_timeout_s + 1.0) - 0.5
-        return propagation_to_pb(await self._propagation.wait(generation, budget))
+        """Wait for the servers to serve a change: at most the propagation timeout, and
+        within the caller's deadline (less half a second to answer in)."""
+        timeout = self._settings.server.propagation_timeout_s
+        budget = min(timeout, remaining_s(context, timeout + 0.5) - 0.5)
+        return propagation_to_pb(await await_propagation(self._notifier, generation, budget))
 
     @handles_errors
     async def ListModels(
@@ -302,6 +304,7 @@ class ModelServicer(model_grpc.ModelServiceServicer):
     ) -> model_pb.RetireVersionResponse:
         name = check_model_name(request.model)
         number = check_version(request.version)
+        actor = check_actor(request.actor)
         running = await self._ops.running_for(name, number)
         if running is not None:
             raise FailedPrecondition(
@@ -309,7 +312,7 @@ class ModelServicer(model_grpc.ModelServiceServicer):
                 "cancel it (rowcast models operation NAME --cancel) before retiring the version"
             )
         version, generation = await self._registry.begin_retire(
-            name, number, check_actor(request.actor), remaining_s(context, self._timeout_s)
+            name, number, actor, remaining_s(context, self._timeout_s)
         )
         response = model_pb.RetireVersionResponse(version=version_to_pb(version))
         if generation is not None:

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import happybase
+import Hbase_thrift
 from thriftpy2.thrift import TApplicationException, TException
 from thriftpy2.transport import TTransportException
 
@@ -146,3 +147,20 @@ def wait_until_ready(client: HBaseClient, timeout_s: float) -> None:
         if time.monotonic() > deadline:
             raise StoreUnavailable(f"HBase not reachable after {timeout_s}s")
         time.sleep(0.5)
+
+
+def check_and_put(
+    conn: happybase.Connection,
+    table: str,
+    row: bytes,
+    column: bytes,
+    expected: bytes,
+    value: bytes,
+) -> bool:
+    """Thrift1 checkAndPut (happybase does not wrap it): write column=value only if the column
+    still holds `expected` (empty: the column must be absent). Row-atomic in HBase: of
+    concurrent writers expecting the same value, exactly one succeeds."""
+    mutation = Hbase_thrift.Mutation(isDelete=False, column=column, value=value, writeToWAL=True)
+    return bool(
+        conn.client.checkAndPut(table.encode(), row, column, expected or None, mutation, {})
+    )

@@ -26,7 +26,6 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import kazoo.protocol.connection
@@ -37,6 +36,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.recipe.watchers import DataWatch
 
 from rowcast.config import HBaseSettings
+from rowcast.core.records import Propagation
 
 log = logging.getLogger(__name__)
 
@@ -171,21 +171,6 @@ class RegistryNotifier:
                 self._zk.close()
 
 
-@dataclass(frozen=True)
-class Propagation:
-    """How far one registry change had reached the running prediction servers."""
-
-    #: The registry generation the change produced.
-    generation: int
-    #: Prediction servers registered in ZooKeeper when the wait ended.
-    servers: int
-    #: Those still below `generation` when the wait ended (address and pid).
-    lagging: list[str] = field(default_factory=list)
-    #: Every registered server serves the change (False when ZooKeeper is not in use).
-    complete: bool = False
-    waited_s: float = 0.0
-
-
 class ServerPresence:
     """One prediction server's ephemeral znode: the generation its routes are at."""
 
@@ -221,10 +206,6 @@ class ServerPresence:
                 log.warning("could not record routes generation %d: %s", generation, exc)
                 return False
 
-    def refresh(self) -> None:
-        """Make sure the znode exists (after a session expiry), at the last generation."""
-        self.report(self._generation)
-
     def withdraw(self) -> None:
         """Remove the znode at once (a graceful stop: changes stop waiting for this server)."""
         with self._lock:
@@ -241,6 +222,17 @@ async def open_notifier(hbase: HBaseSettings, enabled: bool = True) -> RegistryN
     notifier = RegistryNotifier(f"{hbase.host}:{hbase.zookeeper_port}")
     await asyncio.to_thread(notifier.start)
     return notifier
+
+
+async def await_propagation(
+    notifier: RegistryNotifier | None, generation: int, timeout_s: float
+) -> Propagation:
+    """How far a change at `generation` got within `timeout_s`: every registered prediction
+    server serves it, or who lagged. Without ZooKeeper (watching turned off) nothing can be
+    waited for: the change is reported as not known to be complete (servers poll)."""
+    if notifier is None:
+        return Propagation(generation=generation, servers=0)
+    return await asyncio.to_thread(notifier.await_generation, generation, max(timeout_s, 0.0))
 
 
 async def close_notifier(notifier: RegistryNotifier | None) -> None:

@@ -30,11 +30,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import happybase
-import Hbase_thrift
 from google.rpc import code_pb2
 
 from rowcast.errors import InvalidArgument, NotFound
-from rowcast.store.client import HBaseClient
+from rowcast.store.client import HBaseClient, check_and_put
 from rowcast.store.schema import OPERATIONS
 
 PREFIX = "operations/"
@@ -124,7 +123,8 @@ def _progress_cells(r: OperationRecord) -> dict[bytes, bytes]:
     }
 
 
-def _cells(r: OperationRecord) -> dict[bytes, bytes]:
+def record_cells(r: OperationRecord) -> dict[bytes, bytes]:
+    """The cells of an operation row (what `record_from_row` reads back)."""
     return {
         b"o:model": r.model.encode(),
         b"o:version": str(r.version).encode(),
@@ -187,13 +187,6 @@ def record_from_row(op_id: str, row: dict[bytes, bytes]) -> OperationRecord:
     )
 
 
-def _put_if_absent(conn: happybase.Connection, key: bytes, column: bytes, value: bytes) -> bool:
-    """Thrift1 checkAndPut (happybase does not wrap it): write column=value only if the row has
-    no such column yet. Row-atomic in HBase: of concurrent writers exactly one succeeds."""
-    mutation = Hbase_thrift.Mutation(isDelete=False, column=column, value=value, writeToWAL=True)
-    return bool(conn.client.checkAndPut(OPERATIONS.encode(), key, column, None, mutation, {}))
-
-
 class OperationStore:
     """Creates operation rows, records progress, ends operations exactly once (the runner, or
     a reader finding the runner dead), and records cancellation requests."""
@@ -212,9 +205,9 @@ class OperationStore:
         """Write `record` (done) as the operation's end unless it already ended; return the end
         that holds: this one, or the one written first."""
         key = record.op_id.encode()
-        if _put_if_absent(conn, key, FINAL_COL, final_value(record)):
+        if check_and_put(conn, OPERATIONS, key, FINAL_COL, b"", final_value(record)):
             # For people reading the row in the HBase shell; `o:final` is what counts.
-            conn.table(OPERATIONS).put(key, _cells(record))
+            conn.table(OPERATIONS).put(key, record_cells(record))
             return record
         return record_from_row(record.op_id, self._row(conn, record.op_id))
 
@@ -229,7 +222,7 @@ class OperationStore:
         record = replace(record, update_time_ms=_now_ms())
 
         def work(conn: happybase.Connection) -> None:
-            conn.table(OPERATIONS).put(record.op_id.encode(), _cells(record))
+            conn.table(OPERATIONS).put(record.op_id.encode(), record_cells(record))
 
         await self._client.run(work)
         return record
@@ -279,21 +272,3 @@ class OperationStore:
             return replace(record, cancel_requested=True)
 
         return await self._client.run(work, timeout_s=timeout_s)
-
-    async def running_for(self, model: str, version: int) -> OperationRecord | None:
-        """A live RUNNING operation on this version, if any (stale ones are ended ABORTED)."""
-
-        def work(conn: happybase.Connection) -> OperationRecord | None:
-            found = None
-            for key, row in conn.table(OPERATIONS).scan():
-                if b"o:state" not in row:
-                    continue
-                record = record_from_row(key.decode(), row)
-                if (record.model, record.version) != (model, version) or record.done:
-                    continue
-                record = self._resolved(conn, record)
-                if not record.done:
-                    found = record
-            return found
-
-        return await self._client.run(work)

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import happybase
-import Hbase_thrift
 
 from rowcast.core.keys import version_row
 from rowcast.core.records import (
@@ -34,7 +33,7 @@ from rowcast.errors import (
     VersionNotFound,
     VersionNotReady,
 )
-from rowcast.store.client import LOWER_ERRORS, HBaseClient
+from rowcast.store.client import LOWER_ERRORS, HBaseClient, check_and_put
 from rowcast.store.notify import RegistryNotifier
 from rowcast.store.schema import (
     ACTIVATIONS,
@@ -317,7 +316,7 @@ class RegistryStore:
             # other is told to retry, instead of both believing they won. `current` is what
             # prediction servers follow; `previous` only informs a later rollback, so it is
             # written right after.
-            if not _check_and_put(
+            if not check_and_put(
                 conn, MODELS, model.encode(), b"a:current", expected, aliases[b"a:current"]
             ):
                 raise FailedPrecondition(
@@ -328,7 +327,7 @@ class RegistryStore:
             # read the state again: one of the two sees the other, and backs off.
             state = _text(conn.table(VERSIONS).row(version_row(model, version)), b"v:state")
             if state != VersionState.READY.value:
-                _check_and_put(
+                check_and_put(
                     conn, MODELS, model.encode(), b"a:current", aliases[b"a:current"], expected
                 )
                 raise VersionNotReady(
@@ -424,12 +423,12 @@ class RegistryStore:
             # again: an activation racing us either sees RETIRED and backs off, or has already
             # written `current`, which we see here (activate writes it before re-reading the
             # state), and then we back off.
-            if not _check_and_put(conn, VERSIONS, key, b"v:state", before, cells[b"v:state"]):
+            if not check_and_put(conn, VERSIONS, key, b"v:state", before, cells[b"v:state"]):
                 raise FailedPrecondition(
                     f"version {version} of {model!r} changed concurrently; read it again and retry"
                 )
             if int(_text(models.row(model.encode()), b"a:current", "0")) == version:
-                _check_and_put(conn, VERSIONS, key, b"v:state", cells[b"v:state"], before)
+                check_and_put(conn, VERSIONS, key, b"v:state", cells[b"v:state"], before)
                 raise _active_refusal(model, version)
             versions.put(key, cells)
             vrow.update(cells)
@@ -464,9 +463,7 @@ class RegistryStore:
 
         def work(conn: happybase.Connection) -> bool:
             key = version_row(model, version)
-            return _check_and_put(
-                conn, VERSIONS, key, b"v:operation", seen.encode(), op_id.encode()
-            )
+            return check_and_put(conn, VERSIONS, key, b"v:operation", seen.encode(), op_id.encode())
 
         return await self._client.run(work, timeout_s=timeout_s, retry=False)
 
@@ -543,22 +540,6 @@ def _require_ready(conn: happybase.Connection, model: str, version: int, verb: s
         raise VersionNotReady(
             f"version {version} of {model!r} is {state}; only a READY version can be {verb}"
         )
-
-
-def _check_and_put(
-    conn: happybase.Connection,
-    table: str,
-    row: bytes,
-    column: bytes,
-    expected: bytes,
-    value: bytes,
-) -> bool:
-    """Thrift1 checkAndPut (happybase does not wrap it): write column=value only if the column
-    still holds `expected` (empty: the column must be absent)."""
-    mutation = Hbase_thrift.Mutation(isDelete=False, column=column, value=value, writeToWAL=True)
-    return bool(
-        conn.client.checkAndPut(table.encode(), row, column, expected or None, mutation, {})
-    )
 
 
 def _active_refusal(model: str, version: int) -> FailedPrecondition:
