@@ -115,7 +115,11 @@ def describe_version(v: pb.ModelVersion) -> list[str]:
         f"  rows written: {v.rows_written:,}",
         f"  evaluation data set: {v.evaluation_dataset or 'none'}",
     ]
-    lines += [f"  {k}: {val:g}" for k, val in sorted(v.metrics.items())]
+    # Whole numbers in full (a seed must be copied exactly to reproduce a failed check).
+    lines += [
+        f"  {k}: {int(val) if val.is_integer() else f'{val:g}'}"
+        for k, val in sorted(v.metrics.items())
+    ]
     if v.failure_reason:
         lines.append(f"  failure: {v.failure_reason}")
     return lines
