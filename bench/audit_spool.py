@@ -21,8 +21,8 @@ from pathlib import Path
 
 from rowcast.core.keys import new_decision_id
 from rowcast.core.records import Decision, Source
-from rowcast.hbase.ports import free_port
 from rowcast.prediction.audit_sink import AuditSink, Durability, SpoolConfig
+from rowcast_dev.hbase.ports import free_port
 
 
 def decision(i: int) -> Decision:
@@ -91,7 +91,7 @@ async def main() -> None:
         for concurrency in (1, 64):
             n = ns.records if (durability, concurrency) != ("fsync", 1) else ns.records // 10
             directory = base / f"{durability}-{concurrency}"
-            results.append(await run(directory, durability, concurrency, n))  # type: ignore[arg-type]
+            results.append(await run(directory, durability, concurrency, n))
             r = results[-1]
             print(
                 f"{durability:8} c={concurrency:<3} {r['records']:>7} records  "

@@ -27,12 +27,12 @@ from typing import Any
 from rowcast.config import HBaseSettings
 from rowcast.core.keys import AUDIT_CELL_TS_MS, new_decision_id
 from rowcast.core.records import Decision, Source
-from rowcast.hbase.ports import on_free_ports
-from rowcast.hbase.runtime import StandaloneHBase
 from rowcast.store.admin import TableAdmin
 from rowcast.store.audit import AuditStore
 from rowcast.store.client import HBaseClient
 from rowcast.store.schema import ensure_schema
+from rowcast_dev.hbase.ports import on_free_ports
+from rowcast_dev.hbase.runtime import StandaloneHBase
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -54,8 +54,6 @@ from rowcast.config import HBaseSettings, Settings
 from rowcast.core.keys import encode_double, encode_long, key_matrix, split_keys, split_rows
 from rowcast.core.records import OutputKind, VersionInfo
 from rowcast.core.signature import NumericFeature, Signature
-from rowcast.hbase.ports import free_ports, on_free_ports
-from rowcast.hbase.runtime import StandaloneHBase
 from rowcast.jobs.materialize import (
     MaterializeCancelled,
     MaterializeOptions,
@@ -70,6 +68,8 @@ from rowcast.store.predictions import OUTPUT_COL, VERSION_COL, PredictionStore
 from rowcast.store.registry import RegistryStore
 from rowcast.store.schema import PRED_FAMILY, ensure_schema
 from rowcast_client import RowcastClient, Targets
+from rowcast_dev.hbase.ports import free_ports, on_free_ports
+from rowcast_dev.hbase.runtime import StandaloneHBase
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FEATURES = 4
@@ -365,7 +365,7 @@ def prediction_server(settings: Settings, home: Path) -> Iterator[tuple[str, int
     }
     log = open(home / "prediction.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rowcast.cli.main", "serve", "prediction", "--port", str(port)],
+        [sys.executable, "-m", "rowcast_cli.main", "serve", "prediction", "--port", str(port)],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,

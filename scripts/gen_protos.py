@@ -1,4 +1,4 @@
-"""Generate the Python code for protos/ into services/rowcast/v1 (the one generated folder).
+"""Generate the Python code for protos/ into gen/python/rowcast/v1 (the one generated folder).
 
 Usage: python scripts/gen_protos.py [--out DIR]
 
@@ -51,7 +51,7 @@ def generate(out_root: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "services", help="output root")
+    parser.add_argument("--out", type=Path, default=ROOT / "gen" / "python", help="output root")
     ns = parser.parse_args(argv)
     print(f"generated {generate(ns.out)}")
     return 0

@@ -17,7 +17,7 @@ from rowcast.prediction.audit_sink import AuditSink, SpoolConfig, spool_director
 from rowcast.prediction.lookup import Lookup, VersionCaches
 from rowcast.prediction.router import VersionRouter
 from rowcast.prediction.servicer import Answerer, NoAudit, PredictionServicer
-from rowcast.registry.operations import Materializations
+from rowcast.registry.materializations import Materializations
 from rowcast.registry.servicer import ModelServicer
 from rowcast.server import RunningServer, start_server
 from rowcast.store.admin import TableAdmin

@@ -13,8 +13,6 @@ import pytest_asyncio
 
 from rowcast.apps import start_audit_server, start_model_server, start_prediction_server
 from rowcast.config import HBaseSettings, ServerSettings, Settings
-from rowcast.hbase.ports import on_free_ports
-from rowcast.hbase.runtime import StandaloneHBase
 from rowcast.jobs.publish import PublishResult, PublishSpec, publish
 from rowcast.jobs.train import TrainParams
 from rowcast.server import RunningServer
@@ -22,6 +20,8 @@ from rowcast.store.client import HBaseClient
 from rowcast.store.registry import RegistryStore
 from rowcast.v1 import resources_pb2 as pb
 from rowcast_client import AsyncRowcastClient, NotFoundError, Targets
+from rowcast_dev.hbase.ports import on_free_ports
+from rowcast_dev.hbase.runtime import StandaloneHBase
 
 MODEL = "credit_default"
 

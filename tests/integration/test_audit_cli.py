@@ -19,10 +19,10 @@ import pytest_asyncio
 from click.testing import CliRunner, Result
 
 from rowcast.apps import start_model_server
-from rowcast.cli.audit_cmd import audit
 from rowcast.config import Settings
 from rowcast.core.records import Decision
 from rowcast.prediction.audit_sink import AuditSink, SpoolConfig
+from rowcast_cli.audit_cmd import audit
 from rowcast_client import AsyncRowcastClient, Targets
 from tests.integration.audit_helpers import made_up, start_audit
 from tests.integration.conftest import MODEL, Published

@@ -20,9 +20,9 @@ import pytest
 
 from rowcast.apps import start_prediction_server
 from rowcast.config import Settings
-from rowcast.hbase.ports import free_port
 from rowcast.prediction.audit_sink import AuditSink, SpoolConfig
 from rowcast_client import AsyncRowcastClient, NotFoundError, ResourceExhaustedError, Targets
+from rowcast_dev.hbase.ports import free_port
 from tests.integration.audit_helpers import made_up, start_audit
 from tests.integration.conftest import MODEL, Published
 

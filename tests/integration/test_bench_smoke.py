@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rowcast.bench.tools import GhzInstaller
-from rowcast.bench.workload import checked_in_configs, render_config
+from rowcast_bench.tools import GhzInstaller
+from rowcast_bench.workload import checked_in_configs, render_config
 from tests.integration.conftest import Suite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,12 +28,12 @@ def ghz() -> Path:
 
 
 def test_checked_in_configs_are_current() -> None:
-    """bench/ghz holds exactly what `python -m rowcast.bench.workload bench/ghz` writes."""
+    """bench/ghz holds exactly what `python -m rowcast_bench.workload bench/ghz` writes."""
     expected = checked_in_configs()
     assert sorted(p.name for p in CONFIGS.glob("*.json")) == sorted(expected)
     for name, config in expected.items():
         assert (CONFIGS / name).read_text() == render_config(config), (
-            f"bench/ghz/{name} is stale; run `python -m rowcast.bench.workload bench/ghz`"
+            f"bench/ghz/{name} is stale; run `python -m rowcast_bench.workload bench/ghz`"
         )
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from rowcast.chaos.check import IndexEntries, judge
-from rowcast.chaos.load import Received
 from rowcast.core.keys import cell_timestamp, decision_time_ms, new_decision_id
+from rowcast_dev.chaos.check import IndexEntries, judge
+from rowcast_dev.chaos.load import Received
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ def test_short_chaos_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     HBase master, and SIGSTOP of HBase: lost 0, duplicated 0, every field as received; the
     headline fields are printed as JSON and the whole result is written to --out."""
     out = tmp_path / "chaos.json"
-    argv = [sys.executable, "-m", "rowcast.cli.main", "chaos", "audit", "--decisions", "2000"]
+    argv = [sys.executable, "-m", "rowcast_cli.main", "chaos", "audit", "--decisions", "2000"]
     argv += ["--kills", "4", "--seed", "7", "--rate", "150", "--pause", "0.5", "1.5"]
     argv += ["--time-limit", "300", "--drain-timeout", "180", "--home", str(tmp_path / "home")]
     argv += ["--out", str(out)]

@@ -16,8 +16,8 @@ import happybase
 import pytest
 
 from rowcast.config import HBaseSettings
-from rowcast.hbase.ports import on_free_ports, port_is_free
-from rowcast.hbase.runtime import (
+from rowcast_dev.hbase.ports import on_free_ports, port_is_free
+from rowcast_dev.hbase.runtime import (
     COMPONENTS,
     HBaseStartError,
     PortInUseError,

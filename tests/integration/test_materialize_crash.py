@@ -19,16 +19,16 @@ import pytest
 from click.testing import CliRunner
 from google.rpc import code_pb2
 
-from rowcast.cli.models_cmd import models
 from rowcast.config import Settings
 from rowcast.convert import signature_to_pb
-from rowcast.hbase.ports import free_port
 from rowcast.jobs import dataset as datasets
 from rowcast.jobs.train import derive_signature
-from rowcast.suite import health_serving
 from rowcast.v1 import model_service_pb2 as model_pb
 from rowcast.v1 import resources_pb2 as pb
+from rowcast_cli.models_cmd import models
 from rowcast_client import AsyncRowcastClient, Targets
+from rowcast_dev.hbase.ports import free_port
+from rowcast_dev.suite import health_serving
 from tests.integration.conftest import MODEL, Published, Suite
 
 NAME = "crash_resume"
@@ -50,7 +50,7 @@ async def model_service(settings: Settings) -> AsyncIterator[tuple[Process, str]
         "ROWCAST_HBASE_RS_PORT": str(hb.regionserver_port),
     }
     proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "rowcast.cli.main", "serve", "model", "--port", str(port)),
+        *(sys.executable, "-m", "rowcast_cli.main", "serve", "model", "--port", str(port)),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 from google.protobuf.json_format import MessageToJson
 
-from rowcast.cli.models_cmd import models
 from rowcast.config import Settings
+from rowcast_cli.models_cmd import models
 from rowcast_client import AsyncRowcastClient
 from tests.integration.conftest import MODEL, Published, Suite, registered_version
 

@@ -15,7 +15,7 @@ from google.rpc import code_pb2
 from rowcast.config import Settings
 from rowcast.core.keys import new_decision_id
 from rowcast.core.records import VersionState
-from rowcast.registry.operations import Materializations
+from rowcast.registry.materializations import Materializations
 from rowcast.store.admin import TableAdmin
 from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.client import HBaseClient

@@ -16,7 +16,6 @@ import pytest_asyncio
 
 from rowcast.apps import start_prediction_server
 from rowcast.config import Settings
-from rowcast.hbase.runtime import StandaloneHBase
 from rowcast.jobs.publish import PublishSpec, publish
 from rowcast.server import RunningServer
 from rowcast.v1 import prediction_service_pb2 as pred_pb
@@ -31,6 +30,7 @@ from rowcast_client import (
     UnavailableError,
 )
 from rowcast_client.client import feature_values
+from rowcast_dev.hbase.runtime import StandaloneHBase
 from tests.integration.conftest import MODEL, Published, Suite
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from rowcast.cli.models_cmd import models
 from rowcast.config import Settings
 from rowcast.convert import signature_to_pb
 from rowcast.core.signature import NumericFeature, Signature
 from rowcast.jobs.publish import PublishSpec, publish
 from rowcast.jobs.train import TrainParams
 from rowcast.v1 import resources_pb2 as pb
+from rowcast_cli.models_cmd import models
 from rowcast_client import AsyncRowcastClient
 from tests.integration.conftest import audited
 

@@ -13,10 +13,10 @@ import time
 import pytest
 
 from rowcast.config import Settings
-from rowcast.hbase.ports import free_port
 from rowcast.server import start_server
-from rowcast.suite import health_serving
 from rowcast_client import AsyncRowcastClient, Targets
+from rowcast_dev.hbase.ports import free_port
+from rowcast_dev.suite import health_serving
 from tests.integration.conftest import MODEL, Published, Suite
 
 
@@ -41,7 +41,7 @@ async def test_two_processes_serve_one_port(
         "ROWCAST_AUDIT_PORT": suite.targets.audit.rsplit(":", 1)[1],
     }
     proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "rowcast.cli.main", "serve", "prediction"),
+        *(sys.executable, "-m", "rowcast_cli.main", "serve", "prediction"),
         *("--port", str(port), "--processes", "2"),
         env=env,
         stdout=subprocess.DEVNULL,

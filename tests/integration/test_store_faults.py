@@ -15,9 +15,9 @@ import pytest_asyncio
 
 from rowcast.apps import start_model_server, start_prediction_server
 from rowcast.config import Settings
-from rowcast.hbase.ports import free_port
-from rowcast.hbase.runtime import StandaloneHBase
 from rowcast_client import AsyncRowcastClient, Targets, UnavailableError
+from rowcast_dev.hbase.ports import free_port
+from rowcast_dev.hbase.runtime import StandaloneHBase
 from tests.integration.conftest import MODEL, Published, Suite, audited
 
 CUSTOMER = {"balance": 900.0, "income": 40_000.0, "student": "No"}

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from rowcast.chaos.check import CheckResult
-from rowcast.chaos.faults import FaultEvent, FaultKind
-from rowcast.chaos.report import HEADLINE, ChaosReport
-from rowcast.chaos.run import ChaosOptions
-from rowcast.cli import chaos_cmd
+from rowcast_dev.chaos.check import CheckResult
+from rowcast_dev.chaos.faults import FaultEvent, FaultKind
+from rowcast_dev.chaos.report import HEADLINE, ChaosReport
+from rowcast_dev.chaos.run import ChaosOptions
+from rowcast_dev.cli import chaos_cmd
 
 
 def _report() -> ChaosReport:

@@ -59,7 +59,7 @@ def test_decision_ids_are_unique_time_ordered_and_indexable() -> None:
     k_late = keys.subject_index_key("cust", late, 16)
     assert k_late < k_early
     assert k_late.startswith(keys.subject_prefix("cust", 16))
-    assert keys.decision_id_from_index_key(k_early) == early
+    assert keys.id_from_index_key(k_early) == early
 
 
 @pytest.mark.parametrize("bad", ["", "xyz", "00" * 15, "00" * 17])

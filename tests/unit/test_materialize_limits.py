@@ -9,7 +9,7 @@ import pytest
 
 from rowcast.errors import InvalidArgument
 from rowcast.jobs.materialize import MaterializeOptions, sample_seed
-from rowcast.registry.operations import run_rate_limit
+from rowcast.registry.materializations import run_rate_limit
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rowcast.jobs.ratelimit import TokenBucket
+from rowcast.core.ratelimit import TokenBucket
 from rowcast.jobs.workers import ChunkDone, ChunkDriver, ChunkTask, Watermark
 
 

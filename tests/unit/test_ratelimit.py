@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rowcast.jobs.ratelimit import TokenBucket
+from rowcast.core.ratelimit import TokenBucket
 
 
 class FakeClock:

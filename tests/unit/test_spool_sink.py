@@ -17,11 +17,11 @@ from rowcast.audit.servicer import AuditServicer
 from rowcast.core.keys import new_decision_id
 from rowcast.core.records import Decision, Source
 from rowcast.errors import Overloaded, StoreUnavailable
-from rowcast.hbase.ports import free_port
 from rowcast.prediction.audit_sink import AuditSink, Durability, SpoolConfig, spool_directory
 from rowcast.server import RunningServer, start_server
 from rowcast.spool.files import QUARANTINE_DIR
 from rowcast.v1 import audit_service_pb2_grpc as audit_grpc
+from rowcast_dev.hbase.ports import free_port
 
 
 class MemoryAuditStore:

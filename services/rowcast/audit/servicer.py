@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from rowcast.audit.query import DecisionQuery
 from rowcast.convert import (
     AUG_SOURCE_FROM_PB,
     AUG_STATE_FROM_PB,
@@ -16,6 +15,7 @@ from rowcast.convert import (
     decision_to_pb,
 )
 from rowcast.core.keys import decision_id_bytes, new_decision_id
+from rowcast.core.query import DecisionQuery
 from rowcast.core.records import (
     Augmentation,
     AugmentationSource,

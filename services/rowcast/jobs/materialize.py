@@ -35,10 +35,10 @@ import lightgbm as lgb
 import numpy as np
 
 from rowcast.config import HBaseSettings
+from rowcast.core.ratelimit import TokenBucket
 from rowcast.core.records import VersionInfo, VersionState
 from rowcast.core.signature import Signature
 from rowcast.errors import FailedPrecondition, InvalidArgument, StoreUnavailable, VerificationFailed
-from rowcast.jobs.ratelimit import TokenBucket
 from rowcast.jobs.verify import (
     DEFAULT_SAMPLE,
     HeldOut,

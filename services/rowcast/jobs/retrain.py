@@ -12,8 +12,8 @@ from typing import Final
 
 import lightgbm as lgb
 
-from rowcast.audit.query import DecisionQuery
 from rowcast.config import Settings
+from rowcast.core.query import DecisionQuery
 from rowcast.core.records import ModelInfo, OutputKind, VersionInfo
 from rowcast.core.signature import Signature
 from rowcast.errors import FailedPrecondition, InvalidArgument

@@ -28,8 +28,8 @@ import numpy as np
 
 from rowcast.config import HBaseSettings
 from rowcast.core.keys import crc32_rows, key_matrix, split_rows
+from rowcast.core.ratelimit import TokenBucket
 from rowcast.core.signature import Signature
-from rowcast.jobs.ratelimit import TokenBucket
 from rowcast.jobs.train import representative_matrix
 from rowcast.store.client import HBaseClient
 from rowcast.store.predictions import PredictionStore

@@ -30,7 +30,7 @@ from rowcast.jobs.create import Training, create_version
 from rowcast.jobs.diff import diff_tables
 from rowcast.jobs.train import TrainParams
 from rowcast.paging import paginate
-from rowcast.registry.operations import Materializations
+from rowcast.registry.materializations import Materializations
 from rowcast.store.admin import TableAdmin
 from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.client import HBaseClient

@@ -4,7 +4,7 @@ Every cell of a decision, its index rows included, is written with the decision'
 its HBase timestamp, so a replayed write (a retry, a spool re-send) lands on the same cells:
 never a duplicate. An augmentation is one cell in the `g` family, qualified by its own id, so
 history is kept; the `audit_augmented` index holds each augmented decision's latest state.
-Index layouts: rowcast.audit.index_keys.
+Index layouts: rowcast.core.keys.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 import happybase
 
-from rowcast.audit import index_keys as ik
-from rowcast.audit.query import DecisionQuery, Index
+from rowcast.core import keys as ik
 from rowcast.core.keys import (
     AUDIT_CELL_TS_MS,
     DECISION_ID_BYTES,
@@ -28,6 +27,7 @@ from rowcast.core.keys import (
     subject_index_key,
     subject_prefix,
 )
+from rowcast.core.query import DecisionQuery, Index
 from rowcast.core.records import (
     Augmentation,
     AugmentationSource,

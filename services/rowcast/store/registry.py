@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import happybase
 
-from rowcast.core.keys import version_row
+from rowcast.core.keys import activation_key, model_prefix, version_row
 from rowcast.core.records import (
     Activation,
     ModelInfo,
@@ -267,7 +267,7 @@ class RegistryStore:
         def work(conn: happybase.Connection) -> list[VersionInfo]:
             if b"m:signature" not in conn.table(MODELS).row(model.encode()):
                 raise ModelNotFound(f"model {model!r} is not registered")
-            prefix = model.encode() + b"\x00"
+            prefix = model_prefix(model)
             return [
                 _version_from_row(row) for _, row in conn.table(VERSIONS).scan(row_prefix=prefix)
             ]
@@ -337,7 +337,7 @@ class RegistryStore:
             if current and current != version:
                 aliases[b"a:previous"] = str(current).encode()
                 models.put(model.encode(), {b"a:previous": aliases[b"a:previous"]})
-            history_key = model.encode() + b"\x00" + (2**63 - 1 - now).to_bytes(8, "big")
+            history_key = activation_key(model, now)
             conn.table(ACTIVATIONS).put(
                 history_key,
                 {
@@ -493,7 +493,7 @@ class RegistryStore:
         self, model: str, timeout_s: float | None = None
     ) -> list[Activation]:
         def work(conn: happybase.Connection) -> list[Activation]:
-            prefix = model.encode() + b"\x00"
+            prefix = model_prefix(model)
             return [
                 Activation(
                     model=model,

@@ -16,7 +16,7 @@ AUDIT_BY_SUBJECT = f"{NAMESPACE}:audit_by_subject"
 AUDIT_BY_VERSION = f"{NAMESPACE}:audit_by_version"
 AUDIT_BY_KEY = f"{NAMESPACE}:audit_by_key"
 AUDIT_AUGMENTED = f"{NAMESPACE}:audit_augmented"
-#: Index tables of the audit (layouts in rowcast.audit.index_keys), all one family `i`.
+#: Index tables of the audit (layouts in rowcast.core.keys), all one family `i`.
 AUDIT_INDEXES = (AUDIT_BY_SUBJECT, AUDIT_BY_VERSION, AUDIT_BY_KEY, AUDIT_AUGMENTED)
 
 #: The registry row that holds the activation generation counter.

@@ -1,0 +1,70 @@
+"""The Python gRPC floor: a grpc.aio PredictionService that answers every Predict with one
+fixed PredictResponse of a real answer's size, doing no work of its own.
+
+Whatever rowcast's Predict costs beyond this server is rowcast's own; the same server
+factory (`rowcast.server.start_server`: same options, health, reflection) builds both.
+
+    python -m rowcast_bench.echo --port 50061
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+import grpc
+
+from rowcast.core.keys import new_decision_id
+from rowcast.server import serve_until_signal, start_server
+from rowcast.v1 import prediction_service_pb2 as pred_pb
+from rowcast.v1 import prediction_service_pb2_grpc as pred_grpc
+from rowcast.v1 import resources_pb2 as pb
+
+SERVICE_NAME = pred_pb.DESCRIPTOR.services_by_name["PredictionService"].full_name
+
+
+def fixed_response() -> pred_pb.PredictResponse:
+    """A response shaped like a real cache hit: output, version, 32-hex id, 7-byte key."""
+    return pred_pb.PredictResponse(
+        output=0.0123456789,
+        model_version=1,
+        decision_id=new_decision_id(),
+        source=pb.PREDICTION_SOURCE_CACHE,
+        key="0a003100170000",
+    )
+
+
+class EchoServicer(pred_grpc.PredictionServiceServicer):
+    """Answers Predict with the same prebuilt response; the other RPCs stay UNIMPLEMENTED."""
+
+    def __init__(self) -> None:
+        self._response = fixed_response()
+
+    async def Predict(
+        self, request: pred_pb.PredictRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pred_pb.PredictResponse:
+        return self._response
+
+
+async def serve(host: str, port: int) -> None:
+    servicer = EchoServicer()
+    running = await start_server(
+        # Generated registration function, untyped like the servicer base above.
+        lambda s: pred_grpc.add_PredictionServiceServicer_to_server(servicer, s),  # type: ignore[no-untyped-call]
+        [SERVICE_NAME],
+        host,
+        port,
+    )
+    await serve_until_signal(running, 1.0, "rowcast bench echo server")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=int, required=True, help="Port to bind (0 picks a free one).")
+def main(host: str, port: int) -> None:
+    """Serve the echo PredictionService until SIGINT/SIGTERM."""
+    asyncio.run(serve(host, port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""`rowcast`: the command line of the suite (HBase, services, jobs, admin calls)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import click
+
+from rowcast.config import Settings
+from rowcast.server import serve_until_signal
+from rowcast_cli.admin_cmd import predict
+from rowcast_cli.audit_cmd import audit
+from rowcast_cli.jobs_cmd import publish
+from rowcast_cli.models_cmd import models
+
+#: Entry-point group through which other distributions add commands (rowcast-dev adds
+#: `hbase`, `suite`, `demo`, `bench` and `chaos`).
+PLUGIN_GROUP = "rowcast.commands"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """rowcast: serve machine-learning decisions from flattened model tables in HBase.
+
+    \b
+    Typical session:
+      rowcast demo           start HBase + the three services, publish the demo model
+      rowcast models list    what is registered and which version is active
+      rowcast suite down     stop the services and HBase
+    """
+
+
+@cli.command()
+@click.argument("service", type=click.Choice(["prediction", "audit", "model"]))
+@click.option("--port", type=int, default=None, help="Port to bind (default: from settings).")
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Server processes sharing the port through SO_REUSEPORT (the kernel spreads "
+    "connections over them).",
+)
+def serve(service: str, port: int | None, processes: int) -> None:
+    """Run one service in the foreground until SIGINT/SIGTERM (then stop gracefully).
+
+    Ports and HBase location come from ROWCAST_* environment variables (see docs/config.md).
+    """
+    from rowcast import apps
+
+    if processes > 1:
+        raise SystemExit(run_replicas(service, port, processes))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = Settings.from_env()
+    starters = {
+        "prediction": apps.start_prediction_server,
+        "audit": apps.start_audit_server,
+        "model": apps.start_model_server,
+    }
+
+    async def run() -> None:
+        running = await starters[service](settings, port)
+        await serve_until_signal(running, settings.server.grace_s, f"rowcast {service} service")
+
+    asyncio.run(run())
+
+
+cli.add_command(publish)
+cli.add_command(models)
+cli.add_command(audit)
+cli.add_command(predict)
+
+
+def add_plugin_commands(group: click.Group) -> None:
+    """Add the commands other installed distributions register under PLUGIN_GROUP."""
+    for entry in entry_points(group=PLUGIN_GROUP):
+        command = entry.load()
+        if isinstance(command, click.Command):
+            group.add_command(command, entry.name)
+
+
+add_plugin_commands(cli)
+
+
+def run_replicas(service: str, port: int | None, processes: int) -> int:
+    """Start `processes` copies of the service on one port (SO_REUSEPORT), forward SIGTERM and
+    SIGINT to them, and wait for all; the exit code is the worst of theirs."""
+    args = [sys.executable, "-m", "rowcast_cli.main", "serve", service]
+    if port is not None:
+        args += ["--port", str(port)]
+    env = {**os.environ, "ROWCAST_REUSE_PORT": "on"}
+    children = [subprocess.Popen(args, env=env) for _ in range(processes)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return max(child.wait() for child in children)
+
+
+def main() -> None:
+    cli(prog_name="rowcast")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Runs the three rowcast services as background processes on one machine (`rowcast suite`).
+
+Each service is `rowcast serve <name>` started detached, with its pid file under
+`<home>/run/` and its log under `<home>/logs/`. Started means its gRPC health check answers
+SERVING; stopped means SIGTERM (graceful: in-flight calls finish, the audit queue drains),
+then SIGKILL after a grace period, and no process left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from rowcast.config import Settings
+
+SERVICES = ("audit", "model", "prediction")  # start order: prediction sends to audit
+
+
+class SuiteError(Exception):
+    """A service could not be started; the message carries the end of its log."""
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    port: int
+    pid: int | None
+    serving: bool
+
+
+def port_of(settings: Settings, name: str) -> int:
+    return {
+        "prediction": settings.server.prediction_port,
+        "audit": settings.server.audit_port,
+        "model": settings.server.model_port,
+    }[name]
+
+
+def health_serving(host: str, port: int, timeout_s: float = 1.0) -> bool:
+    try:
+        with grpc.insecure_channel(f"{host}:{port}") as channel:
+            response = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout_s
+            )
+    except grpc.RpcError:
+        return False
+    return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not reaped) counts as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+class Suite:
+    """Starts, inspects and stops the three service processes of one rowcast home."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._run = settings.hbase.home / "run"
+        self._logs = settings.hbase.home / "logs"
+
+    def _pid_file(self, name: str) -> Path:
+        return self._run / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self._logs / f"{name}.log"
+
+    def pid(self, name: str) -> int | None:
+        try:
+            pid = int(self._pid_file(name).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def status(self) -> list[ServiceStatus]:
+        host = self._settings.server.host
+        return [
+            ServiceStatus(
+                name,
+                port_of(self._settings, name),
+                self.pid(name),
+                health_serving(host, port_of(self._settings, name)),
+            )
+            for name in SERVICES
+        ]
+
+    def start(self, timeout_s: float = 60.0) -> list[ServiceStatus]:
+        self._run.mkdir(parents=True, exist_ok=True)
+        self._logs.mkdir(parents=True, exist_ok=True)
+        for name in SERVICES:
+            if self.pid(name) is not None:
+                continue
+            self._spawn(name, timeout_s)
+        return self.status()
+
+    def _spawn(self, name: str, timeout_s: float) -> None:
+        host, port = self._settings.server.host, port_of(self._settings, name)
+        if health_serving(host, port, 0.5):
+            raise SuiteError(
+                f"port {port} already serves gRPC (another rowcast?); not starting {name}"
+            )
+        with self.log_file(name).open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "rowcast_cli.main", "serve", name],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **self._env()},
+            )
+        self._pid_file(name).write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout_s
+        while not health_serving(host, port, 0.5):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                self._stop_one(name, 2.0)
+                tail = self.log_file(name).read_text(errors="replace").splitlines()[-30:]
+                raise SuiteError(f"{name} service did not start:\n" + "\n".join(tail))
+            time.sleep(0.2)
+
+    def _env(self) -> dict[str, str]:
+        s = self._settings
+        return {
+            "ROWCAST_HOME": str(s.hbase.home),
+            "ROWCAST_HBASE_HOST": s.hbase.host,
+            "ROWCAST_HBASE_THRIFT_PORT": str(s.hbase.thrift_port),
+            "ROWCAST_HBASE_THRIFT2_PORT": str(s.hbase.thrift2_port),
+            "ROWCAST_HOST": s.server.host,
+            "ROWCAST_PREDICTION_PORT": str(s.server.prediction_port),
+            "ROWCAST_AUDIT_PORT": str(s.server.audit_port),
+            "ROWCAST_MODEL_PORT": str(s.server.model_port),
+        }
+
+    def stop(self, grace_s: float = 15.0) -> list[str]:
+        """Stop every service (prediction first, so its audit queue drains into audit)."""
+        return [name for name in reversed(SERVICES) if self._stop_one(name, grace_s)]
+
+    def _stop_one(self, name: str, grace_s: float) -> bool:
+        pid = self.pid(name)
+        stopped = False
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+                while _alive(pid):
+                    time.sleep(0.05)
+            stopped = True
+        self._pid_file(name).unlink(missing_ok=True)
+        return stopped
