@@ -27,7 +27,7 @@ from typing import Any
 from rowcast.config import HBaseSettings
 from rowcast.core.keys import AUDIT_CELL_TS_MS, new_decision_id
 from rowcast.core.records import Decision, Source
-from rowcast.store.admin import TableAdmin
+from rowcast.store.admin import DDL_TIMEOUT_S, TableAdmin
 from rowcast.store.audit import AuditStore
 from rowcast.store.client import HBaseClient
 from rowcast.store.schema import ensure_schema
@@ -73,7 +73,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     hb.start(timeout_s=300)
     client = HBaseClient(settings)
     try:
-        ensure_schema(TableAdmin(settings))
+        ensure_schema(TableAdmin(settings), timeout_s=DDL_TIMEOUT_S)
         stores = {
             "baseline": AuditStore(client, cell_ts_ms=args.baseline_ms),
             "rowcast": AuditStore(client, cell_ts_ms=AUDIT_CELL_TS_MS),
@@ -81,7 +81,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         rates: dict[str, list[float]] = {name: [] for name in stores}
         start_ms = int(time.time() * 1000)
         # Warm-up (connections, region locations), not counted.
-        await stores["rowcast"].record(decisions(args.batch, args.rate, start_ms - 10**7))
+        warm_up = decisions(args.batch, args.rate, start_ms - 10**7)
+        await stores["rowcast"].record(warm_up, timeout_s=120)
         for round_no in range(args.rounds):
             for name, store in stores.items():
                 start_ms += int(args.decisions * 1000 / args.rate) + 1000

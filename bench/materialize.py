@@ -62,16 +62,18 @@ from rowcast.jobs.materialize import (
 )
 from rowcast.jobs.train import save
 from rowcast.jobs.workers import grid_bins
-from rowcast.store.admin import Family, TableAdmin
+from rowcast.store.admin import DDL_TIMEOUT_S, Family, TableAdmin
 from rowcast.store.client import HBaseClient
 from rowcast.store.predictions import OUTPUT_COL, VERSION_COL, PredictionStore
-from rowcast.store.registry import RegistryStore
+from rowcast.store.registry import Registry
 from rowcast.store.schema import PRED_FAMILY, ensure_schema
 from rowcast_client import RowcastClient, Targets
 from rowcast_dev.hbase.ports import free_ports, on_free_ports
 from rowcast_dev.hbase.runtime import StandaloneHBase
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: Deadline of each registry call the benchmark makes, seconds.
+CALL_S = 30.0
 FEATURES = 4
 SMALL_MODEL = "bench_small"
 LARGE_MODEL = "bench_large"
@@ -239,7 +241,7 @@ def raw_writer(
 def raw_rate(hbase: HBaseSettings, rows: int, chunk: int, writers: int, label: str) -> float:
     """Rows/s of `writers` processes putting `rows` rows in total into a fresh pre-split table."""
     table = f"rowcast:raw_{label}_{int(time.time())}"
-    TableAdmin(hbase).create(table, [Family(PRED_FAMILY)], split_keys(16))
+    TableAdmin(hbase).create(table, [Family(PRED_FAMILY)], split_keys(16), timeout_s=DDL_TIMEOUT_S)
     ctx = multiprocessing.get_context("spawn")
     go = ctx.Event()
     ready: MpQueue[int] = ctx.Queue()
@@ -259,7 +261,7 @@ def raw_rate(hbase: HBaseSettings, rows: int, chunk: int, writers: int, label: s
     elapsed = time.perf_counter() - started
     if any(p.exitcode for p in procs):
         raise RuntimeError(f"a raw writer failed: exit codes {[p.exitcode for p in procs]}")
-    TableAdmin(hbase).drop(table)
+    TableAdmin(hbase).drop(table, timeout_s=DDL_TIMEOUT_S)
     return share * writers / elapsed
 
 
@@ -411,7 +413,7 @@ class Bench:
     """The stores, the model file and the options shared by every materialisation."""
 
     settings: Settings
-    registry: RegistryStore
+    registry: Registry
     predictions: PredictionStore
     admin: TableAdmin
     model_file: Path
@@ -428,8 +430,14 @@ class Bench:
         return (moving[-1][1] - moving[0][1]) / (moving[-1][0] - moving[0][0])
 
     async def register(self, name: str, signature: Signature) -> None:
-        await self.registry.register_model(
-            name, signature, OutputKind.PROBABILITY, "p", "benchmark", self.settings.salt_buckets
+        await self.registry.models.register_model(
+            name,
+            signature,
+            OutputKind.PROBABILITY,
+            "p",
+            "benchmark",
+            self.settings.salt_buckets,
+            timeout_s=CALL_S,
         )
 
     async def materialize(
@@ -468,11 +476,12 @@ class Bench:
             resume=resume,
             cancel=cancel,
             options=options or self.options,
+            timeout_s=self.settings.hbase.timeout_s,
         )
 
     async def measured(self, name: str, signature: Signature) -> dict[str, Any]:
         """Materialise a new version of `name` with RSS sampling; its figures."""
-        version = await self.registry.new_version(name, "bench")
+        version = await self.registry.versions.new_version(name, "bench", timeout_s=CALL_S)
         started = time.monotonic()
         with RssSampler(self.exclude) as rss:
             result = await self.materialize(version, signature)
@@ -529,7 +538,7 @@ async def _run(
     hbase = settings.hbase
     out: dict[str, Any] = {"machine_at_start": machine(), "args": vars(args)}
     admin = TableAdmin(hbase)
-    ensure_schema(admin)
+    ensure_schema(admin, timeout_s=DDL_TIMEOUT_S)
     x, y = training_data(50_000, seed=1)
     booster = train_model(x, y)
     model_file = save(booster, home / "models" / "bench.txt")
@@ -538,7 +547,7 @@ async def _run(
     opts = MaterializeOptions(workers=args.workers, chunk_rows=args.chunk)
     bench = Bench(
         settings,
-        RegistryStore(client),
+        Registry.over(client),
         PredictionStore(client),
         admin,
         model_file,
@@ -572,7 +581,9 @@ async def _run(
 
     print(f"materialising the small grid ({small.grid_size:,} rows) ...", flush=True)
     out["small"] = await bench.measured(SMALL_MODEL, small)
-    await bench.registry.activate(SMALL_MODEL, 1, "bench", "serve during the benchmark")
+    await bench.registry.aliases.activate(
+        SMALL_MODEL, 1, "bench", "serve during the benchmark", timeout_s=CALL_S
+    )
 
     with prediction_server(settings, home) as (target, server_pid):
         bench.exclude.add(server_pid)
@@ -589,7 +600,7 @@ async def _run(
             flush=True,
         )
         written = threading.Event()
-        version = await bench.registry.new_version(LARGE_MODEL, "bench")
+        version = await bench.registry.versions.new_version(LARGE_MODEL, "bench", timeout_s=CALL_S)
         probe = LatencyProbe(target, SMALL_MODEL, args.predict_rps, args.window)
         bench.exclude.add(probe.pid)
         started = time.monotonic()
@@ -658,7 +669,7 @@ async def paired_rounds(bench: Bench, small: Signature, args: argparse.Namespace
         print(f"paired round {i + 1}/{args.pairs}: raw then materialise {rows:,} rows", flush=True)
         single = raw_rate(bench.settings.hbase, rows, args.chunk, 1, f"pair{i}s")
         parallel = raw_rate(bench.settings.hbase, rows, args.chunk, args.workers, f"pair{i}p")
-        version = await bench.registry.new_version(SMALL_MODEL, "bench")
+        version = await bench.registry.versions.new_version(SMALL_MODEL, "bench", timeout_s=CALL_S)
         result = await bench.materialize(version, small)
         steady = bench.watermark_rate()
         rounds.append(
@@ -692,7 +703,7 @@ async def limited_run(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Materialise a new small version under `limit` rows/s while measuring Predict latency;
     cancel it when the latency window ends, then resume it without the limit."""
-    version = await bench.registry.new_version(SMALL_MODEL, "bench")
+    version = await bench.registry.versions.new_version(SMALL_MODEL, "bench", timeout_s=CALL_S)
     cancel = threading.Event()
     paced = replace(bench.options, rows_per_second=limit)
     probe = LatencyProbe(target, SMALL_MODEL, args.predict_rps, args.window)
@@ -709,7 +720,9 @@ async def limited_run(
         done, limited_rows = None, stopped.rows_done
     limited_rate, cancelled = bench.watermark_rate(), done is None
     if done is None:  # cancelled mid-way, as intended: resume it without the limit
-        paused = await bench.registry.get_version(SMALL_MODEL, version.version)
+        paused = await bench.registry.versions.get_version(
+            SMALL_MODEL, version.version, timeout_s=CALL_S
+        )
         done = await bench.materialize(paused, small, resume=True)
     figures = {
         "limit_rows_per_second": limit,

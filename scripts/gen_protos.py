@@ -2,9 +2,11 @@
 
 Usage: python scripts/gen_protos.py [--out DIR]
 
-Uses the protoc bundled in grpcio-tools (pinned in pyproject.toml), so the output is the same on
-every machine. tests/unit/test_generated_code.py regenerates into a temporary folder and fails
-when the committed files differ.
+Uses the protoc bundled in grpcio-tools and the typed-stub plugins of mypy-protobuf (both pinned
+in pyproject.toml's dev extras), so the output is the same on every machine: `_pb2.py` and
+`_pb2_grpc.py` from protoc, `_pb2.pyi` and `_pb2_grpc.pyi` (typed messages, sync and async stubs,
+servicer bases) from mypy-protobuf. tests/unit/test_generated_code.py regenerates into a
+temporary folder and fails when the committed files differ.
 """
 
 from __future__ import annotations
@@ -22,6 +24,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 PACKAGE_DIR = Path("rowcast") / "v1"
 HEADER = '"""Generated from protos/rowcast/v1 by scripts/gen_protos.py. Do not edit."""\n'
+PLUGINS = ("protoc-gen-mypy", "protoc-gen-mypy_grpc")
+
+
+def plugin_path(name: str) -> str:
+    """The mypy-protobuf plugin installed beside this Python (the pinned one), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise SystemExit(f"{name} not found: install the dev extras (mypy-protobuf)")
+    return found
 
 
 def generate(out_root: Path) -> Path:
@@ -34,9 +48,12 @@ def generate(out_root: Path) -> Path:
             "protoc",
             f"-I{PROTOS}",
             f"-I{well_known}",
+            *(f"--plugin={name}={plugin_path(name)}" for name in PLUGINS),
             f"--python_out={tmp}",
-            f"--pyi_out={tmp}",
             f"--grpc_python_out={tmp}",
+            # quiet: no "Writing mypy to ..." line on stderr for every file.
+            f"--mypy_out=quiet:{tmp}",
+            f"--mypy_grpc_out=quiet:{tmp}",
             *sources,
         ]
         if protoc.main(args) != 0:

@@ -24,9 +24,9 @@ from rowcast.errors import ModelNotFound
 from rowcast.jobs import dataset as datasets
 from rowcast.jobs.publish import PublishSpec, publish
 from rowcast.jobs.train import TrainParams, save, train
-from rowcast.store.admin import TableAdmin
+from rowcast.store.admin import DDL_TIMEOUT_S, TableAdmin
 from rowcast.store.client import HBaseClient
-from rowcast.store.registry import RegistryStore
+from rowcast.store.registry import Registry
 from rowcast.store.schema import ensure_schema
 from rowcast_bench.workload import Customer
 from rowcast_dev.hbase.ports import on_free_ports
@@ -119,14 +119,16 @@ async def _active_version(settings: Settings, model: str) -> BenchModel | None:
     """The model's active READY version if its model file is at hand, else None."""
     client = HBaseClient(settings.hbase)
     try:
-        registry = RegistryStore(client)
+        registry = Registry.over(client)
         try:
-            info = await registry.get_model(model)
+            info = await registry.models.get_model(model, timeout_s=settings.hbase.timeout_s)
         except ModelNotFound:
             return None
         if info.current_version <= 0:
             return None
-        version = await registry.get_version(model, info.current_version)
+        version = await registry.versions.get_version(
+            model, info.current_version, timeout_s=settings.hbase.timeout_s
+        )
     finally:
         client.close()
     path = model_file(settings, model, version.version)
@@ -148,7 +150,7 @@ def ensure_model(settings: Settings, model: str, republish: bool) -> BenchModel:
     """The active version of `model`, publishing (and activating) one if there is none, plus
     the large model trained on the same data and signature."""
     # A fresh HBase has no rowcast tables yet; the registry look-up below needs them.
-    ensure_schema(TableAdmin(settings.hbase))
+    ensure_schema(TableAdmin(settings.hbase), timeout_s=DDL_TIMEOUT_S)
     found = None if republish else asyncio.run(_active_version(settings, model))
     if found is None:
         result = asyncio.run(publish(settings, PublishSpec(model=model, activate=True)))

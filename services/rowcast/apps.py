@@ -13,26 +13,24 @@ from rowcast.audit.servicer import AuditServicer
 from rowcast.config import Settings
 from rowcast.errors import RowcastError
 from rowcast.jobs.create import MAX_MODEL_BYTES
+from rowcast.prediction.answerer import Answerer, NoAudit
 from rowcast.prediction.audit_sink import AuditSink, SpoolConfig, spool_directory
 from rowcast.prediction.lookup import Lookup, VersionCaches
 from rowcast.prediction.router import VersionRouter
-from rowcast.prediction.servicer import Answerer, NoAudit, PredictionServicer
+from rowcast.prediction.servicer import PredictionServicer
+from rowcast.propagation import Propagator, follow_changes
 from rowcast.registry.materializations import Materializations
 from rowcast.registry.servicer import ModelServicer
 from rowcast.server import RunningServer, start_server
-from rowcast.store.admin import TableAdmin
+from rowcast.store.admin import DDL_TIMEOUT_S, TableAdmin
 from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.audit import AuditStore
 from rowcast.store.client import HBaseClient
-from rowcast.store.notify import (
-    RegistryNotifier,
-    ServerPresence,
-    close_notifier,
-    open_notifier,
-)
+from rowcast.store.models import ModelStore
+from rowcast.store.notify import close_notifier, open_notifier
 from rowcast.store.operations import OperationStore
 from rowcast.store.predictions import PredictionStore
-from rowcast.store.registry import RegistryStore
+from rowcast.store.registry import Registry
 from rowcast.store.schema import ensure_schema
 from rowcast.v1 import audit_service_pb2, model_service_pb2, prediction_service_pb2
 from rowcast.v1 import audit_service_pb2_grpc as audit_grpc
@@ -52,7 +50,7 @@ MODEL_SERVICE = model_service_pb2.DESCRIPTOR.services_by_name["ModelService"]
 async def _ensure_schema(settings: Settings) -> None:
     """Create the shared tables if HBase is up; a service still starts when it is not."""
     try:
-        await asyncio.to_thread(ensure_schema, TableAdmin(settings.hbase))
+        await asyncio.to_thread(ensure_schema, TableAdmin(settings.hbase), timeout_s=DDL_TIMEOUT_S)
     except RowcastError as exc:
         log.warning("could not check the rowcast tables (HBase down?): %s", exc)
 
@@ -63,11 +61,9 @@ async def start_prediction_server(
     sv = settings.server
     client = HBaseClient(settings.hbase)
     caches = VersionCaches(sv.cache_size)
-    router = VersionRouter(RegistryStore(client), sv.registry_refresh_s, on_change=caches.retain)
+    router = VersionRouter(ModelStore(client), sv.registry_refresh_s, on_change=caches.retain)
     await router.start()
     notifier = await open_notifier(settings.hbase, settings.server.registry_watch)
-    if notifier is not None:
-        notifier.watch(router.wake)
     target = audit_target or f"{sv.host}:{sv.audit_port}"
     spool = SpoolConfig(
         # Processes sharing a port (SO_REUSEPORT) each need a spool of their own: give them
@@ -98,7 +94,7 @@ async def start_prediction_server(
         reuse_port=sv.reuse_port,
         max_in_flight=sv.max_in_flight,
     )
-    presence = await announce_presence(notifier, router, f"{sv.host}:{running.port}")
+    presence = await follow_changes(notifier, router, f"{sv.host}:{running.port}")
 
     async def on_stop() -> None:
         if presence is not None:
@@ -113,29 +109,10 @@ async def start_prediction_server(
     return running
 
 
-async def announce_presence(
-    notifier: RegistryNotifier | None, router: VersionRouter, address: str
-) -> ServerPresence | None:
-    """Register a prediction server in ZooKeeper and keep its routes generation there, so that
-    a switch can wait until this server serves it (store/notify.py)."""
-    if notifier is None:
-        return None
-    presence = await asyncio.to_thread(notifier.register, address, router.generation or 0)
-    if presence is None:
-        log.warning("not registered in ZooKeeper: switches will not wait for this server")
-        return None
-
-    async def report(generation: int) -> None:
-        await asyncio.to_thread(presence.report, generation)
-
-    await router.report_to(report)
-    return presence
-
-
 async def start_audit_server(settings: Settings, port: int | None = None) -> RunningServer:
     await _ensure_schema(settings)
     client = HBaseClient(settings.hbase)
-    servicer = AuditServicer(AuditStore(client), settings.hbase.timeout_s, RegistryStore(client))
+    servicer = AuditServicer(AuditStore(client), settings.hbase.timeout_s, ModelStore(client))
     running = await start_server(
         lambda s: audit_grpc.add_AuditServiceServicer_to_server(servicer, s),
         [AUDIT_SERVICE.full_name],
@@ -154,14 +131,15 @@ async def start_model_server(settings: Settings, port: int | None = None) -> Run
     await _ensure_schema(settings)
     client = HBaseClient(settings.hbase)
     notifier = await open_notifier(settings.hbase, settings.server.registry_watch)
-    registry = RegistryStore(client, notifier)
+    registry = Registry.over(client)
+    propagator = Propagator(registry.models, notifier, settings.server.propagation_timeout_s)
     admin = TableAdmin(settings.hbase)
     artifacts = ArtifactStore(client)
     materializations = Materializations(
         settings, registry, PredictionStore(client), admin, artifacts, OperationStore(client)
     )
     servicer = ModelServicer(
-        settings, registry, artifacts, admin, client, materializations, notifier
+        settings, registry, artifacts, admin, client, materializations, propagator
     )
     running = await start_server(
         lambda s: model_grpc.add_ModelServiceServicer_to_server(servicer, s),

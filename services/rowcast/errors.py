@@ -114,6 +114,13 @@ class StoreUnavailable(RowcastError):
         self.retryable = retryable
 
 
+class StoreRejected(RowcastError):
+    """HBase (or its ZooKeeper) refused a request as malformed, or answered in a way rowcast
+    does not expect: a rowcast bug, never the caller's input, and a retry cannot help."""
+
+    reason = "STORE_REJECTED"
+
+
 class Overloaded(RowcastError):
     """The server sheds load rather than queue without bound."""
 

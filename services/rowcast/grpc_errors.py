@@ -29,6 +29,7 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.RowcastError], grpc.StatusCode], ...] =
     (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (errors.StoreUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.StoreRejected, grpc.StatusCode.INTERNAL),
     (errors.Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
     (errors.RowcastError, grpc.StatusCode.INTERNAL),

@@ -206,7 +206,7 @@ def augment(
             reason=reason,
             state=st,
             request_id=request_id,
-        )
+        ).decision
     if as_json:
         echo_json(as_dict(d))
     else:

@@ -32,9 +32,9 @@ class AugmentRow:
     decision_id: str
     better_output: float
     actor: str
-    source: pb.AugmentationSource
+    source: pb.AugmentationSource.ValueType
     reason: str
-    state: pb.AugmentationState
+    state: pb.AugmentationState.ValueType
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ async def apply_rows(
     async def worker() -> None:
         while (r := await queue.get()) is not None:
             try:
-                response = await client.augment_response(
+                response = await client.augment(
                     r.decision_id,
                     r.better_output,
                     actor=r.actor,

@@ -89,7 +89,7 @@ def list_versions(model: str, as_json: bool) -> None:
     Console().print(table)
 
 
-def state_name(state: int) -> str:
+def state_name(state: pb.VersionState.ValueType) -> str:
     return str(pb.VersionState.Name(state)).removeprefix("VERSION_STATE_")
 
 
@@ -160,7 +160,7 @@ def activate(model: str, version: int, actor: str, reason: str, as_json: bool) -
     ROWCAST_PROPAGATION_TIMEOUT_S on the ModelService, 2 s by default), and says which
     servers lagged if any: from then on every request is answered with VERSION."""
     with client() as c:
-        response = c.activate(model, version, actor=actor, reason=reason)
+        response = c.activate_version(model, version, actor=actor, reason=reason)
     echo_switch(response.model, response.propagation, as_json)
 
 
@@ -238,6 +238,7 @@ def create_version(
                 timeout=300,
             )
         else:
+            assert dataset is not None  # the usage check above
             spec = model_pb.TrainingSpec(
                 dataset=dataset,
                 num_trees=num_trees,
@@ -362,7 +363,7 @@ def rollback(model: str, actor: str, reason: str, as_json: bool) -> None:
 
     Returns once every registered prediction server serves it, as `activate` does."""
     with client() as c:
-        response = c.rollback(model, actor=actor, reason=reason)
+        response = c.rollback_model(model, actor=actor, reason=reason)
     echo_switch(response.model, response.propagation, as_json)
 
 

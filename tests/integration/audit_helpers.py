@@ -12,14 +12,14 @@ from rowcast.core.records import Decision, Source
 from rowcast.server import RunningServer, start_server
 from rowcast.store.audit import AuditStore
 from rowcast.store.client import HBaseClient
-from rowcast.store.registry import RegistryStore
+from rowcast.store.models import ModelStore
 from rowcast.v1 import audit_service_pb2_grpc as audit_grpc
 
 
 async def start_audit(settings: Settings, port: int = 0) -> RunningServer:
     """An AuditService over the settings' HBase, with output-kind checks on augmentation."""
     client = HBaseClient(settings.hbase)
-    servicer = AuditServicer(AuditStore(client), settings.hbase.timeout_s, RegistryStore(client))
+    servicer = AuditServicer(AuditStore(client), settings.hbase.timeout_s, ModelStore(client))
     running = await start_server(
         lambda s: audit_grpc.add_AuditServiceServicer_to_server(servicer, s),
         ["rowcast.v1.AuditService"],

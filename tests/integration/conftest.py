@@ -17,7 +17,7 @@ from rowcast.jobs.publish import PublishResult, PublishSpec, publish
 from rowcast.jobs.train import TrainParams
 from rowcast.server import RunningServer
 from rowcast.store.client import HBaseClient
-from rowcast.store.registry import RegistryStore
+from rowcast.store.registry import Registry
 from rowcast.v1 import resources_pb2 as pb
 from rowcast_client import AsyncRowcastClient, NotFoundError, Targets
 from rowcast_dev.hbase.ports import on_free_ports
@@ -95,7 +95,9 @@ async def registered_version(settings: Settings, model: str = MODEL) -> int:
     registry store directly: what a version looks like before MaterializeVersion."""
     store = HBaseClient(settings.hbase)
     try:
-        return (await RegistryStore(store).new_version(model, "test")).version
+        return (
+            await Registry.over(store).versions.new_version(model, "test", timeout_s=30.0)
+        ).version
     finally:
         store.close()
 

@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+# pyarrow ships no type information (no stubs, no py.typed).
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pytest
 import pytest_asyncio
 from click.testing import CliRunner, Result
@@ -22,6 +23,7 @@ from rowcast.apps import start_model_server
 from rowcast.config import Settings
 from rowcast.core.records import Decision
 from rowcast.prediction.audit_sink import AuditSink, SpoolConfig
+from rowcast.v1 import resources_pb2 as pb
 from rowcast_cli.audit_cmd import audit
 from rowcast_client import AsyncRowcastClient, Targets
 from tests.integration.audit_helpers import made_up, start_audit
@@ -147,16 +149,14 @@ async def test_an_augment_retried_with_its_request_id_is_recorded_once(cli_env: 
     and returns the decision as stored; another request id is a new augmentation."""
     d = cli_env.decisions[3]
     before = len((await cli_env.client.get_decision(d.decision_id)).augmentations)
-    first = await cli_env.client.augment_response(
-        d.decision_id, 0.5, actor="ops", request_id="ticket-7"
-    )
-    retry = await cli_env.client.augment_response(
-        d.decision_id, 0.5, actor="ops", request_id="ticket-7"
-    )
+    first = await cli_env.client.augment(d.decision_id, 0.5, actor="ops", request_id="ticket-7")
+    retry = await cli_env.client.augment(d.decision_id, 0.5, actor="ops", request_id="ticket-7")
     assert (first.replayed, retry.replayed) == (False, True)
     assert len(first.decision.augmentations) == before + 1
     assert retry.decision == first.decision
-    other = await cli_env.client.augment(d.decision_id, 0.5, actor="ops", request_id="ticket-8")
+    other = (
+        await cli_env.client.augment(d.decision_id, 0.5, actor="ops", request_id="ticket-8")
+    ).decision
     assert len(other.augmentations) == before + 2
 
 
@@ -171,7 +171,7 @@ async def test_export_writes_decisions_with_their_augmentations(
         d[5].decision_id,
         0.0,
         actor="y",
-        state=3,  # REJECTED
+        state=pb.AUGMENTATION_STATE_REJECTED,
     )
     out = tmp_path / f"export.{fmt}"
     result = await cli_env.run(

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
+from typing import TypedDict, Unpack, cast
 
 import pytest
 import pytest_asyncio
@@ -30,6 +30,17 @@ KEY = "0f0e0d0c0b"
 T0 = (int(time.time()) - 10 * 86_400) * 1000
 
 
+class Selection(TypedDict, total=False):
+    """The ListDecisions selection a test asks for (keyword arguments of list_decisions)."""
+
+    subject: str
+    model: str
+    model_version: int
+    key: str
+    start_time: datetime
+    end_time: datetime
+
+
 @dataclass(frozen=True)
 class World:
     client: AsyncRowcastClient
@@ -37,8 +48,8 @@ class World:
     #: Made now (other version, subject and key): newer than every decision of `decisions`.
     now: Decision
 
-    def newest_first(self, keep: object) -> list[str]:
-        chosen = [d for d in self.decisions if keep(d)]  # type: ignore[operator]
+    def newest_first(self, keep: Callable[[Decision], bool]) -> list[str]:
+        chosen = [d for d in self.decisions if keep(d)]
         return [d.decision_id for d in sorted(chosen, key=lambda d: d.decision_id, reverse=True)]
 
 
@@ -77,11 +88,13 @@ async def world(
         await audit.stop(0.5)
 
 
-async def all_pages(client: AsyncRowcastClient, page_size: int, **selection: object) -> list[str]:
+async def all_pages(
+    client: AsyncRowcastClient, page_size: int, **selection: Unpack[Selection]
+) -> list[str]:
     ids: list[str] = []
     token = ""
     while True:
-        page = await client.list_decisions(page_size=page_size, page_token=token, **selection)  # type: ignore[arg-type]
+        page = await client.list_decisions(page_size=page_size, page_token=token, **selection)
         assert len(page.decisions) <= page_size
         ids.extend(d.decision_id for d in page.decisions)
         token = page.next_page_token
@@ -106,7 +119,10 @@ async def test_list_by_input_key(world: World) -> None:
 async def test_list_by_time_range_alone_and_combined(world: World) -> None:
     """[start, end) on the whole audit table, and inside a version and a subject selection."""
     start, end = at(5), at(17)
-    in_range = lambda d: T0 + 5000 <= d.decide_time_ms < T0 + 17_000  # noqa: E731
+
+    def in_range(d: Decision) -> bool:
+        return T0 + 5000 <= d.decide_time_ms < T0 + 17_000
+
     got = await all_pages(world.client, 5, start_time=start, end_time=end)
     assert got == world.newest_first(in_range)
     got = await all_pages(
@@ -141,11 +157,11 @@ async def test_list_everything_starts_with_the_newest(world: World) -> None:
     ],
 )
 async def test_selections_that_do_not_fit_are_invalid_argument(
-    world: World, selection: dict[str, object], field: str
+    world: World, selection: Selection, field: str
 ) -> None:
     """Unsupported combinations and malformed values name the field."""
     with pytest.raises(InvalidArgumentError) as err:
-        await world.client.list_decisions(**selection)  # type: ignore[arg-type]
+        await world.client.list_decisions(**selection)
     assert err.value.violations[0].field == field
 
 
@@ -193,7 +209,7 @@ async def test_an_unknown_augmentation_state_is_invalid_argument(world: World) -
     not check it), naming augmentation.state, and nothing is recorded."""
     decision = next(d for d in world.decisions if d.model_version == V_A)
     # Not a member of the enum, which is what the test sends; the wire carries any number.
-    unknown = cast(pb.AugmentationState, 99)
+    unknown = cast(pb.AugmentationState.ValueType, 99)
     with pytest.raises(InvalidArgumentError) as err:
         await world.client.augment(decision.decision_id, 1.0, actor="alice", state=unknown)
     assert [v.field for v in err.value.violations] == ["augmentation.state"]

@@ -1,5 +1,6 @@
-"""The Go stubs (clients/go) are up to date, and the Go example caller works against the real
-suite: it builds with `go build`, calls Predict and PredictBatch, and prints what it got.
+"""The Go stubs (gen/go) are up to date, and the Go example caller (clients/go) works against
+the real suite: it builds with `go build`, calls Predict and PredictBatch, prints what it got,
+and on a bad request prints the ErrorInfo reason and BadRequest field violations it decoded.
 
 The protoc plugins the stubs need install themselves (scripts/install-go-tools), so these tests
 run wherever `go` does: a missing plugin is installed, never a reason to skip.
@@ -22,7 +23,8 @@ from tests.integration.conftest import MODEL, Published, Suite
 
 ROOT = Path(__file__).resolve().parents[2]
 GO_MODULE = ROOT / "clients" / "go"
-GENERATED = GO_MODULE / "gen"
+#: The generated stubs: a Go module of their own; clients/go uses it through a replace.
+GENERATED = ROOT / "gen" / "go"
 TOOLS_BIN = ROOT / ".tools" / "bin"
 #: The example caller's PredictBatch sends this many inputs (demoCustomers in main.go).
 DEMO_BATCH_SIZE = 4
@@ -77,8 +79,13 @@ def predict_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def _generated_files(root: Path) -> list[str]:
+    # go.mod and go.sum beside the stubs are hand-kept; everything else there is generated.
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*.go") if p.is_file())
+
+
 def test_generated_go_is_not_stale(go_plugins: Path, tmp_path: Path) -> None:
-    """`buf generate` from protos/ reproduces clients/go/gen byte for byte."""
+    """`buf generate` from protos/ reproduces gen/go byte for byte (rowcast/v1 only)."""
     buf = shutil.which("buf") or str(Path(sys.executable).parent / "buf")
     done = subprocess.run(
         [buf, "generate", "--output", str(tmp_path)],
@@ -90,9 +97,9 @@ def test_generated_go_is_not_stale(go_plugins: Path, tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    fresh = tmp_path / "clients" / "go" / "gen"
-    fresh_files = sorted(str(p.relative_to(fresh)) for p in fresh.rglob("*") if p.is_file())
-    committed = sorted(str(p.relative_to(GENERATED)) for p in GENERATED.rglob("*") if p.is_file())
+    fresh = tmp_path / "gen" / "go"
+    fresh_files = _generated_files(fresh)
+    committed = _generated_files(GENERATED)
     assert fresh_files == committed, "run `buf generate` (PATH=.tools/bin:$PATH)"
     _, mismatch, errors = filecmp.cmpfiles(fresh, GENERATED, fresh_files, shallow=False)
     assert not mismatch and not errors, (
@@ -146,3 +153,18 @@ async def test_go_caller_exits_non_zero_on_an_error(predict_binary: Path, suite:
     )  # fmt: skip
     assert code == 1, out + err
     assert "NotFound" in err
+
+
+async def test_go_caller_decodes_the_details_of_a_bad_request(
+    predict_binary: Path, suite: Suite, published: Published
+) -> None:
+    """A string for a numeric feature is INVALID_ARGUMENT; the Go caller decodes the status
+    details and prints the ErrorInfo reason and the BadRequest field violation."""
+    code, out, err = await _run(
+        predict_binary, "-addr", suite.targets.prediction, "-model", MODEL, "-timeout", "5s",
+        "-feature", "income=lots",
+    )  # fmt: skip
+    assert code == 1, out + err
+    assert "InvalidArgument" in err
+    assert "reason=INVALID_ARGUMENT domain=rowcast.dev" in err
+    assert 'field_violation field=features.income description="must be a number, got str"' in err

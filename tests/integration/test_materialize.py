@@ -13,6 +13,7 @@ import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import happybase
 import lightgbm as lgb
@@ -31,6 +32,7 @@ from rowcast.jobs.materialize import (
     MaterializeCancelled,
     MaterializeOptions,
     MaterializeResult,
+    Progress,
     materialize,
 )
 from rowcast.jobs.verify import HeldOut, verify
@@ -38,11 +40,23 @@ from rowcast.jobs.workers import chunk_checksum, grid_bins, score
 from rowcast.store.admin import TableAdmin
 from rowcast.store.client import HBaseClient
 from rowcast.store.predictions import PredictionStore
-from rowcast.store.registry import RegistryStore
+from rowcast.store.registry import Registry
 from tests.integration.conftest import Published
 
 #: Small chunks, so that the demo grid (9,600 cells) spans enough of them to stop half-way.
 OPTIONS = MaterializeOptions(chunk_rows=400, checkpoint_every_s=0.0)
+
+
+class Overrides(TypedDict, total=False):
+    """What a test changes in the materialize call that `Stores.run` makes."""
+
+    max_grid_rows: int
+    model_file: Path
+    options: MaterializeOptions
+    progress: Progress
+    resume: bool
+    cancel: threading.Event
+    heldout: HeldOut
 
 
 @dataclass
@@ -51,7 +65,7 @@ class Stores:
 
     settings: Settings
     client: HBaseClient
-    registry: RegistryStore
+    registry: Registry
     predictions: PredictionStore
     admin: TableAdmin
     signature: Signature
@@ -65,27 +79,36 @@ class Stores:
     async def new_version(self, model: str) -> VersionInfo:
         """A new REGISTERED version of `model` (registered with the demo signature if new)."""
         with contextlib.suppress(AlreadyExists):
-            await self.registry.register_model(
-                model, self.signature, OutputKind.PROBABILITY, "p", "t", self.settings.salt_buckets
+            await self.registry.models.register_model(
+                model,
+                self.signature,
+                OutputKind.PROBABILITY,
+                "p",
+                "t",
+                self.settings.salt_buckets,
+                timeout_s=30.0,
             )
-        return await self.registry.new_version(model, "test")
+        return await self.registry.versions.new_version(model, "test", timeout_s=30.0)
 
-    async def run(self, version: VersionInfo, **kwargs: object) -> MaterializeResult:
-        args: dict[str, object] = {
-            "registry": self.registry,
-            "predictions": self.predictions,
-            "admin": self.admin,
-            "version": version,
-            "signature": self.signature,
-            "metrics": {},
-            "salt_buckets": self.settings.salt_buckets,
+    async def run(self, version: VersionInfo, **overrides: Unpack[Overrides]) -> MaterializeResult:
+        args: Overrides = {
             "max_grid_rows": self.settings.max_grid_rows,
             "model_file": self.model_file,
-            "hbase": self.settings.hbase,
             "options": OPTIONS,
         }
-        args.update(kwargs)
-        return await materialize(**args)  # type: ignore[arg-type]
+        args.update(overrides)
+        return await materialize(
+            registry=self.registry,
+            predictions=self.predictions,
+            admin=self.admin,
+            version=version,
+            signature=self.signature,
+            metrics={},
+            salt_buckets=self.settings.salt_buckets,
+            hbase=self.settings.hbase,
+            timeout_s=30.0,
+            **args,
+        )
 
     async def cancelled_half_way(self, version: VersionInfo) -> int:
         """Materialise until about 2,000 rows are done, then cancel; the rows done."""
@@ -107,7 +130,7 @@ async def stores(settings: Settings, published: Published) -> AsyncIterator[Stor
         yield Stores(
             settings,
             client,
-            RegistryStore(client),
+            Registry.over(client),
             PredictionStore(client),
             TableAdmin(settings.hbase),
             published.v1.model.signature,
@@ -134,7 +157,9 @@ async def test_resume_after_cancel_writes_exactly_the_grid(
     grid = stores.signature.grid_size
     stopped = await stores.cancelled_half_way(version)
     assert 2_000 <= stopped < grid
-    paused = await stores.registry.get_version("mat_resume", version.version)
+    paused = await stores.registry.versions.get_version(
+        "mat_resume", version.version, timeout_s=30.0
+    )
     assert paused.state is VersionState.MATERIALIZING
     assert paused.rows_written == stopped
 
@@ -150,7 +175,9 @@ async def test_resume_after_cancel_writes_exactly_the_grid(
     assert result.checksum == expected_checksum(
         stores.signature, stores.model_file, stores.settings.salt_buckets
     )
-    ready = await stores.registry.get_version("mat_resume", version.version)
+    ready = await stores.registry.versions.get_version(
+        "mat_resume", version.version, timeout_s=30.0
+    )
     assert ready.state is VersionState.READY and ready.row_count == grid
     # The sample's seed (drawn for this run) is recorded, exactly, beside the other figures.
     seed = ready.metrics["verified_sample_seed"]
@@ -169,7 +196,7 @@ async def test_a_lost_row_fails_verification_and_the_active_version_stays(
     model = "mat_lost"
     good = await stores.new_version(model)
     await stores.run(good)
-    await stores.registry.activate(model, good.version, "test", "baseline")
+    await stores.registry.aliases.activate(model, good.version, "test", "baseline", timeout_s=30.0)
 
     version = await stores.new_version(model)
     await stores.cancelled_half_way(version)
@@ -181,12 +208,14 @@ async def test_a_lost_row_fails_verification_and_the_active_version_stays(
         await stores.run(version, resume=True)
     assert "holds 9,599 rows, the grid has 9,600" in failed.value.message
 
-    info = await stores.registry.get_version(model, version.version)
+    info = await stores.registry.versions.get_version(model, version.version, timeout_s=30.0)
     assert info.state is VersionState.FAILED
     assert "holds 9,599 rows" in info.failure_reason
-    current = await stores.registry.get_model(model)
+    current = await stores.registry.models.get_model(model, timeout_s=30.0)
     assert current.current_version == good.version
-    assert (await stores.registry.get_version(model, good.version)).state is VersionState.READY
+    assert (
+        await stores.registry.versions.get_version(model, good.version, timeout_s=30.0)
+    ).state is VersionState.READY
 
 
 async def test_a_wrong_cell_fails_the_sample_check(stores: Stores) -> None:
@@ -205,7 +234,7 @@ async def test_a_wrong_cell_fails_the_sample_check(stores: Stores) -> None:
     whole_grid = MaterializeOptions(chunk_rows=400, sample_size=stores.signature.grid_size)
     with pytest.raises(VerificationFailed, match="1 of 9600 sampled cells differ"):
         await stores.run(version, resume=True, options=whole_grid)
-    info = await stores.registry.get_version(model, version.version)
+    info = await stores.registry.versions.get_version(model, version.version, timeout_s=30.0)
     assert info.state is VersionState.FAILED
     assert "differ from the model" in info.failure_reason
 
@@ -227,7 +256,7 @@ async def test_a_failed_sample_check_records_its_seed_and_reproduces(stores: Sto
     stores.client.call(corrupt)
     with pytest.raises(VerificationFailed) as failed:
         await stores.run(version, resume=True)
-    info = await stores.registry.get_version(model, version.version)
+    info = await stores.registry.versions.get_version(model, version.version, timeout_s=30.0)
     assert info.state is VersionState.FAILED
     seed = int(info.metrics["verified_sample_seed"])
     assert f"(verification sample seed {seed})" in info.failure_reason
@@ -255,8 +284,8 @@ async def test_a_grid_over_the_limit_is_refused_before_anything_is_written(
     version = await stores.new_version("mat_limit")
     with pytest.raises(InvalidArgument, match="9,600 cells"):
         await stores.run(version, max_grid_rows=9_599)
-    assert not stores.admin.exists(version.table)
-    info = await stores.registry.get_version("mat_limit", version.version)
+    assert not stores.admin.exists(version.table, timeout_s=30.0)
+    info = await stores.registry.versions.get_version("mat_limit", version.version, timeout_s=30.0)
     assert info.state is VersionState.REGISTERED
     assert (info.rows_written, info.checksum_done) == (0, 0)
 
@@ -275,7 +304,7 @@ async def test_a_model_that_cannot_score_the_grid_fails_with_its_reason(
     version = await stores.new_version("mat_broken")
     with pytest.raises(Exception, match="number of features"):
         await stores.run(version, model_file=path)
-    info = await stores.registry.get_version("mat_broken", version.version)
+    info = await stores.registry.versions.get_version("mat_broken", version.version, timeout_s=30.0)
     assert info.state is VersionState.FAILED
     assert "number of features" in info.failure_reason
 
@@ -294,13 +323,15 @@ async def test_a_cancelled_task_leaves_the_version_resumable(stores: Stores) -> 
     task = asyncio.create_task(stores.run(version, progress=progress))
     with pytest.raises(asyncio.CancelledError):
         await task
-    paused = await stores.registry.get_version(model, version.version)
+    paused = await stores.registry.versions.get_version(model, version.version, timeout_s=30.0)
     assert paused.state is VersionState.MATERIALIZING
-    done = (await stores.registry.get_version(model, version.version)).rows_written
+    done = (
+        await stores.registry.versions.get_version(model, version.version, timeout_s=30.0)
+    ).rows_written
     assert 0 < done < stores.signature.grid_size
 
     result = await stores.run(paused, resume=True)
     assert result.row_count == stores.signature.grid_size
     assert result.rows_written == stores.signature.grid_size - done
-    ready = await stores.registry.get_version(model, version.version)
+    ready = await stores.registry.versions.get_version(model, version.version, timeout_s=30.0)
     assert ready.state is VersionState.READY

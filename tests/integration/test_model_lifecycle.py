@@ -27,7 +27,7 @@ from rowcast_client.errors import AlreadyExistsError
 from tests.integration.conftest import MODEL, Published, Suite
 
 LIFE = "lifecycle"
-CUSTOMER = {"balance": 1_600.0, "income": 20_000.0, "student": "Yes"}
+CUSTOMER: dict[str, float | str] = {"balance": 1_600.0, "income": 20_000.0, "student": "Yes"}
 
 
 def small_signature() -> pb.Signature:
@@ -265,14 +265,14 @@ async def test_activate_alias_rollback_and_history(
     with pytest.raises(FailedPreconditionError):
         await client.rollback_model(LIFE, actor="ops")  # nothing to roll back to yet
     await client.activate_version(LIFE, a, actor="alice", reason="first")
-    model = await client.activate_version(LIFE, b, actor="bob", reason="better")
+    model = (await client.activate_version(LIFE, b, actor="bob", reason="better")).model
     assert (model.current_version, model.previous_version) == (b, a)
     await client.set_alias(LIFE, "canary", a)
     # Prediction servers learn of alias changes within their refresh interval (0.1 s here).
     await asyncio.sleep(0.5)
     r = await client.predict(LIFE, CUSTOMER, alias="canary")
     assert r.model_version == a
-    rolled = await client.rollback_model(LIFE, actor="carol", reason="b misbehaves")
+    rolled = (await client.rollback_model(LIFE, actor="carol", reason="b misbehaves")).model
     assert (rolled.current_version, rolled.previous_version) == (a, b)
     history = await client.list_activations(LIFE)
     assert [(h.from_version, h.to_version, h.actor) for h in history[:3]] == [
@@ -290,7 +290,7 @@ async def test_retire_refuses_the_active_version_and_drops_others(
     client: AsyncRowcastClient, life: list[int], settings: Settings
 ) -> None:
     """Retiring the active version is FAILED_PRECONDITION; retiring another drops its table."""
-    model = await client.activate_version(LIFE, life[0], actor="ops")
+    model = (await client.activate_version(LIFE, life[0], actor="ops")).model
     with pytest.raises(FailedPreconditionError) as err:
         await client.retire_version(LIFE, model.current_version, actor="ops")
     assert "active" in err.value.message
@@ -304,7 +304,7 @@ async def test_retire_refuses_the_active_version_and_drops_others(
     assert done.version.state == pb.VERSION_STATE_READY
     retired = await client.retire_version(LIFE, extra.version, actor="ops", timeout=120)
     assert retired.state == pb.VERSION_STATE_RETIRED
-    assert not TableAdmin(settings.hbase).exists(retired.table)
+    assert not TableAdmin(settings.hbase).exists(retired.table, timeout_s=30.0)
     with pytest.raises(FailedPreconditionError):
         await client.activate_version(LIFE, extra.version, actor="ops")
 

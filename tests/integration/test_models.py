@@ -13,7 +13,7 @@ from rowcast.v1 import resources_pb2 as pb
 from rowcast_client import AsyncRowcastClient, FailedPreconditionError, NotFoundError
 from tests.integration.conftest import MODEL, Published, registered_version
 
-CUSTOMER = {"balance": 2_000.0, "income": 25_000.0, "student": "Yes"}
+CUSTOMER: dict[str, float | str] = {"balance": 2_000.0, "income": 25_000.0, "student": "Yes"}
 
 
 async def test_models_and_versions_are_listed(
@@ -59,7 +59,7 @@ async def test_activation_reaches_running_prediction_server(
     v1, v2 = published.v1.version.version, published.v2.version.version
     assert (await client.predict(MODEL, CUSTOMER)).model_version == v1
     try:
-        model = await client.activate_version(MODEL, v2, actor="test", reason="promote v2")
+        model = (await client.activate_version(MODEL, v2, actor="test", reason="promote v2")).model
         assert (model.current_version, model.previous_version) == (v2, v1)
         switched_at = time.monotonic()
         while (await client.predict(MODEL, CUSTOMER)).model_version != v2:

@@ -21,7 +21,7 @@ from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.client import HBaseClient
 from rowcast.store.operations import OperationRecord, OperationState, OperationStore
 from rowcast.store.predictions import PredictionStore
-from rowcast.store.registry import RegistryStore
+from rowcast.store.registry import Registry
 from rowcast.v1 import model_service_pb2 as model_pb
 from rowcast.v1 import resources_pb2 as pb
 from rowcast_client import AsyncRowcastClient
@@ -29,6 +29,8 @@ from tests.integration.conftest import MODEL, Published, Suite
 
 #: Silence after which the stores here declare a runner dead (the service default is 15 s).
 STALE_MS = 400
+#: Deadline of each store call the tests make.
+CALL_S = 30.0
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -61,32 +63,36 @@ async def test_a_silent_runner_is_aborted_and_cannot_come_back(hbase_client: HBa
     report reads it done too (so it stops), its own end loses, and the operation still reads
     the same ABORTED end with the rows it had reached."""
     store = OperationStore(hbase_client, stale_after_ms=STALE_MS)
-    record = await store.create(running())
-    assert not (await store.get(record.op_id)).done
+    record = await store.create(running(), timeout_s=CALL_S)
+    assert not (await store.get(record.op_id, timeout_s=CALL_S)).done
     await asyncio.sleep(STALE_MS / 1000 + 0.3)
 
-    aborted = await store.get(record.op_id)
+    aborted = await store.get(record.op_id, timeout_s=CALL_S)
     assert aborted.state is OperationState.ABORTED and aborted.done
     assert aborted.error_code == code_pb2.ABORTED
     assert "stopped reporting" in aborted.error_message
     assert aborted.rows_written == 1_200
 
-    seen = await store.report(replace(record, rows_written=5_000))
+    seen = await store.report(replace(record, rows_written=5_000), timeout_s=CALL_S)
     assert seen.done and seen.state is OperationState.ABORTED
-    ended = await store.finish(replace(record, state=OperationState.SUCCEEDED, rows_written=9_600))
+    ended = await store.finish(
+        replace(record, state=OperationState.SUCCEEDED, rows_written=9_600), timeout_s=CALL_S
+    )
     assert ended == aborted
-    assert await store.get(record.op_id) == aborted
-    assert (await store.request_cancel(record.op_id)) == aborted
+    assert await store.get(record.op_id, timeout_s=CALL_S) == aborted
+    assert (await store.request_cancel(record.op_id, timeout_s=CALL_S)) == aborted
 
 
 async def test_a_runner_that_ends_first_keeps_its_end(hbase_client: HBaseClient) -> None:
     """The runner's end written before anyone found it stale holds: later reads, even long
     after its last report, see SUCCEEDED, never ABORTED."""
     store = OperationStore(hbase_client, stale_after_ms=STALE_MS)
-    record = await store.create(running())
-    ended = await store.finish(replace(record, state=OperationState.SUCCEEDED, rows_written=9_600))
+    record = await store.create(running(), timeout_s=CALL_S)
+    ended = await store.finish(
+        replace(record, state=OperationState.SUCCEEDED, rows_written=9_600), timeout_s=CALL_S
+    )
     await asyncio.sleep(STALE_MS / 1000 + 0.3)
-    assert await store.get(record.op_id) == ended
+    assert await store.get(record.op_id, timeout_s=CALL_S) == ended
     assert ended.state is OperationState.SUCCEEDED and ended.error_code == 0
 
 
@@ -96,14 +102,15 @@ async def test_concurrent_readers_and_the_runner_agree_on_one_end(
     """Eight readers finding the runner stale and the runner finishing, all at once: every one
     of them gets the same end (whichever compare-and-set won)."""
     store = OperationStore(hbase_client, stale_after_ms=STALE_MS)
-    record = await store.create(running())
+    record = await store.create(running(), timeout_s=CALL_S)
     await asyncio.sleep(STALE_MS / 1000 + 0.3)
     finishing = replace(record, state=OperationState.FAILED, error_code=9, error_message="late")
     results = await asyncio.gather(
-        *(store.get(record.op_id) for _ in range(8)), store.finish(finishing)
+        *(store.get(record.op_id, timeout_s=CALL_S) for _ in range(8)),
+        store.finish(finishing, timeout_s=CALL_S),
     )
     assert len({(r.state, r.error_message, r.update_time_ms) for r in results}) == 1
-    assert results[0] == await store.get(record.op_id)
+    assert results[0] == await store.get(record.op_id, timeout_s=CALL_S)
 
 
 async def test_a_runner_declared_dead_stops_and_leaves_the_version_resumable(
@@ -124,7 +131,7 @@ async def test_a_runner_declared_dead_stops_and_leaves_the_version_resumable(
             creator="test",
             training=model_pb.TrainingSpec(dataset="default", num_leaves=7, num_trees=20),
         )
-        registry = RegistryStore(hbase_client)
+        registry = Registry.over(hbase_client)
         operations = OperationStore(hbase_client)
         runner = Materializations(
             settings,
@@ -134,20 +141,20 @@ async def test_a_runner_declared_dead_stops_and_leaves_the_version_resumable(
             ArtifactStore(hbase_client),
             operations,
         )
-        op = await runner.start(name, version.version, 1_000.0)
+        op = await runner.start(name, version.version, 1_000.0, timeout_s=CALL_S)
         deadline = time.monotonic() + 60
-        while (await operations.get(op.op_id)).rows_written < 1_000:
+        while (await operations.get(op.op_id, timeout_s=CALL_S)).rows_written < 1_000:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.2)
 
         # What a reader on another replica writes when it finds the runner silent.
         other_replica = OperationStore(hbase_client, stale_after_ms=0)
-        aborted = await other_replica.get(op.op_id)
+        aborted = await other_replica.get(op.op_id, timeout_s=CALL_S)
         assert aborted.state is OperationState.ABORTED
 
         await asyncio.wait_for(runner.wait(op.op_id), 30)
-        assert await operations.get(op.op_id) == aborted
-        info = await registry.get_version(name, version.version)
+        assert await operations.get(op.op_id, timeout_s=CALL_S) == aborted
+        info = await registry.versions.get_version(name, version.version, timeout_s=30.0)
         assert info.state is VersionState.MATERIALIZING
         assert 0 < info.rows_written < model.grid_size
 

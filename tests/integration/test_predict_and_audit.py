@@ -12,7 +12,7 @@ from rowcast.v1 import resources_pb2 as pb
 from rowcast_client import AsyncRowcastClient, InvalidArgumentError, NotFoundError
 from tests.integration.conftest import MODEL, Published, audited
 
-CUSTOMER = {"balance": 1_800.0, "income": 30_000.0, "student": "No"}
+CUSTOMER: dict[str, float | str] = {"balance": 1_800.0, "income": 30_000.0, "student": "No"}
 
 
 async def test_predict_answers_with_the_model_output_for_the_binned_inputs(
@@ -80,7 +80,7 @@ async def test_augment_keeps_history(client: AsyncRowcastClient) -> None:
     r = await client.predict(MODEL, CUSTOMER, subject="cust-aug")
     await audited(client, r.decision_id)
     await client.augment(r.decision_id, 1.0, actor="alice", reason="defaulted")
-    d = await client.augment(
+    response = await client.augment(
         r.decision_id,
         0.0,
         actor="collections-bot",
@@ -88,6 +88,7 @@ async def test_augment_keeps_history(client: AsyncRowcastClient) -> None:
         state=pb.AUGMENTATION_STATE_APPROVED,
         reason="paid in full",
     )
+    d = response.decision
     assert [(a.actor, a.better_output) for a in d.augmentations] == [
         ("alice", 1.0),
         ("collections-bot", 0.0),
@@ -123,11 +124,11 @@ async def test_augment_rejects_bad_input_and_unknown_decisions(client: AsyncRowc
     ],
 )
 async def test_bad_features_are_invalid_argument_naming_the_field(
-    client: AsyncRowcastClient, features: dict[str, object], fields: list[str]
+    client: AsyncRowcastClient, features: dict[str, float | str], fields: list[str]
 ) -> None:
     """Missing, extra or ill-typed features: INVALID_ARGUMENT with BadRequest details."""
     with pytest.raises(InvalidArgumentError) as err:
-        await client.predict(MODEL, features)  # type: ignore[arg-type]
+        await client.predict(MODEL, features)
     assert [v.field for v in err.value.violations] == fields
 
 

@@ -29,7 +29,7 @@ from rowcast_client import (
     Targets,
     UnavailableError,
 )
-from rowcast_client.client import feature_values
+from rowcast_client.messages import feature_values
 from rowcast_dev.hbase.runtime import StandaloneHBase
 from tests.integration.conftest import MODEL, Published, Suite
 
@@ -149,6 +149,7 @@ async def test_stream_answers_in_order_even_one_at_a_time(suite: Suite) -> None:
                 )
             )
             reply = await call.read()
+            assert isinstance(reply, pred_pb.StreamPredictResponse)  # not grpc.aio.EOF
             assert reply.response.decision_id
         await call.done_writing()
 
@@ -157,7 +158,11 @@ async def test_bad_request_ends_the_stream_naming_its_position(suite: Suite) -> 
     """Requests before the bad one are answered; then INVALID_ARGUMENT names stream[2]."""
     async with grpc.aio.insecure_channel(suite.targets.prediction) as channel:
         stub = pred_grpc.PredictionServiceStub(channel)
-        requests = [customer(100.0), customer(200.0), {"balance": 1.0, "income": 1.0}]
+        requests: list[dict[str, float | str]] = [
+            customer(100.0),
+            customer(200.0),
+            {"balance": 1.0, "income": 1.0},
+        ]
 
         async def gen() -> AsyncIterator[pred_pb.StreamPredictRequest]:
             for f in requests:
@@ -182,7 +187,7 @@ async def holey_model(settings: Settings, hbase: StandaloneHBase) -> str:
     )
     conn = happybase.Connection("127.0.0.1", settings.hbase.thrift_port)
     try:
-        first_key = next(iter(conn.table(result.version.table).scan(limit=1)))[0]
+        first_key: bytes = next(iter(conn.table(result.version.table).scan(limit=1)))[0]
         conn.table(result.version.table).delete(first_key)
     finally:
         conn.close()

@@ -16,7 +16,7 @@ from rowcast.config import Settings
 from rowcast_client import AsyncRowcastClient, NotFoundError, Targets
 from tests.integration.conftest import MODEL, Published, Suite
 
-CUSTOMER = {"balance": 1_500.0, "income": 30_000.0, "student": "No"}
+CUSTOMER: dict[str, float | str] = {"balance": 1_500.0, "income": 30_000.0, "student": "No"}
 ALIAS = "watched"
 
 

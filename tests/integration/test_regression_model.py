@@ -16,7 +16,13 @@ from rowcast_client import AsyncRowcastClient, InvalidArgumentError
 from tests.integration.conftest import Suite
 
 BALANCE = "card_balance"
-HOLDER = {"income": 60.0, "limit": 6_000.0, "rating": 450.0, "age": 45.0, "student": "No"}
+HOLDER: dict[str, float | str] = {
+    "income": 60.0,
+    "limit": 6_000.0,
+    "rating": 450.0,
+    "age": 45.0,
+    "student": "No",
+}
 
 
 async def test_a_regression_version_is_verified_with_rmse_and_served(suite: Suite) -> None:

@@ -20,7 +20,7 @@ from rowcast_dev.hbase.ports import free_port
 from rowcast_dev.hbase.runtime import StandaloneHBase
 from tests.integration.conftest import MODEL, Published, Suite, audited
 
-CUSTOMER = {"balance": 900.0, "income": 40_000.0, "student": "No"}
+CUSTOMER: dict[str, float | str] = {"balance": 900.0, "income": 40_000.0, "student": "No"}
 
 
 @pytest.fixture

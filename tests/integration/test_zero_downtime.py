@@ -39,7 +39,11 @@ async def drive(
     i = 0
     while not stop.is_set():
         i += 1
-        features = {"balance": float(100 + (i * 37) % 2_500), "income": 30_000.0, "student": "No"}
+        features: dict[str, float | str] = {
+            "balance": float(100 + (i * 37) % 2_500),
+            "income": 30_000.0,
+            "student": "No",
+        }
         started = time.monotonic()
         try:
             if batch:
@@ -118,11 +122,13 @@ async def test_activation_and_rollback_under_load_lose_nothing(
         try:
             await asyncio.sleep(1.0)
             asked = time.monotonic()
-            activation = await admin.activate(MODEL, v2, actor="load-test", reason="under load")
+            activation = await admin.activate_version(
+                MODEL, v2, actor="load-test", reason="under load"
+            )
             activated = time.monotonic()
             await asyncio.sleep(2.0)
             asked_back = time.monotonic()
-            rollback = await admin.rollback(MODEL, actor="load-test", reason="roll back")
+            rollback = await admin.rollback_model(MODEL, actor="load-test", reason="roll back")
             rolled_back = time.monotonic()
             await asyncio.sleep(2.0)
         finally:
@@ -155,7 +161,7 @@ async def test_an_alias_is_served_by_every_watching_server_once_set_alias_return
     away), so a Predict right after it answers from the aliased version on each of them; the
     same for DeleteAlias and NOT_FOUND."""
     v2 = published.v2.version.version
-    customer = {"balance": 900.0, "income": 20_000.0, "student": "Yes"}
+    customer: dict[str, float | str] = {"balance": 900.0, "income": 20_000.0, "student": "Yes"}
     async with AsyncRowcastClient(suite.targets) as admin:
         await admin.set_alias(MODEL, "zd-canary", v2)
         try:

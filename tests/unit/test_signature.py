@@ -10,7 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rowcast.core.signature import CategoricalFeature, NumericFeature, Signature
+from rowcast.core.signature import (
+    CategoricalFeature,
+    Feature,
+    NumericFeature,
+    RawValue,
+    Signature,
+)
 from rowcast.errors import InvalidArgument
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
@@ -89,10 +95,10 @@ def test_signature_bins_in_order_and_reports_clamping() -> None:
         ({}, ["features.balance", "features.student"]),
     ],
 )
-def test_bad_inputs_name_every_bad_field(raw: dict[str, object], fields: list[str]) -> None:
+def test_bad_inputs_name_every_bad_field(raw: dict[str, RawValue], fields: list[str]) -> None:
     """Missing, extra and ill-typed features are all reported, each by name."""
     with pytest.raises(InvalidArgument) as err:
-        SIG.bin(raw)  # type: ignore[arg-type]
+        SIG.bin(raw)
     assert sorted(v.field for v in err.value.violations) == sorted(fields)
 
 
@@ -114,10 +120,10 @@ def test_bad_inputs_name_every_bad_field(raw: dict[str, object], fields: list[st
         ((CategoricalFeature("c", ("x", "x")),), "duplicates"),
     ],
 )
-def test_invalid_signatures_are_rejected(features: tuple[object, ...], needle: str) -> None:
+def test_invalid_signatures_are_rejected(features: tuple[Feature, ...], needle: str) -> None:
     """No features, duplicate names, unsorted/duplicate edges, empty vocabularies: rejected."""
     with pytest.raises(InvalidArgument, match=needle):
-        Signature(features)  # type: ignore[arg-type]
+        Signature(features)
 
 
 def test_signature_round_trips_through_its_dict_form() -> None:

@@ -14,6 +14,7 @@ from rowcast.spool import Position, Spool, SpoolFull, SpoolLocked
 from rowcast.spool.files import CURSOR_FILE, QUARANTINE_DIR, list_segments, segment_name
 from rowcast.spool.framing import HEADER_BYTES, MAGIC, encode_frames, scan_frames
 from rowcast.spool.group_commit import GroupCommitter
+from rowcast.spool.spool import DEFAULT_SEGMENT_BYTES
 
 MB = 1 << 20
 
@@ -22,8 +23,10 @@ def records(n: int, start: int = 0) -> list[bytes]:
     return [f"record-{i:06d}".encode() * 3 for i in range(start, start + n)]
 
 
-def open_spool(path: Path, **kw: int) -> Spool:
-    spool = Spool(path, max_bytes=kw.pop("max_bytes", 64 * MB), **kw)  # type: ignore[arg-type]
+def open_spool(
+    path: Path, *, max_bytes: int = 64 * MB, segment_bytes: int = DEFAULT_SEGMENT_BYTES
+) -> Spool:
+    spool = Spool(path, max_bytes=max_bytes, segment_bytes=segment_bytes)
     spool.open()
     return spool
 

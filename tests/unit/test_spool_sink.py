@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 import pytest
 import pytest_asyncio
@@ -20,6 +21,7 @@ from rowcast.errors import Overloaded, StoreUnavailable
 from rowcast.prediction.audit_sink import AuditSink, Durability, SpoolConfig, spool_directory
 from rowcast.server import RunningServer, start_server
 from rowcast.spool.files import QUARANTINE_DIR
+from rowcast.store.audit import AuditStore
 from rowcast.v1 import audit_service_pb2_grpc as audit_grpc
 from rowcast_dev.hbase.ports import free_port
 
@@ -56,7 +58,8 @@ def decision(i: int, model: str = "credit_default") -> Decision:
 
 
 async def start_audit(store: MemoryAuditStore, port: int = 0) -> RunningServer:
-    servicer = AuditServicer(store, 2.0)  # type: ignore[arg-type]
+    # The fake is no full AuditStore on purpose: StreamDecisions only calls `record`.
+    servicer = AuditServicer(cast(AuditStore, store), 2.0)
     return await start_server(
         lambda s: audit_grpc.add_AuditServiceServicer_to_server(servicer, s),
         ["rowcast.v1.AuditService"],
@@ -65,9 +68,9 @@ async def start_audit(store: MemoryAuditStore, port: int = 0) -> RunningServer:
     )
 
 
-async def eventually(check: object, timeout_s: float = 10.0) -> None:
+async def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
-    while not check():  # type: ignore[operator]
+    while not check():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.02)
 

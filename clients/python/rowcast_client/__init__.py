@@ -1,7 +1,9 @@
 """Python client of rowcast's PredictionService, AuditService and ModelService."""
 
-from rowcast_client.client import AsyncRowcastClient, RowcastClient, Targets
+from rowcast_client.aio import AsyncRowcastClient
+from rowcast_client.channel import DEFAULT_TIMEOUT_S, Targets
 from rowcast_client.errors import (
+    AlreadyExistsError,
     DeadlineExceededError,
     FailedPreconditionError,
     FieldViolation,
@@ -11,11 +13,16 @@ from rowcast_client.errors import (
     RowcastClientError,
     UnavailableError,
 )
+from rowcast_client.messages import FeatureInput
+from rowcast_client.sync import RowcastClient
 
 __all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "AlreadyExistsError",
     "AsyncRowcastClient",
     "DeadlineExceededError",
     "FailedPreconditionError",
+    "FeatureInput",
     "FieldViolation",
     "InvalidArgumentError",
     "NotFoundError",

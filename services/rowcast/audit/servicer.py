@@ -29,7 +29,7 @@ from rowcast.errors import FieldViolation, InvalidArgument, RowcastError
 from rowcast.grpc_errors import abort, handles_errors
 from rowcast.paging import page_size
 from rowcast.store.audit import AuditStore, VersionCount
-from rowcast.store.registry import RegistryStore
+from rowcast.store.models import ModelStore
 from rowcast.v1 import audit_service_pb2 as audit_pb
 from rowcast.v1 import audit_service_pb2_grpc as audit_grpc
 from rowcast.v1 import resources_pb2 as pb
@@ -119,7 +119,7 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
     """Maps AuditService calls onto the audit store (and the registry, for output kinds)."""
 
     def __init__(
-        self, store: AuditStore, store_timeout_s: float, registry: RegistryStore | None = None
+        self, store: AuditStore, store_timeout_s: float, registry: ModelStore | None = None
     ) -> None:
         self._store = store
         self._timeout_s = store_timeout_s
@@ -134,7 +134,9 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
                 "decisions", f"at most {MAX_RECORD_BATCH} per call, got {len(request.decisions)}"
             )
         decisions = [checked_decision(d, i) for i, d in enumerate(request.decisions)]
-        written = await self._store.record(decisions, remaining_s(context, self._timeout_s))
+        written = await self._store.record(
+            decisions, timeout_s=remaining_s(context, self._timeout_s)
+        )
         return audit_pb.RecordDecisionsResponse(recorded_count=written)
 
     async def StreamDecisions(
@@ -162,7 +164,11 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
                                 index=i, decision_id=d.decision_id, reason=exc.message
                             )
                         )
-                written = await self._store.record(valid, self._timeout_s) if valid else 0
+                written = (
+                    await self._store.record(valid, timeout_s=remaining_s(context, self._timeout_s))
+                    if valid
+                    else 0
+                )
                 yield audit_pb.StreamDecisionsResponse(
                     batch_id=request.batch_id, recorded_count=written, rejected=rejected
                 )
@@ -175,7 +181,9 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
     ) -> audit_pb.GetDecisionResponse:
         if not request.decision_id:
             raise InvalidArgument.field("decision_id", "is required")
-        decision = await self._store.get(request.decision_id, remaining_s(context, self._timeout_s))
+        decision = await self._store.get(
+            request.decision_id, timeout_s=remaining_s(context, self._timeout_s)
+        )
         return audit_pb.GetDecisionResponse(decision=decision_to_pb(decision))
 
     @handles_errors
@@ -196,7 +204,7 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
             query,
             page_size(request.page_size),
             request.page_token,
-            remaining_s(context, self._timeout_s),
+            timeout_s=remaining_s(context, self._timeout_s),
         )
         return audit_pb.ListDecisionsResponse(
             decisions=[decision_to_pb(d) for d in decisions], next_page_token=token
@@ -207,7 +215,7 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
         self, request: audit_pb.CountDecisionsRequest, context: Context
     ) -> audit_pb.CountDecisionsResponse:
         model = check_model_name(request.model)
-        counts = await self._store.count(model, remaining_s(context, self._timeout_s))
+        counts = await self._store.count(model, timeout_s=remaining_s(context, self._timeout_s))
         return audit_pb.CountDecisionsResponse(counts=[count_to_pb(c) for c in counts])
 
     @handles_errors
@@ -223,16 +231,16 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
         augmentation = augmentation_from_pb(request.augmentation)
         if self._registry is not None:
             served = await self._store.get(
-                request.decision_id, remaining_s(context, self._timeout_s)
+                request.decision_id, timeout_s=remaining_s(context, self._timeout_s)
             )
             model = await self._registry.get_model(
-                served.model, remaining_s(context, self._timeout_s)
+                served.model, timeout_s=remaining_s(context, self._timeout_s)
             )
             check_better_output(augmentation.better_output, model.output_kind)
         decision, replayed = await self._store.augment(
             request.decision_id,
             augmentation,
-            remaining_s(context, self._timeout_s),
+            timeout_s=remaining_s(context, self._timeout_s),
             request_id=request.request_id,
         )
         return audit_pb.AugmentResponse(decision=decision_to_pb(decision), replayed=replayed)

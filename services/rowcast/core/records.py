@@ -78,6 +78,15 @@ class Source(enum.Enum):
     FALLBACK = "fallback"
 
 
+class FallbackRule(enum.Enum):
+    """Why an answer is not simply the stored output for the caller's exact input."""
+
+    #: A numeric feature lay outside the training range and was binned into the edge bin.
+    CLAMPED_TO_EDGE_BIN = "clamped_to_edge_bin"
+    #: The version's table had no row for the key: the configured default was served.
+    MISSING_ROW_DEFAULT = "missing_row_default"
+
+
 class AugmentationSource(enum.Enum):
     PERSON = "person"
     PROGRAM = "program"
@@ -158,6 +167,30 @@ class Decision:
     source: Source
     decide_time_ms: int
     augmentations: tuple[Augmentation, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class PredictionRow:
+    """One stored answer: the output and the version that computed it."""
+
+    output: float
+    version: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a prediction server answers for one input (its decision goes to the audit)."""
+
+    output: float
+    #: The version whose table answered (the active one when the default was served).
+    model_version: int
+    decision_id: str
+    source: Source
+    #: The input's row key, as hex.
+    key_hex: str
+    #: Features whose value lay outside the training range, in signature order.
+    clamped_features: tuple[str, ...]
+    fallback_rules: tuple[FallbackRule, ...]
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 import lightgbm as lgb
 
 from rowcast.core.records import ModelInfo, VersionInfo, VersionState
+from rowcast.deadlines import Budget
 from rowcast.errors import FieldViolation, InvalidArgument
 from rowcast.jobs import dataset as datasets
 from rowcast.jobs.dataset import Dataset
 from rowcast.jobs.train import TrainParams, fidelity, invalid, train
 from rowcast.jobs.verify import HeldOut
 from rowcast.store.artifacts import ArtifactStore
-from rowcast.store.registry import RegistryStore
+from rowcast.store.registry import Registry
 
 HELDOUT_FRACTION = 0.2
 SPLIT_SEED = 42
@@ -115,17 +116,20 @@ def train_for(model: ModelInfo, training: Training) -> tuple[lgb.Booster, dict[s
 
 
 async def create_version(
-    registry: RegistryStore,
+    registry: Registry,
     artifacts: ArtifactStore,
     model: ModelInfo,
     source: bytes | Training,
     creator: str,
     evaluation_dataset: str = "",
+    *,
+    timeout_s: float,
 ) -> tuple[VersionInfo, lgb.Booster]:
     """Validate or train the model first, then allocate the version number and store the file:
     bad input (an unparsable model, an unknown data set, training parameters out of range) is
     InvalidArgument and never consumes a version number. A trained version is evaluated on
-    its training data set's held-out split; an uploaded one on `evaluation_dataset`'s."""
+    its training data set's held-out split; an uploaded one on `evaluation_dataset`'s.
+    `timeout_s` is for storing it, once trained."""
     if isinstance(source, Training):
         if evaluation_dataset and evaluation_dataset != source.dataset:
             raise InvalidArgument.field(
@@ -141,27 +145,40 @@ async def create_version(
         booster = await asyncio.to_thread(load_booster, source, model)
         metrics = {}
     version = await store_version(
-        registry, artifacts, model, booster, metrics, creator, evaluation_dataset
+        registry,
+        artifacts,
+        model,
+        booster,
+        metrics,
+        creator,
+        evaluation_dataset,
+        timeout_s=timeout_s,
     )
     return version, booster
 
 
 async def store_version(
-    registry: RegistryStore,
+    registry: Registry,
     artifacts: ArtifactStore,
     model: ModelInfo,
     booster: lgb.Booster,
     metrics: dict[str, float],
     creator: str,
     evaluation_dataset: str = "",
+    *,
+    timeout_s: float,
 ) -> VersionInfo:
-    """Allocate the next version number, store the model file with it, mark it REGISTERED."""
-    version = await registry.new_version(model.name, creator)
-    await artifacts.put(model.name, version.version, booster.model_to_string().encode())
-    return await registry.update_version(
+    """Allocate the next version number, store the model file with it, mark it REGISTERED
+    (all within `timeout_s`)."""
+    budget = Budget.of(timeout_s)
+    version = await registry.versions.new_version(model.name, creator, timeout_s=budget.left_s())
+    content = booster.model_to_string().encode()
+    await artifacts.put(model.name, version.version, content, timeout_s=budget.left_s())
+    return await registry.versions.update_version(
         model.name,
         version.version,
         state=VersionState.REGISTERED,
         metrics=metrics,
         evaluation_dataset=evaluation_dataset,
+        timeout_s=budget.left_s(),
     )

@@ -1,21 +1,33 @@
 """Compare two versions of a model over the whole grid, streaming both tables side by side.
 
 Both tables share the model's key layout, so a key-ordered scan of each yields the same keys
-in the same order; memory holds only per-bin counters, never the grid.
+in the same order; memory holds only per-bin counters, never the grid. A diff ends within the
+caller's deadline: it reads on connections of its own whose socket waits no longer than that,
+and a scan still going when the deadline passes stops (DeadlineExceeded).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Final
 
 import happybase
 
 from rowcast.core.keys import decode_double, key_bins
 from rowcast.core.signature import Signature
-from rowcast.store.client import HBaseClient
+from rowcast.deadlines import within_deadline
+from rowcast.errors import DeadlineExceeded
+from rowcast.store.client import HBaseClient, store_errors
 from rowcast.store.predictions import OUTPUT_COL
+
+#: Cells compared between two looks at the clock.
+CHECK_EVERY: Final = 4096
+#: How long a diff may take when its caller sets no deadline: a whole-grid scan of two tables
+#: takes minutes for the largest grids, so the store's per-call default would be too short.
+DIFF_TIMEOUT_S: Final = 600.0
 
 #: Fixed bucket edges of |b - a| (a log-like scale): the histogram takes constant memory
 #: however large the grid; each edge is used with both signs.
@@ -57,9 +69,17 @@ def _outputs(conn: happybase.Connection, table: str) -> Iterator[tuple[bytes, fl
 
 
 def diff_tables(
-    client: HBaseClient, signature: Signature, table_a: str, table_b: str, tolerance: float
+    client: HBaseClient,
+    signature: Signature,
+    table_a: str,
+    table_b: str,
+    tolerance: float,
+    *,
+    timeout_s: float,
 ) -> Diff:
-    """Blocking: run in a worker thread."""
+    """Blocking: run in a worker thread. Ends within `timeout_s`, the caller's remaining time
+    (StoreUnavailable when HBase does not answer, DeadlineExceeded when the grid is too large
+    to compare in that time)."""
     cards = signature.cardinalities
     changed = [[0] * c for c in cards]
     delta_sum = [[0.0] * c for c in cards]
@@ -67,17 +87,23 @@ def diff_tables(
     cells = n_changed = 0
     total_abs = max_abs = 0.0
 
-    def work(conn_a: happybase.Connection) -> None:
-        nonlocal cells, n_changed, total_abs, max_abs
-        conn_b = happybase.Connection(
-            client.settings.host,
-            client.settings.thrift_port,
-            timeout=int(client.settings.timeout_s * 1000),
-        )
-        try:
+    budget = within_deadline(timeout_s)
+    deadline = time.monotonic() + budget
+    read_s = min(budget, client.settings.timeout_s)
+    conn_a, conn_b = client.connect(read_s), client.connect(read_s)
+    try:
+        with store_errors():
+            conn_a.open()
+            conn_b.open()
             for (key_a, out_a), (key_b, out_b) in zip(
                 _outputs(conn_a, table_a), _outputs(conn_b, table_b), strict=True
             ):
+                if cells % CHECK_EVERY == 0 and time.monotonic() > deadline:
+                    raise DeadlineExceeded(
+                        f"comparing {table_a} with {table_b} took longer than {budget:.3f}s "
+                        f"(stopped after {cells:,} cells): call DiffVersions with a longer "
+                        "deadline"
+                    )
                 if key_a != key_b:
                     raise ValueError(f"tables differ in keys at {key_a.hex()} / {key_b.hex()}")
                 cells += 1
@@ -90,10 +116,9 @@ def diff_tables(
                     for j, b in enumerate(key_bins(key_a)):
                         changed[j][b] += 1
                         delta_sum[j][b] += abs(delta)
-        finally:
-            conn_b.close()
-
-    client.call(work, retry=False)
+    finally:
+        conn_a.close()
+        conn_b.close()
     features = sorted(
         (
             FeatureChange(

@@ -53,9 +53,9 @@ from rowcast.jobs.workers import (
     spawn_pool,
     warm_up,
 )
-from rowcast.store.admin import TableAdmin
+from rowcast.store.admin import DDL_TIMEOUT_S, TableAdmin
 from rowcast.store.predictions import PredictionStore
-from rowcast.store.registry import RegistryStore
+from rowcast.store.registry import Registry
 from rowcast.store.schema import create_prediction_table
 
 Progress = Callable[[int, int], None]
@@ -170,7 +170,7 @@ def _model_path(model_file: Path | None, booster: lgb.Booster | None) -> Iterato
 
 async def materialize(
     *,
-    registry: RegistryStore,
+    registry: Registry,
     predictions: PredictionStore,
     admin: TableAdmin,
     version: VersionInfo,
@@ -188,6 +188,7 @@ async def materialize(
     rows_per_second: float | None = None,
     options: MaterializeOptions | None = None,
     heldout: HeldOut | None = None,
+    timeout_s: float,
 ) -> MaterializeResult:
     """Write the version's table, verify it, and mark the version READY (or FAILED).
 
@@ -196,7 +197,10 @@ async def materialize(
     run continues from the version's checkpointed watermark. `cancel` stops it after the chunks
     in flight (MaterializeCancelled). `progress(rows_done, total)` is called at least every
     second from the event loop's thread. `chunk` and `rows_per_second` override `options`;
-    `hbase` is where the workers connect (each opens its own connections).
+    `hbase` is where the workers connect (each opens its own connections). Each store call
+    of the run (a state change, the table's creation, a checkpoint) ends within `timeout_s`,
+    creating the table within `DDL_TIMEOUT_S` if that is longer; the run itself takes as long
+    as the grid does.
     """
     check_grid(signature, max_rows=max_grid_rows)
     if version.state not in (VersionState.REGISTERED, VersionState.MATERIALIZING):
@@ -210,7 +214,7 @@ async def materialize(
     if rows_per_second is not None:
         opts = replace(opts, rows_per_second=rows_per_second)
     with _model_path(model_file, booster) as path:
-        job = _Job(registry, predictions, admin, hbase, version, signature, salt_buckets)
+        job = _Job(registry, predictions, admin, hbase, version, signature, salt_buckets, timeout_s)
         return await job.run(path, opts, metrics, progress, resume, cancel, heldout)
 
 
@@ -219,18 +223,25 @@ class _Job:
 
     def __init__(
         self,
-        registry: RegistryStore,
+        registry: Registry,
         predictions: PredictionStore,
         admin: TableAdmin,
         hbase: HBaseSettings,
         version: VersionInfo,
         signature: Signature,
         salt_buckets: int,
+        timeout_s: float,
     ) -> None:
         self._registry = registry
         self._predictions = predictions
         self._admin = admin
         self._hbase = hbase
+        #: Deadline of each store call the job makes (the job itself runs for as long as the
+        #: grid takes; each checkpoint or state change is one bounded call).
+        self._call_s = timeout_s
+        #: createTable returns once the master has assigned every region of the pre-split
+        #: table: seconds on a busy cluster, more than one data call may take.
+        self._ddl_s = max(timeout_s, DDL_TIMEOUT_S)
         self._model = version.model
         self._number = version.version
         self._signature = signature
@@ -251,8 +262,8 @@ class _Job:
         booster = await asyncio.to_thread(lgb.Booster, model_file=str(model_file))
         # MATERIALIZING before the table exists: a version retired meanwhile (RETIRED is
         # final) stops us here, before we could create a table its retirement already dropped.
-        await self._registry.update_version(
-            self._model, self._number, state=VersionState.MATERIALIZING
+        await self._registry.versions.update_version(
+            self._model, self._number, state=VersionState.MATERIALIZING, timeout_s=self._call_s
         )
         table = await asyncio.to_thread(
             create_prediction_table,
@@ -261,6 +272,7 @@ class _Job:
             self._number,
             self._buckets,
             self._signature,
+            timeout_s=self._ddl_s,
         )
         mark = await self._watermark(resume, opts.paced_chunk())
         total = mark.total
@@ -340,13 +352,14 @@ class _Job:
             raise VerificationFailed(
                 f"version {self._number} of {self._model!r} failed verification: {reason}"
             )
-        await self._registry.update_version(
+        await self._registry.versions.update_version(
             self._model,
             self._number,
             state=VersionState.READY,
             row_count=verdict.row_count,
             metrics={**metrics, **verdict.metrics, "checksum": float(mark.checksum)},
             failure_reason="",
+            timeout_s=self._call_s,
         )
         return MaterializeResult(
             table,
@@ -362,20 +375,24 @@ class _Job:
     async def _watermark(self, resume: bool, chunk_rows: int) -> Watermark:
         total = self._signature.grid_size
         if resume:
-            info = await self._registry.get_version(self._model, self._number)
+            info = await self._registry.versions.get_version(
+                self._model, self._number, timeout_s=self._call_s
+            )
             start, checksum = info.rows_written, info.checksum_done
         else:
             # A fresh run: forget any progress an earlier run of this version left behind.
             start, checksum = 0, 0
-            await self._registry.update_progress(self._model, self._number, 0, 0)
+            await self._registry.versions.update_progress(
+                self._model, self._number, 0, 0, timeout_s=self._call_s
+            )
         mark = Watermark(min(start, total), total, chunk_rows, checksum)
         self._saved = (mark.rows_done, time.monotonic())
         return mark
 
     async def _checkpoint(self, mark: Watermark) -> None:
         if mark.rows_done != self._saved[0]:
-            await self._registry.update_progress(
-                self._model, self._number, mark.rows_done, mark.checksum
+            await self._registry.versions.update_progress(
+                self._model, self._number, mark.rows_done, mark.checksum, timeout_s=self._call_s
             )
         self._saved = (mark.rows_done, time.monotonic())
 
@@ -384,11 +401,12 @@ class _Job:
     ) -> None:
         # Best effort: when HBase itself is what failed, the version stays MATERIALIZING.
         with contextlib.suppress(StoreUnavailable):
-            await self._registry.update_version(
+            await self._registry.versions.update_version(
                 self._model,
                 self._number,
                 state=VersionState.FAILED,
                 row_count=row_count,
                 metrics=metrics,
                 failure_reason=reason,
+                timeout_s=self._call_s,
             )

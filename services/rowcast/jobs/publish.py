@@ -16,12 +16,13 @@ from rowcast.jobs.create import HELDOUT_FRACTION, SPLIT_SEED, Training, create_v
 from rowcast.jobs.materialize import MaterializeResult, Progress, check_grid, materialize
 from rowcast.jobs.train import TrainParams, derive_signature, save
 from rowcast.jobs.verify import HeldOut
-from rowcast.store.admin import TableAdmin
+from rowcast.propagation import Propagator
+from rowcast.store.admin import DDL_TIMEOUT_S, TableAdmin
 from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.client import HBaseClient
-from rowcast.store.notify import await_propagation, close_notifier, open_notifier
+from rowcast.store.notify import close_notifier, open_notifier
 from rowcast.store.predictions import PredictionStore
-from rowcast.store.registry import RegistryStore
+from rowcast.store.registry import Registry
 from rowcast.store.schema import ensure_schema
 
 
@@ -59,19 +60,20 @@ async def publish(
     notifier = await open_notifier(settings.hbase, settings.server.registry_watch)
     try:
         admin = TableAdmin(settings.hbase)
-        ensure_schema(admin)
-        registry = RegistryStore(client, notifier)
+        ensure_schema(admin, timeout_s=DDL_TIMEOUT_S)
+        registry = Registry.over(client)
+        call_s = settings.hbase.timeout_s
         try:
             ds = datasets.load(spec.dataset)
         except ValueError as exc:
             raise InvalidArgument.field("dataset", str(exc)) from exc
         train_frame, test_frame = ds.split(HELDOUT_FRACTION, SPLIT_SEED)
         try:
-            model = await registry.get_model(spec.model)
+            model = await registry.models.get_model(spec.model, timeout_s=call_s)
         except ModelNotFound:
             signature = derive_signature(train_frame, ds, spec.bins)
             check_grid(signature, settings.max_grid_rows)
-            model = await registry.register_model(
+            model = await registry.models.register_model(
                 spec.model,
                 signature,
                 ds.kind,
@@ -80,6 +82,7 @@ async def publish(
                 else f"expected {ds.target}",
                 spec.description,
                 settings.salt_buckets,
+                timeout_s=call_s,
                 exist_ok=True,
             )
         version, booster = await create_version(
@@ -88,6 +91,7 @@ async def publish(
             model,
             Training(spec.dataset, spec.params),
             spec.creator,
+            timeout_s=call_s,
         )
         metrics = version.metrics
         result, model_file = await flatten(
@@ -101,14 +105,18 @@ async def publish(
         )
         propagation = None
         if spec.activate:
-            switched = await registry.activate(
-                spec.model, version.version, spec.creator, "published by rowcast publish"
+            changed = await registry.aliases.activate(
+                spec.model,
+                version.version,
+                spec.creator,
+                "published by rowcast publish",
+                timeout_s=call_s,
             )
-            model = switched.model
-            propagation = await await_propagation(
-                notifier, switched.generation, settings.server.propagation_timeout_s
-            )
-        version = await registry.get_version(spec.model, version.version)
+            model = changed.model
+            wait_s = settings.server.propagation_timeout_s
+            propagator = Propagator(registry.models, notifier, wait_s)
+            propagation = await propagator.propagate(budget_s=call_s + wait_s)
+        version = await registry.versions.get_version(spec.model, version.version, timeout_s=call_s)
         return PublishResult(
             model, version, result, metrics, model_file, spec.activate, propagation
         )
@@ -132,7 +140,7 @@ async def flatten(
         booster, settings.hbase.home / "models" / model.name / f"v{version.version}.txt"
     )
     result = await materialize(
-        registry=RegistryStore(client),
+        registry=Registry.over(client),
         predictions=PredictionStore(client),
         admin=TableAdmin(settings.hbase),
         version=version,
@@ -145,5 +153,6 @@ async def flatten(
         progress=progress,
         rows_per_second=settings.materialize_rows_per_second,
         heldout=heldout,
+        timeout_s=settings.hbase.timeout_s,
     )
     return result, model_file

@@ -28,7 +28,7 @@ from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.audit import AuditStore
 from rowcast.store.client import HBaseClient
 from rowcast.store.predictions import PredictionStore
-from rowcast.store.registry import RegistryStore
+from rowcast.store.registry import Registry
 
 #: Decisions read per audit page while collecting augmentations.
 PAGE: Final = 1_000
@@ -95,14 +95,14 @@ def dataset_for(model: str, signature: Signature, name: str) -> datasets.Dataset
 
 
 async def collect(
-    audit: AuditStore, registry: RegistryStore, model: ModelInfo, rows: AugmentedRows
+    audit: AuditStore, registry: Registry, model: ModelInfo, rows: AugmentedRows
 ) -> None:
     """Read every decision of every version of the model into `rows`, a page at a time."""
-    for version in await registry.list_versions(model.name):
+    for version in await registry.versions.list_versions(model.name, timeout_s=PAGE_TIMEOUT_S):
         query = DecisionQuery(model=model.name, version=version.version)
         token = ""
         while True:
-            page, token = await audit.list_decisions(query, PAGE, token, PAGE_TIMEOUT_S)
+            page, token = await audit.list_decisions(query, PAGE, token, timeout_s=PAGE_TIMEOUT_S)
             rows.add(page)
             if not token:
                 break
@@ -114,10 +114,11 @@ async def retrain(
     """Train, store, materialise and verify a new version; compare it with the active one."""
     client = HBaseClient(settings.hbase)
     try:
-        registry = RegistryStore(client)
+        registry = Registry.over(client)
         predictions = PredictionStore(client)
         artifacts = ArtifactStore(client)
-        model = await registry.get_model(spec.model)
+        call_s = settings.hbase.timeout_s
+        model = await registry.models.get_model(spec.model, timeout_s=call_s)
         if model.output_kind is not OutputKind.PROBABILITY:
             raise FailedPrecondition(
                 f"model {spec.model!r} outputs a {model.output_kind.value}; retrain trains "
@@ -128,7 +129,9 @@ async def retrain(
             raise FailedPrecondition(
                 f"model {spec.model!r} has no active version to compare a retrained one with"
             )
-        active = await registry.get_version(spec.model, model.current_version)
+        active = await registry.versions.get_version(
+            spec.model, model.current_version, timeout_s=call_s
+        )
         train_frame, test_frame = ds.split(HELDOUT_FRACTION, SPLIT_SEED)
         rows = AugmentedRows(model.signature, ds.target, input_rows(model.signature, test_frame))
         await collect(AuditStore(client), registry, model, rows)
@@ -145,12 +148,14 @@ async def retrain(
             "original_rows": float(len(train_frame)),
             "augmentations": float(rows.approved),
         }
-        version = await store_version(registry, artifacts, model, booster, metrics, spec.creator)
+        version = await store_version(
+            registry, artifacts, model, booster, metrics, spec.creator, timeout_s=call_s
+        )
         materialized, _ = await flatten(
             settings, client, model, version, booster, heldout, progress
         )
-        version = await registry.get_version(spec.model, version.version)
-        baseline = await _baseline(predictions, artifacts, model, active, heldout)
+        version = await registry.versions.get_version(spec.model, version.version, timeout_s=call_s)
+        baseline = await _baseline(predictions, artifacts, model, active, heldout, timeout_s=call_s)
         return RetrainResult(
             version=version,
             materialized=materialized,
@@ -175,10 +180,12 @@ async def _baseline(
     model: ModelInfo,
     active: VersionInfo,
     heldout: HeldOut,
+    *,
+    timeout_s: float,
 ) -> Side:
-    """The active version measured now on the same held-out rows: its stored model file, and
-    lookups in its table."""
-    content = await artifacts.get(model.name, active.version)
+    """The active version measured now on the same held-out rows: its stored model file (read
+    within `timeout_s`), and lookups in its table."""
+    content = await artifacts.get(model.name, active.version, timeout_s=timeout_s)
     booster = await asyncio.to_thread(lambda: lgb.Booster(model_str=content.decode()))
     metrics, problems = await table_fidelity(
         predictions,

@@ -110,7 +110,9 @@ async def lookup(
     found: dict[bytes, PredictionRow] = {}
     for i in range(0, len(keys), LOOKUP_BATCH):
         found.update(
-            await predictions.get_many(table, keys[i : i + LOOKUP_BATCH], LOOKUP_TIMEOUT_S)
+            await predictions.get_many(
+                table, keys[i : i + LOOKUP_BATCH], timeout_s=LOOKUP_TIMEOUT_S
+            )
         )
     return found
 

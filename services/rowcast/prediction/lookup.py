@@ -1,9 +1,9 @@
-"""The hot-path read: answers from a per-version cache, misses coalesced into HBase multi-gets.
+"""The hot-path read: answers from a per-version cache, misses coalesced into store multi-gets.
 
 A version table is immutable once READY, so a cached answer never goes stale while its version
 is active; the cache is dropped when the version stops being active (a switch, not a timer).
-Misses that arrive in the same event-loop tick for the same table become one `rows()` call,
-and a key already being fetched is not fetched twice (single flight).
+Misses that arrive in the same event-loop tick for the same table become one `get_many` call
+(one `rows()` in HBase), and a key already being fetched is not fetched twice (single flight).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 from cachetools import LRUCache
 
+from rowcast.core.records import PredictionRow
 from rowcast.deadlines import within_deadline
 from rowcast.errors import StoreUnavailable
-from rowcast.store.predictions import PredictionRow, PredictionStore
+from rowcast.store.protocols import PredictionReader
 
-#: Largest multi-get sent to HBase in one call.
+#: Largest multi-get sent to the store in one call.
 MAX_MULTI_GET = 512
 
 
@@ -62,10 +63,13 @@ class VersionCaches:
 
 
 class Lookup:
-    """Cache first, then batched HBase multi-gets for the misses, within the caller's deadline."""
+    """Cache first, then batched store multi-gets for the misses, within the caller's deadline.
+
+    A fetch is shared by every caller waiting for its keys, so it runs with `store_timeout_s`;
+    each caller stops waiting at its own deadline."""
 
     def __init__(
-        self, store: PredictionStore, caches: VersionCaches, store_timeout_s: float
+        self, store: PredictionReader, caches: VersionCaches, store_timeout_s: float
     ) -> None:
         self._store = store
         self._caches = caches
@@ -73,8 +77,9 @@ class Lookup:
         self._pending: dict[str, dict[bytes, asyncio.Future[PredictionRow | None]]] = {}
         self._in_flight: dict[str, dict[bytes, asyncio.Future[PredictionRow | None]]] = {}
 
-    async def get(self, table: str, keys: Sequence[bytes], timeout_s: float) -> list[Found]:
-        """One answer per key, in order."""
+    async def get(self, table: str, keys: Sequence[bytes], *, timeout_s: float) -> list[Found]:
+        """One answer per key, in order; StoreUnavailable when the store fails or does not
+        answer within timeout_s."""
         found: list[Found | None] = []
         waiting: dict[int, asyncio.Future[PredictionRow | None]] = {}
         for i, key in enumerate(keys):
@@ -123,10 +128,10 @@ class Lookup:
         try:
             keys = list(chunk)
             if len(keys) == 1:
-                row = await self._store.get(table, keys[0], self._store_timeout_s)
+                row = await self._store.get(table, keys[0], timeout_s=self._store_timeout_s)
                 rows = {keys[0]: row} if row is not None else {}
             else:
-                rows = await self._store.get_many(table, keys, self._store_timeout_s)
+                rows = await self._store.get_many(table, keys, timeout_s=self._store_timeout_s)
         except Exception as exc:
             for future in chunk.values():
                 if not future.done():

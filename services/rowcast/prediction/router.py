@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from rowcast.core.records import ModelInfo
 from rowcast.core.signature import Signature
 from rowcast.errors import NoActiveVersion, NotFound, RowcastError
-from rowcast.store.registry import RegistryStore
+from rowcast.store.protocols import ModelReader
 from rowcast.store.schema import prediction_table
 
 log = logging.getLogger(__name__)
@@ -58,19 +58,25 @@ class VersionRouter:
     one cell when `wake()` is called (a ZooKeeper watch fired: store/notify.py) and at the
     latest every `refresh_s` (default 0.25 s), and reloads the aliases when it moved, so a
     switch reaches the hot path at once, and within a poll interval even without the watch;
-    the hot path itself never reads the registry. Each Predict takes one ActiveModel snapshot,
-    so a request never mixes versions. After each reload it reports the generation it reached
-    (`report_to`): the process that made the change waits for that acknowledgement.
+    however quiet the counter, it reloads every `full_reload_s` (FULL_RELOAD_S). The hot path
+    itself never reads the registry, except once for a model registered after the last reload.
+    While the registry cannot be read the router keeps the routes it has. Each Predict takes
+    one ActiveModel snapshot, so a request never mixes versions. After each reload it reports
+    the generation it reached (`report_to`): the process that made the change waits for that
+    acknowledgement.
     """
 
     def __init__(
         self,
-        registry: RegistryStore,
+        registry: ModelReader,
         refresh_s: float,
         on_change: Callable[[set[str]], None] | None = None,
+        *,
+        full_reload_s: float = FULL_RELOAD_S,
     ) -> None:
         self._registry = registry
         self._refresh_s = refresh_s
+        self._full_reload_s = full_reload_s
         #: Told the set of active tables after every reload (to drop caches of old versions).
         self._on_change = on_change
         #: Model name -> alias -> snapshot; a model with no alias maps to {}.
@@ -115,9 +121,7 @@ class VersionRouter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def resolve(
-        self, model: str, timeout_s: float | None, alias: str = "current"
-    ) -> ActiveModel:
+    async def resolve(self, model: str, alias: str = "current", *, timeout_s: float) -> ActiveModel:
         """The version an alias names (`current` by default); NOT_FOUND for an unknown model or
         alias, FAILED_PRECONDITION when no version is active yet."""
         versions = self._models.get(model)
@@ -155,7 +159,7 @@ class VersionRouter:
             try:
                 generation = await self._registry.generation(timeout_s=self._refresh_s * 4)
                 now = time.monotonic()
-                if generation != self._generation or now - self._reloaded_at >= FULL_RELOAD_S:
+                if generation != self._generation or now - self._reloaded_at >= self._full_reload_s:
                     await self._reload()
                 elif now - self._reported_at >= REPORT_EVERY_S:
                     await self._report_generation()

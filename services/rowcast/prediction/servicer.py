@@ -1,32 +1,20 @@
-"""PredictionService: bin the inputs, look the answers up (cache, then HBase), record the
-decisions, answer. Predict, PredictBatch and StreamPredict share one path (`Answerer`)."""
+"""PredictionService: parses the three Predict RPCs, answers them through the one path they
+share (prediction/answerer.py), and builds their protobuf responses."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import AsyncIterator, Mapping
 
 import grpc
 
 from rowcast.convert import SOURCE_TO_PB, features_from_pb
-from rowcast.core.keys import new_decision_id, prediction_key
-from rowcast.core.records import (
-    Decision,
-    Source,
-    check_alias,
-    check_model_name,
-    check_subject,
-)
-from rowcast.core.signature import RawValue
+from rowcast.core.records import Answer, FallbackRule, check_alias, check_model_name, check_subject
 from rowcast.deadlines import remaining_s
-from rowcast.errors import InvalidArgument, RowcastError, RowNotFound
+from rowcast.errors import InvalidArgument, RowcastError
 from rowcast.grpc_errors import abort, handles_errors
-from rowcast.prediction.lookup import Lookup
-from rowcast.prediction.router import VersionRouter
+from rowcast.prediction.answerer import Answerer, Input
 from rowcast.v1 import prediction_service_pb2 as pred_pb
 from rowcast.v1 import prediction_service_pb2_grpc as pred_grpc
 from rowcast.v1 import resources_pb2 as pb
@@ -39,25 +27,11 @@ MAX_BATCH = 1_000
 STREAM_WINDOW = 64
 
 
-class DecisionSink(Protocol):
-    """Where decisions go once answered (the audit path)."""
-
-    async def record(self, decisions: Sequence[Decision]) -> None: ...
-
-
-class NoAudit:
-    """A sink that records nothing: only for measuring what auditing costs."""
-
-    async def record(self, decisions: Sequence[Decision]) -> None:
-        return None
-
-
-@dataclass(frozen=True)
-class Input:
-    """One parsed input: raw feature values and subject."""
-
-    features: dict[str, RawValue]
-    subject: str
+#: How each fallback rule is told to the caller.
+FALLBACK_RULE_TO_PB: dict[FallbackRule, pred_pb.FallbackRule.ValueType] = {
+    FallbackRule.CLAMPED_TO_EDGE_BIN: pred_pb.FALLBACK_RULE_CLAMPED_TO_EDGE_BIN,
+    FallbackRule.MISSING_ROW_DEFAULT: pred_pb.FALLBACK_RULE_MISSING_ROW_DEFAULT,
+}
 
 
 def parse_input(features: Mapping[str, pb.FeatureValue], subject: str, where: str) -> Input:
@@ -67,87 +41,16 @@ def parse_input(features: Mapping[str, pb.FeatureValue], subject: str, where: st
         raise exc.prefixed(where) from None
 
 
-class Answerer:
-    """Answers a list of inputs for one model from one version snapshot, all-or-nothing."""
-
-    def __init__(
-        self,
-        router: VersionRouter,
-        lookup: Lookup,
-        audit: DecisionSink,
-        store_timeout_s: float,
-        missing_row_default: float | None,
-    ) -> None:
-        self._router = router
-        self._lookup = lookup
-        self._audit = audit
-        self._store_timeout_s = store_timeout_s
-        self._missing_row_default = missing_row_default
-
-    async def answer(
-        self,
-        model: str,
-        inputs: Sequence[Input],
-        timeout_s: float | None,
-        where: str = "",
-        alias: str = "current",
-    ) -> list[pred_pb.PredictResponse]:
-        budget = (
-            self._store_timeout_s if timeout_s is None else min(timeout_s, self._store_timeout_s)
-        )
-        active = await self._router.resolve(model, budget, alias)
-        binned = []
-        for i, item in enumerate(inputs):
-            try:
-                binned.append(active.signature.bin(item.features))
-            except InvalidArgument as exc:
-                raise exc.prefixed(where.format(i=i)) from None
-        keys = [prediction_key(b.bins, active.salt_buckets) for b in binned]
-        found = await self._lookup.get(active.table, keys, budget)
-        now_ms = int(time.time() * 1000)
-        decisions: list[Decision] = []
-        responses: list[pred_pb.PredictResponse] = []
-        for item, bins, key, hit in zip(inputs, binned, keys, found, strict=True):
-            rules: list[pred_pb.FallbackRule] = []
-            if bins.clamped:
-                rules.append(pred_pb.FALLBACK_RULE_CLAMPED_TO_EDGE_BIN)
-            if hit.row is not None:
-                output, version = hit.row.output, hit.row.version
-                source = Source.CACHE if hit.cached else Source.HBASE
-            elif self._missing_row_default is not None:
-                output, version, source = self._missing_row_default, active.version, Source.FALLBACK
-                rules.append(pred_pb.FALLBACK_RULE_MISSING_ROW_DEFAULT)
-            else:
-                raise RowNotFound(
-                    f"version {active.version} of {model!r} has no row for key {key.hex()} "
-                    "(its table is incomplete)"
-                )
-            decision = Decision(
-                decision_id=new_decision_id(now_ms),
-                model=model,
-                model_version=version,
-                subject=item.subject,
-                features=item.features,
-                key_hex=key.hex(),
-                output=output,
-                source=source,
-                decide_time_ms=now_ms,
-            )
-            decisions.append(decision)
-            responses.append(
-                pred_pb.PredictResponse(
-                    output=output,
-                    model_version=version,
-                    decision_id=decision.decision_id,
-                    source=SOURCE_TO_PB[source],
-                    key=decision.key_hex,
-                    clamped_features=bins.clamped,
-                    fallback_rules=rules,
-                )
-            )
-        # A decision id reaches the caller only once the sink has accepted its record.
-        await self._audit.record(decisions)
-        return responses
+def answer_to_pb(answer: Answer) -> pred_pb.PredictResponse:
+    return pred_pb.PredictResponse(
+        output=answer.output,
+        model_version=answer.model_version,
+        decision_id=answer.decision_id,
+        source=SOURCE_TO_PB[answer.source],
+        key=answer.key_hex,
+        clamped_features=answer.clamped_features,
+        fallback_rules=[FALLBACK_RULE_TO_PB[rule] for rule in answer.fallback_rules],
+    )
 
 
 class PredictionServicer(pred_grpc.PredictionServiceServicer):
@@ -165,9 +68,14 @@ class PredictionServicer(pred_grpc.PredictionServiceServicer):
         alias = (
             check_alias(request.alias, f"{where}alias", user=False) if request.alias else "current"
         )
-        timeout_s = remaining_s(context, self._store_timeout_s)
-        (response,) = await self._answerer.answer(model, [item], timeout_s, where, alias)
-        return response
+        (answer,) = await self._answerer.answer(
+            model,
+            [item],
+            timeout_s=remaining_s(context, self._store_timeout_s),
+            where=where,
+            alias=alias,
+        )
+        return answer_to_pb(answer)
 
     @handles_errors
     async def Predict(
@@ -190,10 +98,13 @@ class PredictionServicer(pred_grpc.PredictionServiceServicer):
             parse_input(item.features, item.subject, f"inputs[{i}].")
             for i, item in enumerate(request.inputs)
         ]
-        responses = await self._answerer.answer(
-            model, inputs, remaining_s(context, self._store_timeout_s), "inputs[{i}]."
+        answers = await self._answerer.answer(
+            model,
+            inputs,
+            timeout_s=remaining_s(context, self._store_timeout_s),
+            where="inputs[{i}].",
         )
-        return pred_pb.PredictBatchResponse(responses=responses)
+        return pred_pb.PredictBatchResponse(responses=[answer_to_pb(a) for a in answers])
 
     async def StreamPredict(
         self, request_iterator: AsyncIterator[pred_pb.StreamPredictRequest], context: Context

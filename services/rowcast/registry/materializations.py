@@ -19,6 +19,7 @@ from rowcast.config import Settings
 from rowcast.core.keys import new_decision_id
 from rowcast.core.records import VersionState
 from rowcast.core.signature import Signature
+from rowcast.deadlines import Budget
 from rowcast.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -33,7 +34,7 @@ from rowcast.store.admin import TableAdmin
 from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.operations import OperationRecord, OperationState, OperationStore
 from rowcast.store.predictions import PredictionStore
-from rowcast.store.registry import RegistryStore
+from rowcast.store.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class Materializations:
     def __init__(
         self,
         settings: Settings,
-        registry: RegistryStore,
+        registry: Registry,
         predictions: PredictionStore,
         admin: TableAdmin,
         artifacts: ArtifactStore,
@@ -103,29 +104,36 @@ class Materializations:
         self._admin = admin
         self._artifacts = artifacts
         self._operations = operations
+        #: Deadline of each store call made outside a request (a running job's own).
+        self._call_s = settings.hbase.timeout_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancels: dict[str, threading.Event] = {}
 
     async def start(
-        self, model: str, version: int, rows_per_second: float | None
+        self, model: str, version: int, rows_per_second: float | None, *, timeout_s: float
     ) -> OperationRecord:
         """Start materialising `version` of `model` at `rows_per_second` at most (None: the
-        server's limit; more than the server's limit is INVALID_ARGUMENT)."""
+        server's limit; more than the server's limit is INVALID_ARGUMENT). Every check and
+        write of the start (the claim, the operation's row) happens within the caller's
+        `timeout_s`; the run itself goes on in the background."""
         limit = run_rate_limit(rows_per_second, self._settings.materialize_rows_per_second)
-        info = await self._registry.get_version(model, version)
+        budget = Budget.of(timeout_s)
+        info = await self._registry.versions.get_version(model, version, timeout_s=budget.left_s())
         if info.state not in (VersionState.REGISTERED, VersionState.MATERIALIZING):
             raise FailedPrecondition(
                 f"version {version} of {model!r} is {info.state.value}; only a REGISTERED "
                 "version (or an interrupted MATERIALIZING one) can be materialised"
             )
-        seen = await self._registry.operation_claim(model, version)
-        running = await self._live(seen)
+        seen = await self._registry.versions.operation_claim(
+            model, version, timeout_s=budget.left_s()
+        )
+        running = await self._live(seen, timeout_s=budget.left_s())
         if running is not None:
             raise FailedPrecondition(
                 f"version {version} of {model!r} is being materialised by {running.name}"
             )
-        model_info = await self._registry.get_model(model)
-        content = await self._artifacts.get(model, version)
+        model_info = await self._registry.models.get_model(model, timeout_s=budget.left_s())
+        content = await self._artifacts.get(model, version, timeout_s=budget.left_s())
         booster = await asyncio.to_thread(lambda: lgb.Booster(model_str=content.decode()))
         # Fidelity through real lookups of the held-out rows (none when the version names no
         # evaluation data set).
@@ -133,7 +141,9 @@ class Materializations:
         now = int(time.time() * 1000)
         op_id = new_decision_id(now)
         # Two MaterializeVersion calls racing past the check above: one claim wins.
-        if not await self._registry.claim_operation(model, version, seen, op_id):
+        if not await self._registry.versions.claim_operation(
+            model, version, seen, op_id, timeout_s=budget.left_s()
+        ):
             raise FailedPrecondition(
                 f"version {version} of {model!r} is being materialised by another request"
             )
@@ -149,7 +159,8 @@ class Materializations:
                 eta_seconds=0.0,
                 start_time_ms=now,
                 update_time_ms=now,
-            )
+            ),
+            timeout_s=budget.left_s(),
         )
         cancel = threading.Event()
         self._cancels[record.op_id] = cancel
@@ -199,7 +210,7 @@ class Materializations:
                     eta_seconds=remaining / rate if rate > 0 else 0.0,
                 )
                 with contextlib.suppress(RowcastError):
-                    seen = await self._operations.report(record)
+                    seen = await self._operations.report(record, timeout_s=self._call_s)
                     if seen.done:
                         # Declared dead while it could not report (a pause, HBase out of
                         # reach): the operation has ended for everyone and a new one may be
@@ -214,7 +225,9 @@ class Materializations:
         reporter = asyncio.create_task(report())
         final: OperationRecord
         try:
-            version = await self._registry.get_version(record.model, record.version)
+            version = await self._registry.versions.get_version(
+                record.model, record.version, timeout_s=self._call_s
+            )
             await mat.materialize(
                 registry=self._registry,
                 predictions=self._predictions,
@@ -232,6 +245,7 @@ class Materializations:
                 cancel=cancel,
                 rows_per_second=rows_per_second,
                 heldout=heldout,
+                timeout_s=self._call_s,
             )
             final = replace(record, state=OperationState.SUCCEEDED, rows_written=record.total_rows)
         except asyncio.CancelledError:
@@ -277,9 +291,12 @@ class Materializations:
             with contextlib.suppress(asyncio.CancelledError):
                 await reporter
         try:
-            version = await self._registry.get_version(record.model, record.version)
+            version = await self._registry.versions.get_version(
+                record.model, record.version, timeout_s=self._call_s
+            )
             ended = await self._operations.finish(
-                replace(final, rows_written=version.rows_written or final.rows_written)
+                replace(final, rows_written=version.rows_written or final.rows_written),
+                timeout_s=self._call_s,
             )
             if ended.state is not final.state:
                 log.warning(
@@ -292,29 +309,36 @@ class Materializations:
             self._tasks.pop(record.op_id, None)
             self._cancels.pop(record.op_id, None)
 
-    async def running_for(self, model: str, version: int) -> OperationRecord | None:
+    async def running_for(
+        self, model: str, version: int, *, timeout_s: float
+    ) -> OperationRecord | None:
         """The live materialisation of a version, if one runs (on any replica): the operation
         that last claimed the version, unless it has ended."""
-        return await self._live(await self._registry.operation_claim(model, version))
+        budget = Budget.of(timeout_s)
+        claim = await self._registry.versions.operation_claim(
+            model, version, timeout_s=budget.left_s()
+        )
+        return await self._live(claim, timeout_s=budget.left_s())
 
-    async def _live(self, op_id: str) -> OperationRecord | None:
+    async def _live(self, op_id: str, *, timeout_s: float) -> OperationRecord | None:
         """Operation `op_id` if it still runs (reading it ends a stale one ABORTED)."""
         if not op_id:
             return None
         try:
-            record = await self._operations.get(op_id)
+            record = await self._operations.get(op_id, timeout_s=timeout_s)
         except NotFound:
             return None
         return None if record.done else record
 
-    async def get(self, op_id: str, timeout_s: float | None = None) -> OperationRecord:
-        return await self._operations.get(op_id, timeout_s)
+    async def get(self, op_id: str, *, timeout_s: float) -> OperationRecord:
+        return await self._operations.get(op_id, timeout_s=timeout_s)
 
-    async def watch(self, op_id: str) -> AsyncIterator[OperationRecord]:
-        """The operation's state each time it changes, ending with the done state."""
+    async def watch(self, op_id: str, *, timeout_s: float) -> AsyncIterator[OperationRecord]:
+        """The operation's state each time it changes, ending with the done state; each read
+        within `timeout_s`."""
         last: OperationRecord | None = None
         while True:
-            record = await self._operations.get(op_id)
+            record = await self._operations.get(op_id, timeout_s=timeout_s)
             if last is None or (record.rows_written, record.state) != (
                 last.rows_written,
                 last.state,
@@ -325,8 +349,8 @@ class Materializations:
                 return
             await asyncio.sleep(WATCH_POLL_S)
 
-    async def cancel(self, op_id: str, timeout_s: float | None = None) -> OperationRecord:
-        record = await self._operations.request_cancel(op_id, timeout_s)
+    async def cancel(self, op_id: str, *, timeout_s: float) -> OperationRecord:
+        record = await self._operations.request_cancel(op_id, timeout_s=timeout_s)
         local = self._cancels.get(op_id)
         if local is not None:
             local.set()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
@@ -27,18 +27,20 @@ from rowcast.deadlines import remaining_s
 from rowcast.errors import FailedPrecondition, InvalidArgument, RowcastError, VersionNotReady
 from rowcast.grpc_errors import abort, handles_errors
 from rowcast.jobs.create import Training, create_version
-from rowcast.jobs.diff import diff_tables
+from rowcast.jobs.diff import DIFF_TIMEOUT_S, diff_tables
 from rowcast.jobs.train import TrainParams
 from rowcast.paging import paginate
+from rowcast.propagation import Propagator
 from rowcast.registry.materializations import Materializations
-from rowcast.store.admin import TableAdmin
+from rowcast.store.admin import DDL_TIMEOUT_S, TableAdmin
+from rowcast.store.aliases import RouteChange
 from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.client import HBaseClient
-from rowcast.store.notify import RegistryNotifier, await_propagation
 from rowcast.store.operations import OperationRecord, op_id_from_name
-from rowcast.store.registry import RegistryStore
+from rowcast.store.registry import Registry
 from rowcast.v1 import model_service_pb2 as model_pb
 from rowcast.v1 import model_service_pb2_grpc as model_grpc
+from rowcast.v1 import resources_pb2 as resources_pb
 
 Context = grpc.aio.ServicerContext[object, object]
 
@@ -86,12 +88,12 @@ class ModelServicer(model_grpc.ModelServiceServicer):
     def __init__(
         self,
         settings: Settings,
-        registry: RegistryStore,
+        registry: Registry,
         artifacts: ArtifactStore,
         admin: TableAdmin,
         client: HBaseClient,
         materializations: Materializations,
-        notifier: RegistryNotifier | None,
+        propagator: Propagator,
     ) -> None:
         self._settings = settings
         self._registry = registry
@@ -100,20 +102,31 @@ class ModelServicer(model_grpc.ModelServiceServicer):
         self._client = client
         self._ops = materializations
         self._timeout_s = settings.hbase.timeout_s
-        self._notifier = notifier
+        self._propagator = propagator
 
-    async def _propagated(self, generation: int, context: Context) -> model_pb.Propagation:
-        """Wait for the servers to serve a change: at most the propagation timeout, and
-        within the caller's deadline (less half a second to answer in)."""
+    def _remaining(self, context: Context) -> float:
+        return remaining_s(context, self._timeout_s)
+
+    async def _propagated(self, context: Context) -> model_pb.Propagation:
+        """Make the route change just written reach the servers: at most the propagation
+        timeout, and within the caller's deadline (less half a second to answer in)."""
         timeout = self._settings.server.propagation_timeout_s
         budget = min(timeout, remaining_s(context, timeout + 0.5) - 0.5)
-        return propagation_to_pb(await await_propagation(self._notifier, generation, budget))
+        return propagation_to_pb(await self._propagator.propagate(budget_s=budget))
+
+    async def _change_routes(
+        self, context: Context, change: Callable[[float], Awaitable[RouteChange]]
+    ) -> tuple[RouteChange, resources_pb.Model, model_pb.Propagation]:
+        """The one path of every alias change (activate, roll back, set and delete an alias):
+        write it within the caller's deadline, make it reach the servers, convert."""
+        changed = await change(self._remaining(context))
+        return changed, model_to_pb(changed.model), await self._propagated(context)
 
     @handles_errors
     async def ListModels(
         self, request: model_pb.ListModelsRequest, context: Context
     ) -> model_pb.ListModelsResponse:
-        models = await self._registry.list_models(remaining_s(context, self._timeout_s))
+        models = await self._registry.models.list_models(timeout_s=self._remaining(context))
         page, token = paginate(models, request.page_size, request.page_token)
         return model_pb.ListModelsResponse(
             models=[model_to_pb(m) for m in page], next_page_token=token
@@ -123,8 +136,8 @@ class ModelServicer(model_grpc.ModelServiceServicer):
     async def GetModel(
         self, request: model_pb.GetModelRequest, context: Context
     ) -> model_pb.GetModelResponse:
-        model = await self._registry.get_model(
-            check_model_name(request.model), remaining_s(context, self._timeout_s)
+        model = await self._registry.models.get_model(
+            check_model_name(request.model), timeout_s=self._remaining(context)
         )
         return model_pb.GetModelResponse(model=model_to_pb(model))
 
@@ -132,8 +145,8 @@ class ModelServicer(model_grpc.ModelServiceServicer):
     async def ListVersions(
         self, request: model_pb.ListVersionsRequest, context: Context
     ) -> model_pb.ListVersionsResponse:
-        versions = await self._registry.list_versions(
-            check_model_name(request.model), remaining_s(context, self._timeout_s)
+        versions = await self._registry.versions.list_versions(
+            check_model_name(request.model), timeout_s=self._remaining(context)
         )
         page, token = paginate(versions, request.page_size, request.page_token)
         return model_pb.ListVersionsResponse(
@@ -144,10 +157,10 @@ class ModelServicer(model_grpc.ModelServiceServicer):
     async def GetVersion(
         self, request: model_pb.GetVersionRequest, context: Context
     ) -> model_pb.GetVersionResponse:
-        version = await self._registry.get_version(
+        version = await self._registry.versions.get_version(
             check_model_name(request.model),
             check_version(request.version),
-            remaining_s(context, self._timeout_s),
+            timeout_s=self._remaining(context),
         )
         return model_pb.GetVersionResponse(version=version_to_pb(version))
 
@@ -157,17 +170,15 @@ class ModelServicer(model_grpc.ModelServiceServicer):
     ) -> model_pb.ActivateVersionResponse:
         name = check_model_name(request.model)
         version = check_version(request.version)
-        switched = await self._registry.activate(
-            name,
-            version,
-            check_actor(request.actor),
-            request.reason,
-            remaining_s(context, self._timeout_s),
+        actor = check_actor(request.actor)
+        changed, model, propagation = await self._change_routes(
+            context,
+            lambda t: self._registry.aliases.activate(
+                name, version, actor, request.reason, timeout_s=t
+            ),
         )
         return model_pb.ActivateVersionResponse(
-            model=model_to_pb(switched.model),
-            activate_time=timestamp(switched.time_ms),
-            propagation=await self._propagated(switched.generation, context),
+            model=model, activate_time=timestamp(changed.time_ms), propagation=propagation
         )
 
     @handles_errors
@@ -188,14 +199,14 @@ class ModelServicer(model_grpc.ModelServiceServicer):
         kind = OUTPUT_KIND_FROM_PB.get(m.output.kind)
         if not isinstance(kind, OutputKind):
             raise InvalidArgument.field("model.output.kind", "is required")
-        model = await self._registry.register_model(
+        model = await self._registry.models.register_model(
             name,
             signature,
             kind,
             m.output.description,
             m.description,
             self._settings.salt_buckets,
-            remaining_s(context, self._timeout_s),
+            timeout_s=self._remaining(context),
         )
         return model_pb.RegisterModelResponse(model=model_to_pb(model))
 
@@ -208,7 +219,7 @@ class ModelServicer(model_grpc.ModelServiceServicer):
         if not creator:
             raise InvalidArgument.field("creator", "is required")
         source_kind = request.WhichOneof("source")
-        model = await self._registry.get_model(name, remaining_s(context, self._timeout_s))
+        model = await self._registry.models.get_model(name, timeout_s=self._remaining(context))
         source: bytes | Training
         if source_kind == "lightgbm_model":
             source = request.lightgbm_model
@@ -235,6 +246,7 @@ class ModelServicer(model_grpc.ModelServiceServicer):
             source,
             creator,
             request.evaluation_dataset.strip(),
+            timeout_s=self._remaining(context),
         )
         return model_pb.CreateVersionResponse(version=version_to_pb(version))
 
@@ -246,16 +258,23 @@ class ModelServicer(model_grpc.ModelServiceServicer):
         version = check_version(request.version)
         if request.rows_per_second_limit < 0:
             raise InvalidArgument.field("rows_per_second_limit", "must not be negative")
-        record = await self._ops.start(name, version, request.rows_per_second_limit or None)
+        record = await self._ops.start(
+            name, version, request.rows_per_second_limit or None, timeout_s=self._remaining(context)
+        )
         return model_pb.MaterializeVersionResponse(operation=operation_to_pb(record, None))
 
     async def _operation(self, name: str, context: Context) -> model_pb.Operation:
-        record = await self._ops.get(op_id_from_name(name), remaining_s(context, self._timeout_s))
-        return await self._with_version(record)
+        record = await self._ops.get(op_id_from_name(name), timeout_s=self._remaining(context))
+        return await self._with_version(record, context)
 
-    async def _with_version(self, record: OperationRecord) -> model_pb.Operation:
+    async def _with_version(self, record: OperationRecord, context: Context) -> model_pb.Operation:
+        """The operation, with its version once it is done (read within the caller's time)."""
         version = (
-            await self._registry.get_version(record.model, record.version) if record.done else None
+            await self._registry.versions.get_version(
+                record.model, record.version, timeout_s=self._remaining(context)
+            )
+            if record.done
+            else None
         )
         return operation_to_pb(record, version)
 
@@ -269,8 +288,12 @@ class ModelServicer(model_grpc.ModelServiceServicer):
         self, request: model_pb.WatchOperationRequest, context: Context
     ) -> AsyncIterator[model_pb.WatchOperationResponse]:
         try:
-            async for record in self._ops.watch(op_id_from_name(request.name)):
-                yield model_pb.WatchOperationResponse(operation=await self._with_version(record))
+            async for record in self._ops.watch(
+                op_id_from_name(request.name), timeout_s=self._timeout_s
+            ):
+                yield model_pb.WatchOperationResponse(
+                    operation=await self._with_version(record, context)
+                )
         except RowcastError as error:
             await abort(context, error)
 
@@ -279,24 +302,21 @@ class ModelServicer(model_grpc.ModelServiceServicer):
         self, request: model_pb.CancelOperationRequest, context: Context
     ) -> model_pb.CancelOperationResponse:
         record = await self._ops.cancel(
-            op_id_from_name(request.name), remaining_s(context, self._timeout_s)
+            op_id_from_name(request.name), timeout_s=remaining_s(context, self._timeout_s)
         )
-        return model_pb.CancelOperationResponse(operation=await self._with_version(record))
+        return model_pb.CancelOperationResponse(operation=await self._with_version(record, context))
 
     @handles_errors
     async def RollbackModel(
         self, request: model_pb.RollbackModelRequest, context: Context
     ) -> model_pb.RollbackModelResponse:
-        switched = await self._registry.rollback(
-            check_model_name(request.model),
-            check_actor(request.actor),
-            request.reason,
-            remaining_s(context, self._timeout_s),
+        name = check_model_name(request.model)
+        actor = check_actor(request.actor)
+        _, model, propagation = await self._change_routes(
+            context,
+            lambda t: self._registry.aliases.rollback(name, actor, request.reason, timeout_s=t),
         )
-        return model_pb.RollbackModelResponse(
-            model=model_to_pb(switched.model),
-            propagation=await self._propagated(switched.generation, context),
-        )
+        return model_pb.RollbackModelResponse(model=model, propagation=propagation)
 
     @handles_errors
     async def RetireVersion(
@@ -305,22 +325,27 @@ class ModelServicer(model_grpc.ModelServiceServicer):
         name = check_model_name(request.model)
         number = check_version(request.version)
         actor = check_actor(request.actor)
-        running = await self._ops.running_for(name, number)
+        running = await self._ops.running_for(name, number, timeout_s=self._remaining(context))
         if running is not None:
             raise FailedPrecondition(
                 f"version {number} of {name!r} is being materialised by {running.name}; "
                 "cancel it (rowcast models operation NAME --cancel) before retiring the version"
             )
-        version, generation = await self._registry.begin_retire(
-            name, number, actor, remaining_s(context, self._timeout_s)
+        retired = await self._registry.aliases.begin_retire(
+            name, number, actor, timeout_s=self._remaining(context)
         )
+        version = retired.version
         response = model_pb.RetireVersionResponse(version=version_to_pb(version))
-        if generation is not None:
+        if retired.aliases_dropped:
             # An alias (say `canary`) named it: the table goes only once the servers route no
             # more requests to it, and after the requests they had started have finished.
-            response.propagation.CopyFrom(await self._propagated(generation, context))
+            response.propagation.CopyFrom(await self._propagated(context))
             await asyncio.sleep(RETIRE_DRAIN_S)
-        await asyncio.to_thread(self._admin.drop, version.table)
+        # A drop is DDL (the master disables every region first): the store's per-call
+        # default would be too short.
+        await asyncio.to_thread(
+            self._admin.drop, version.table, timeout_s=remaining_s(context, DDL_TIMEOUT_S)
+        )
         return response
 
     @handles_errors
@@ -328,9 +353,9 @@ class ModelServicer(model_grpc.ModelServiceServicer):
         self, request: model_pb.ListActivationsRequest, context: Context
     ) -> model_pb.ListActivationsResponse:
         name = check_model_name(request.model)
-        await self._registry.get_model(name, remaining_s(context, self._timeout_s))
-        activations = await self._registry.list_activations(
-            name, remaining_s(context, self._timeout_s)
+        await self._registry.models.get_model(name, timeout_s=self._remaining(context))
+        activations = await self._registry.aliases.list_activations(
+            name, timeout_s=self._remaining(context)
         )
         page, token = paginate(activations, request.page_size, request.page_token)
         return model_pb.ListActivationsResponse(
@@ -351,28 +376,25 @@ class ModelServicer(model_grpc.ModelServiceServicer):
     async def SetAlias(
         self, request: model_pb.SetAliasRequest, context: Context
     ) -> model_pb.SetAliasResponse:
-        model, generation = await self._registry.set_alias(
-            check_model_name(request.model),
-            check_alias(request.alias),
-            check_version(request.version),
-            remaining_s(context, self._timeout_s),
+        name = check_model_name(request.model)
+        alias = check_alias(request.alias)
+        version = check_version(request.version)
+        _, model, propagation = await self._change_routes(
+            context,
+            lambda t: self._registry.aliases.set_alias(name, alias, version, timeout_s=t),
         )
-        return model_pb.SetAliasResponse(
-            model=model_to_pb(model), propagation=await self._propagated(generation, context)
-        )
+        return model_pb.SetAliasResponse(model=model, propagation=propagation)
 
     @handles_errors
     async def DeleteAlias(
         self, request: model_pb.DeleteAliasRequest, context: Context
     ) -> model_pb.DeleteAliasResponse:
-        model, generation = await self._registry.delete_alias(
-            check_model_name(request.model),
-            check_alias(request.alias),
-            remaining_s(context, self._timeout_s),
+        name = check_model_name(request.model)
+        alias = check_alias(request.alias)
+        _, model, propagation = await self._change_routes(
+            context, lambda t: self._registry.aliases.delete_alias(name, alias, timeout_s=t)
         )
-        return model_pb.DeleteAliasResponse(
-            model=model_to_pb(model), propagation=await self._propagated(generation, context)
-        )
+        return model_pb.DeleteAliasResponse(model=model, propagation=propagation)
 
     @handles_errors
     async def DiffVersions(
@@ -381,17 +403,25 @@ class ModelServicer(model_grpc.ModelServiceServicer):
         name = check_model_name(request.model)
         if request.tolerance < 0:
             raise InvalidArgument.field("tolerance", "must not be negative")
-        model = await self._registry.get_model(name)
+        model = await self._registry.models.get_model(name, timeout_s=self._remaining(context))
         tables = []
         for field, number in (("version_a", request.version_a), ("version_b", request.version_b)):
             if number <= 0:
                 raise InvalidArgument.field(field, "must be a positive version number")
-            v = await self._registry.get_version(name, number)
+            v = await self._registry.versions.get_version(
+                name, number, timeout_s=self._remaining(context)
+            )
             if v.state is not VersionState.READY:
                 raise VersionNotReady(f"{field}: version {number} is {v.state.value}, not READY")
             tables.append(v.table)
         d = await asyncio.to_thread(
-            diff_tables, self._client, model.signature, tables[0], tables[1], request.tolerance
+            diff_tables,
+            self._client,
+            model.signature,
+            tables[0],
+            tables[1],
+            request.tolerance,
+            timeout_s=remaining_s(context, DIFF_TIMEOUT_S),
         )
         return model_pb.DiffVersionsResponse(
             cells=d.cells,

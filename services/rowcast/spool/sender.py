@@ -111,8 +111,7 @@ class SpoolSender:
     async def _run(self) -> None:
         backoff = MIN_BACKOFF_S
         async with grpc.aio.insecure_channel(self._target, options=CHANNEL_OPTIONS) as channel:
-            # The generated stub class carries no annotations.
-            stub = audit_grpc.AuditServiceStub(channel)  # type: ignore[no-untyped-call]
+            stub = audit_grpc.AuditServiceStub(channel)
             while True:
                 started = time.monotonic()
                 try:
@@ -131,7 +130,7 @@ class SpoolSender:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
-    async def _session(self, stub: audit_grpc.AuditServiceStub) -> None:
+    async def _session(self, stub: audit_grpc.AuditServiceAsyncStub) -> None:
         """One stream: send batches from the cursor on, apply acknowledgements as they come."""
         call = stub.StreamDecisions()
         in_flight: collections.deque[_InFlight] = collections.deque()

@@ -2,30 +2,40 @@
 
 Thrift1 (what happybase speaks) cannot create pre-split tables, and happybase's column-family
 defaults (3 versions, block cache off, no bloom filter) are wrong for lookups. Thrift2's
-`createTable` takes split keys and full family descriptors, so DDL goes through it. The IDL is
-HBase's own `thrift2/hbase.thrift` (from the hbase-thrift 2.6.1 jar), loaded with thriftpy2.
+`createTable` takes split keys and full family descriptors, so DDL goes through it (the IDL:
+store/idl.py).
+
+Every method is blocking (run it in a thread) and ends within its required `timeout_s`: before
+each round trip the socket gets the time left as its timeout, so a gateway that does not answer,
+or a master slow to create or drop a table, ends the call with StoreUnavailable, never a hang.
+A change that outlives its deadline may still complete in HBase afterwards; `create` and `drop`
+are idempotent, so a retry finds the work done.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from importlib import resources
-from typing import Any
+from typing import Any, Final
 
-import thriftpy2
 from thriftpy2.protocol import TBinaryProtocolFactory
-from thriftpy2.rpc import make_client
-from thriftpy2.transport import TBufferedTransportFactory
+from thriftpy2.thrift import TClient
+from thriftpy2.transport import TBufferedTransportFactory, TSocket
 
 from rowcast.config import HBaseSettings
-from rowcast.store.client import LOWER_ERRORS, map_store_error
-
-with resources.as_file(resources.files("rowcast.store") / "hbase2.thrift") as _idl:
-    hbase2: Any = thriftpy2.load(str(_idl), module_name="hbase2_thrift")
+from rowcast.deadlines import within_deadline
+from rowcast.errors import StoreUnavailable
+from rowcast.store.client import store_errors
+from rowcast.store.idl import hbase2
 
 NAMESPACE = "rowcast"
+
+#: The deadline of one table change for a caller without one of its own (start-up, a job, a
+#: tool): createTable returns only once the master has assigned every region of a pre-split
+#: table, which takes seconds on a busy cluster.
+DDL_TIMEOUT_S: Final = 60.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,27 @@ def split_name(table: str) -> tuple[str, str]:
     return (ns or "default", qualifier)
 
 
+class _Deadlined:
+    """A Thrift2 client whose every call waits at most the time left before one deadline."""
+
+    def __init__(self, client: Any, sock: TSocket, deadline: float) -> None:
+        self._client = client
+        self._sock = sock
+        self._deadline = deadline
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._client, name)
+
+        def call(*args: Any) -> Any:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the deadline passed between two round trips")
+            self._sock.set_timeout(max(1, int(left * 1000)))
+            return method(*args)
+
+        return call
+
+
 class TableAdmin:
     """Creates, inspects and drops tables (pre-split, explicit family settings) via Thrift2."""
 
@@ -53,46 +84,53 @@ class TableAdmin:
         self._settings = settings
 
     @contextlib.contextmanager
-    def _client(self) -> Iterator[Any]:
+    def _client(self, timeout_s: float) -> Iterator[Any]:
+        """A connected Thrift2 client whose calls all end within `timeout_s` (less the margin
+        the caller needs to answer in); lower errors mapped."""
+        budget = within_deadline(timeout_s)
+        deadline = time.monotonic() + budget
+        sock = TSocket(
+            self._settings.host,
+            self._settings.thrift2_port,
+            socket_timeout=max(1, int(budget * 1000)),
+        )
+        transport = TBufferedTransportFactory().get_transport(sock)
         try:
-            client = make_client(
-                hbase2.THBaseService,
-                self._settings.host,
-                self._settings.thrift2_port,
-                timeout=int(max(self._settings.timeout_s, 30.0) * 1000),
-                trans_factory=TBufferedTransportFactory(),
-                proto_factory=TBinaryProtocolFactory(),
-            )
-        except LOWER_ERRORS as exc:
-            raise map_store_error(exc) from exc
-        try:
-            yield client
-        except hbase2.TIOError as exc:
-            raise map_store_error(exc) from exc
-        except LOWER_ERRORS as exc:
-            raise map_store_error(exc) from exc
+            with store_errors():
+                transport.open()
+                protocol = TBinaryProtocolFactory().get_protocol(transport)
+                yield _Deadlined(TClient(hbase2.THBaseService, protocol), sock, deadline)
+        except StoreUnavailable as exc:
+            # Every socket wait is the time left: a timeout is the deadline passing.
+            if not isinstance(exc.__cause__, TimeoutError) and time.monotonic() < deadline:
+                raise
+            raise StoreUnavailable(
+                f"HBase did not complete the table operation within {budget:.3f}s",
+                retryable=False,
+            ) from exc
         finally:
-            client.close()
+            transport.close()
 
-    def ensure_namespace(self, name: str = NAMESPACE) -> None:
-        with self._client() as c:
+    def ensure_namespace(self, name: str = NAMESPACE, *, timeout_s: float) -> None:
+        with self._client(timeout_s) as c:
             existing = {ns.name for ns in c.listNamespaceDescriptors()}
             if name not in existing:
                 c.createNamespace(hbase2.TNamespaceDescriptor(name=name))
 
-    def exists(self, table: str) -> bool:
-        ns, qualifier = split_name(table)
-        with self._client() as c:
-            return bool(
-                c.tableExists(hbase2.TTableName(ns=ns.encode(), qualifier=qualifier.encode()))
-            )
+    def exists(self, table: str, *, timeout_s: float) -> bool:
+        with self._client(timeout_s) as c:
+            return bool(c.tableExists(_table_name(table)))
 
     def create(
-        self, table: str, families: Sequence[Family], split_keys: Sequence[bytes] = ()
+        self,
+        table: str,
+        families: Sequence[Family],
+        split_keys: Sequence[bytes] = (),
+        *,
+        timeout_s: float,
     ) -> bool:
         """Create the table unless it exists; True when this call created it."""
-        ns, qualifier = split_name(table)
-        name = hbase2.TTableName(ns=ns.encode(), qualifier=qualifier.encode())
+        name = _table_name(table)
         columns = [
             hbase2.TColumnFamilyDescriptor(
                 name=f.name.encode(),
@@ -105,7 +143,7 @@ class TableAdmin:
             )
             for f in families
         ]
-        with self._client() as c:
+        with self._client(timeout_s) as c:
             if c.tableExists(name):
                 return False
             c.createTable(
@@ -113,11 +151,10 @@ class TableAdmin:
             )
             return True
 
-    def drop(self, table: str) -> bool:
+    def drop(self, table: str, *, timeout_s: float) -> bool:
         """Disable and delete the table; False when it did not exist."""
-        ns, qualifier = split_name(table)
-        name = hbase2.TTableName(ns=ns.encode(), qualifier=qualifier.encode())
-        with self._client() as c:
+        name = _table_name(table)
+        with self._client(timeout_s) as c:
             if not c.tableExists(name):
                 return False
             if c.isTableEnabled(name):
@@ -125,13 +162,17 @@ class TableAdmin:
             c.deleteTable(name)
             return True
 
-    def list_tables(self, namespace: str = NAMESPACE) -> list[str]:
-        with self._client() as c:
+    def list_tables(self, namespace: str = NAMESPACE, *, timeout_s: float) -> list[str]:
+        with self._client(timeout_s) as c:
             names = c.getTableNamesByNamespace(namespace)
             return sorted(f"{n.ns.decode()}:{n.qualifier.decode()}" for n in names)
 
-    def region_count(self, table: str) -> int:
+    def region_count(self, table: str, *, timeout_s: float) -> int:
         ns, qualifier = split_name(table)
-        with self._client() as c:
-            locations = c.getAllRegionLocations(f"{ns}:{qualifier}".encode())
-            return len(locations)
+        with self._client(timeout_s) as c:
+            return len(c.getAllRegionLocations(f"{ns}:{qualifier}".encode()))
+
+
+def _table_name(table: str) -> Any:
+    ns, qualifier = split_name(table)
+    return hbase2.TTableName(ns=ns.encode(), qualifier=qualifier.encode())

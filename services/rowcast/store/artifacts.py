@@ -22,7 +22,7 @@ class ArtifactStore:
     def __init__(self, client: HBaseClient) -> None:
         self._client = client
 
-    async def put(self, model: str, version: int, content: bytes) -> str:
+    async def put(self, model: str, version: int, content: bytes, *, timeout_s: float) -> str:
         digest = hashlib.sha256(content).hexdigest()
         cells = {
             f"f:{i:06d}".encode(): content[start : start + CHUNK_BYTES]
@@ -34,10 +34,10 @@ class ArtifactStore:
         def work(conn: happybase.Connection) -> None:
             conn.table(ARTIFACTS).put(version_row(model, version), cells)
 
-        await self._client.run(work)
+        await self._client.run(work, timeout_s=timeout_s)
         return digest
 
-    async def get(self, model: str, version: int) -> bytes:
+    async def get(self, model: str, version: int, *, timeout_s: float) -> bytes:
         def work(conn: happybase.Connection) -> bytes:
             row = conn.table(ARTIFACTS).row(version_row(model, version))
             if b"m:sha256" not in row:
@@ -48,4 +48,4 @@ class ArtifactStore:
                 raise NotFound(f"the stored model file of {model!r} v{version} is damaged")
             return content
 
-        return await self._client.run(work)
+        return await self._client.run(work, timeout_s=timeout_s)

@@ -154,7 +154,7 @@ class AuditStore:
         self._client = client
         self._cell_ts_ms = cell_ts_ms
 
-    async def record(self, decisions: Sequence[Decision], timeout_s: float | None = None) -> int:
+    async def record(self, decisions: Sequence[Decision], *, timeout_s: float) -> int:
         """Store decisions (idempotent); decision rows are written before their index rows,
         so an index never points at a row that a crash left unwritten.
 
@@ -186,7 +186,7 @@ class AuditStore:
 
         return await self._client.run(work, timeout_s=timeout_s)
 
-    async def get(self, decision_id: str, timeout_s: float | None = None) -> Decision:
+    async def get(self, decision_id: str, *, timeout_s: float) -> Decision:
         key = _checked_audit_key(decision_id)
 
         def work(conn: happybase.Connection) -> Decision:
@@ -198,7 +198,7 @@ class AuditStore:
         return await self._client.run(work, timeout_s=timeout_s)
 
     async def list_decisions(
-        self, query: DecisionQuery, page_size: int, page_token: str, timeout_s: float | None = None
+        self, query: DecisionQuery, page_size: int, page_token: str, *, timeout_s: float
     ) -> tuple[list[Decision], str]:
         """One page of the selected decisions, newest first, and the next page's token."""
         lo = ik.id_floor(query.start_ms) if query.start_ms is not None else None
@@ -221,7 +221,7 @@ class AuditStore:
 
         return await self._client.run(work, timeout_s=timeout_s)
 
-    async def count(self, model: str, timeout_s: float | None = None) -> list[VersionCount]:
+    async def count(self, model: str, *, timeout_s: float) -> list[VersionCount]:
         """Decisions of model per version (newest first) and per latest augmentation state.
 
         Exact, by key-only scans of the version and augmented indexes: the cost grows with
@@ -256,7 +256,8 @@ class AuditStore:
         self,
         decision_id: str,
         augmentation: Augmentation,
-        timeout_s: float | None = None,
+        *,
+        timeout_s: float,
         request_id: str = "",
     ) -> tuple[Decision, bool]:
         """Record an augmentation; (the decision as stored, replayed). With `request_id`, an

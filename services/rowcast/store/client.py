@@ -1,10 +1,14 @@
-"""The async gateway to HBase's Thrift1 server: pooled happybase connections on worker threads.
+"""The async gateway to HBase's Thrift1 server: pooled happybase connections on worker threads,
+and the one map of lower-level errors to domain errors.
 
-happybase is blocking, so every call runs in a bounded thread pool, never on the event loop.
-Lower-level failures (socket errors, Thrift transport errors, HBase IOErrors) are mapped to
-`StoreUnavailable` here and nowhere else. A connection that failed is thrown away and replaced
-by a fresh one (e.g. after a gateway restart); idempotent calls are retried once on the fresh
-connection, so a restart costs callers nothing.
+happybase is blocking, so every call runs in a bounded thread pool, never on the event loop,
+and within the caller's `timeout_s` (a required keyword: no call waits without a deadline).
+Lower-level failures (Thrift, happybase, sockets, ZooKeeper) become domain errors in
+`map_store_error` and nowhere else: HBase unreachable or silent is `StoreUnavailable`, a
+request HBase refuses is `StoreRejected` (a rowcast bug, INTERNAL). A local error (a model or
+spool file that cannot be read) is none of these and is raised as it is. A connection that
+failed is thrown away and replaced by a fresh one (e.g. after a gateway restart); idempotent
+calls are retried once on the fresh connection, so a restart costs callers nothing.
 
 happybase's own ConnectionPool is not used: it connects in its constructor (so a service could
 not start while HBase is down) and re-opens inside its error handler, which raises a second,
@@ -15,44 +19,125 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import queue
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import happybase
-import Hbase_thrift
-from thriftpy2.thrift import TApplicationException, TException
+from kazoo import exceptions as zk
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.retry import RetryFailedError
+from thriftpy2.protocol.cybin import ProtocolError
+from thriftpy2.protocol.exc import TProtocolException
+from thriftpy2.thrift import TApplicationException, TDecodeException, TException
 from thriftpy2.transport import TTransportException
 
 from rowcast.config import HBaseSettings
 from rowcast.deadlines import within_deadline
-from rowcast.errors import RowcastError, StoreUnavailable
+from rowcast.errors import AlreadyExists, RowcastError, StoreRejected, StoreUnavailable
+from rowcast.store.idl import Hbase_thrift, hbase2
 
 T = TypeVar("T")
 
-#: Errors that mean "the store could not be reached or did not answer".
-LOWER_ERRORS: tuple[type[BaseException], ...] = (
-    TTransportException,
-    TApplicationException,
-    TException,
-    socket.timeout,
-    TimeoutError,
-    ConnectionError,
-    OSError,
+#: Lower-level error -> the domain error it means; the first isinstance match wins, so a class
+#: comes before its bases. tests/unit/test_store_errors.py proves that every exception class of
+#: thriftpy2, of both HBase IDLs, of kazoo and of the socket layer is listed.
+DOMAIN_BY_LOWER: Final[tuple[tuple[type[BaseException], type[RowcastError]], ...]] = (
+    # HBase answered: the request is malformed (a rowcast bug, not the caller's input).
+    (Hbase_thrift.IllegalArgument, StoreRejected),
+    (hbase2.TIllegalArgument, StoreRejected),
+    (Hbase_thrift.AlreadyExists, AlreadyExists),
+    # HBase answered with a server-side IOException: a region not online, a table not yet
+    # assigned, the cluster shutting down. Retrying later can succeed.
+    (Hbase_thrift.IOError, StoreUnavailable),
+    (hbase2.TIOError, StoreUnavailable),
+    # No (whole) answer: the gateway is down, restarting, or replied garbage mid-call.
+    (TTransportException, StoreUnavailable),
+    (TApplicationException, StoreUnavailable),
+    (TProtocolException, StoreUnavailable),
+    (TDecodeException, StoreUnavailable),
+    (ProtocolError, StoreUnavailable),
+    (TException, StoreUnavailable),
+    # Sockets: only the network's errors, never a local file's (see _NETWORK_ERRNOS).
+    (TimeoutError, StoreUnavailable),
+    (ConnectionError, StoreUnavailable),
+    (socket.gaierror, StoreUnavailable),
+    (socket.herror, StoreUnavailable),
+    # ZooKeeper (store/notify.py): out of reach, or a session lost ...
+    (zk.ConnectionLoss, StoreUnavailable),
+    (zk.ConnectionDropped, StoreUnavailable),
+    (zk.SessionExpiredError, StoreUnavailable),
+    (zk.SessionMovedError, StoreUnavailable),
+    (zk.UnknownSessionError, StoreUnavailable),
+    (zk.OperationTimeoutError, StoreUnavailable),
+    (zk.RequestTimeoutError, StoreUnavailable),
+    (zk.ThrottledOpError, StoreUnavailable),
+    (zk.SystemZookeeperError, StoreUnavailable),
+    (zk.ZookeeperStoppedError, StoreUnavailable),
+    (KazooTimeoutError, StoreUnavailable),
+    (RetryFailedError, StoreUnavailable),
+    # ... or an answer rowcast did not expect (NoNode, BadVersion, ...): a rowcast bug.
+    (zk.KazooException, StoreRejected),
 )
 
+#: Every class mapped above.
+LOWER_ERRORS: Final[tuple[type[BaseException], ...]] = tuple(c for c, _ in DOMAIN_BY_LOWER)
+#: What the ZooKeeper adapter (store/notify.py) catches and logs, best effort: kazoo's errors
+#: and any OSError (it reads no local file, so every OSError there is the network's).
+ZOOKEEPER_ERRORS: Final = (zk.KazooException, KazooTimeoutError, OSError)
 
-def map_store_error(exc: BaseException) -> RowcastError:
-    """Map a lower-level error to the domain error callers see."""
+#: A plain OSError is the network's only with one of these numbers (a route lost while
+#: connected); any other (ENOENT, EACCES, ...) is a local error, never "HBase unavailable".
+_NETWORK_ERRNOS: Final = frozenset(
+    {
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.ENETRESET,
+        errno.EHOSTUNREACH,
+        errno.EHOSTDOWN,
+        errno.ENOTCONN,
+        errno.ESHUTDOWN,
+    }
+)
+_ZOOKEEPER_ONLY: Final = (zk.KazooException, KazooTimeoutError)
+
+
+def map_store_error(exc: BaseException) -> RowcastError | None:
+    """The domain error a lower-level error means; None when `exc` is none (a local file
+    error, a bug), which the caller then lets propagate as it is."""
     if isinstance(exc, RowcastError):
         return exc
+    domain = next((d for cls, d in DOMAIN_BY_LOWER if isinstance(exc, cls)), None)
+    if domain is None and isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS:
+        domain = StoreUnavailable
+    if domain is None:
+        return None
+    where = "ZooKeeper" if isinstance(exc, _ZOOKEEPER_ONLY) else "HBase"
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     if isinstance(message, bytes):
         message = message.decode(errors="replace")
-    return StoreUnavailable(f"HBase unavailable: {type(exc).__name__}: {message}"[:500])
+    detail = f"{type(exc).__name__}: {message}"
+    if domain is StoreUnavailable:
+        return StoreUnavailable(f"{where} unavailable: {detail}"[:500])
+    if domain is AlreadyExists:
+        return AlreadyExists(f"{where}: {detail}"[:500])
+    return StoreRejected(f"{where} refused the request: {detail}"[:500])
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """Raise the domain error of a lower-level error raised in the block (others as they are)."""
+    try:
+        yield
+    except Exception as exc:
+        mapped = map_store_error(exc)
+        if mapped is None or mapped is exc:
+            raise
+        raise mapped from exc
 
 
 class HBaseClient:
@@ -72,7 +157,9 @@ class HBaseClient:
         return self._settings
 
     def call(self, fn: Callable[[happybase.Connection], T], *, retry: bool = True) -> T:
-        """Run fn with a pooled connection on this thread; errors mapped; one retry if allowed."""
+        """Run fn with a pooled connection on this thread (blocking: for jobs and worker
+        processes; each socket read waits at most the settings' `timeout_s`); errors mapped;
+        one retry on a fresh connection when HBase was unavailable and `retry` allows."""
         attempts = 2 if retry else 1
         for attempt in range(attempts):
             conn = self._acquire()
@@ -82,10 +169,15 @@ class HBaseClient:
             except RowcastError:
                 self._idle.put(conn)
                 raise
-            except LOWER_ERRORS as exc:
+            except Exception as exc:
+                # Its state is unknown (a reply half read?): never reuse it.
                 _close_quietly(conn)
-                if attempt + 1 >= attempts:
-                    raise map_store_error(exc) from exc
+                mapped = map_store_error(exc)
+                if mapped is None:
+                    raise  # not the store's: a local file error, a bug
+                if isinstance(mapped, StoreUnavailable) and attempt + 1 < attempts:
+                    continue
+                raise mapped from exc
             else:
                 self._idle.put(conn)
                 return result
@@ -95,25 +187,32 @@ class HBaseClient:
         try:
             return self._idle.get_nowait()
         except queue.Empty:
-            return happybase.Connection(
-                host=self._settings.host,
-                port=self._settings.thrift_port,
-                timeout=int(self._settings.timeout_s * 1000),
-                autoconnect=False,
-            )
+            return self.connect(self._settings.timeout_s)
+
+    def connect(self, timeout_s: float) -> happybase.Connection:
+        """A new connection of its own (not pooled, not yet open) whose socket waits at most
+        `timeout_s` per read: for a long scan that must end by a deadline (jobs/diff.py)."""
+        return happybase.Connection(
+            host=self._settings.host,
+            port=self._settings.thrift_port,
+            timeout=max(1, int(timeout_s * 1000)),
+            autoconnect=False,
+        )
 
     async def run(
         self,
         fn: Callable[[happybase.Connection], T],
         *,
-        timeout_s: float | None = None,
+        timeout_s: float,
         retry: bool = True,
     ) -> T:
-        """Run fn off the event loop; give up with StoreUnavailable when timeout_s runs out."""
+        """Run fn off the event loop; give up with StoreUnavailable (not retryable) when
+        `timeout_s`, the caller's remaining time, runs out."""
+        if timeout_s <= 0:
+            # Nothing may start that the caller has stopped waiting for (a write, say).
+            raise StoreUnavailable("no time left for the HBase call", retryable=False)
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, lambda: self.call(fn, retry=retry))
-        if timeout_s is None:
-            return await future
         budget = within_deadline(timeout_s)
         try:
             return await asyncio.wait_for(future, budget)

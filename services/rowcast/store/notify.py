@@ -1,11 +1,13 @@
 """Push of registry changes through the HBase cluster's own ZooKeeper, and their acknowledgement.
 
-Every activation, rollback and alias change bumps the registry generation cell in HBase (the
-source of truth). The process that bumps it then sets one znode, `ZNODE`, to the new
-generation; prediction servers hold a ZooKeeper data watch on it and reload their routes as
-soon as it fires, instead of waiting for their next poll. The poll of the generation cell
-stays as the safety net: a notification lost to a ZooKeeper outage costs one poll interval,
-never a wrong answer. ZooKeeper being unreachable is logged, never an error for the caller.
+A pure ZooKeeper adapter: the sequence it serves (bump, announce, wait) is in
+rowcast/propagation.py. Every activation, rollback and alias change bumps the registry
+generation cell in HBase (the source of truth). The process that bumps it then sets one znode,
+`ZNODE`, to the new generation; prediction servers hold a ZooKeeper data watch on it and reload
+their routes as soon as it fires, instead of waiting for their next poll. The poll of the
+generation cell stays as the safety net: a notification lost to a ZooKeeper outage costs one
+poll interval, never a wrong answer. ZooKeeper being unreachable is logged, never an error for
+the caller.
 
 Each watching prediction server also keeps an ephemeral znode under `SERVERS` holding the
 generation its routes are at (`ServerPresence`), rewritten after every reload. The process
@@ -31,12 +33,12 @@ from typing import Any, Final
 import kazoo.protocol.connection
 import kazoo.retry
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
-from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.exceptions import NodeExistsError, NoNodeError
 from kazoo.recipe.watchers import DataWatch
 
 from rowcast.config import HBaseSettings
 from rowcast.core.records import Propagation
+from rowcast.store.client import ZOOKEEPER_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ SERVERS: Final = "/rowcast/prediction-servers"
 #: ZooKeeper session timeout, seconds.
 SESSION_TIMEOUT_S: Final = 10.0
 
-_ERRORS = (KazooException, KazooTimeoutError, OSError)
+_ERRORS = ZOOKEEPER_ERRORS
 
 
 class RegistryNotifier:
@@ -222,17 +224,6 @@ async def open_notifier(hbase: HBaseSettings, enabled: bool = True) -> RegistryN
     notifier = RegistryNotifier(f"{hbase.host}:{hbase.zookeeper_port}")
     await asyncio.to_thread(notifier.start)
     return notifier
-
-
-async def await_propagation(
-    notifier: RegistryNotifier | None, generation: int, timeout_s: float
-) -> Propagation:
-    """How far a change at `generation` got within `timeout_s`: every registered prediction
-    server serves it, or who lagged. Without ZooKeeper (watching turned off) nothing can be
-    waited for: the change is reported as not known to be complete (servers poll)."""
-    if notifier is None:
-        return Propagation(generation=generation, servers=0)
-    return await asyncio.to_thread(notifier.await_generation, generation, max(timeout_s, 0.0))
 
 
 async def close_notifier(notifier: RegistryNotifier | None) -> None:

@@ -217,17 +217,17 @@ class OperationStore:
             return self._end(conn, record.aborted(self._stale_after_ms))
         return record
 
-    async def create(self, record: OperationRecord) -> OperationRecord:
+    async def create(self, record: OperationRecord, *, timeout_s: float) -> OperationRecord:
         """Write a new RUNNING operation; its update time is now."""
         record = replace(record, update_time_ms=_now_ms())
 
         def work(conn: happybase.Connection) -> None:
             conn.table(OPERATIONS).put(record.op_id.encode(), record_cells(record))
 
-        await self._client.run(work)
+        await self._client.run(work, timeout_s=timeout_s)
         return record
 
-    async def report(self, record: OperationRecord) -> OperationRecord:
+    async def report(self, record: OperationRecord, *, timeout_s: float) -> OperationRecord:
         """The runner's progress report; returns the operation as others now see it (done if it
         was declared dead meanwhile, `cancel_requested` if someone asked it to stop)."""
         record = replace(record, update_time_ms=_now_ms())
@@ -241,9 +241,9 @@ class OperationStore:
                 conn, record_from_row(record.op_id, self._row(conn, record.op_id))
             )
 
-        return await self._client.run(work)
+        return await self._client.run(work, timeout_s=timeout_s)
 
-    async def finish(self, record: OperationRecord) -> OperationRecord:
+    async def finish(self, record: OperationRecord, *, timeout_s: float) -> OperationRecord:
         """End the operation with `record` (a done state) unless it already ended (a reader
         declared the runner dead first); returns the end that holds."""
         if not record.done:
@@ -254,15 +254,15 @@ class OperationStore:
             # A retry after a lost answer is safe: the compare-and-set then finds our own end.
             return self._end(conn, record)
 
-        return await self._client.run(work)
+        return await self._client.run(work, timeout_s=timeout_s)
 
-    async def get(self, op_id: str, timeout_s: float | None = None) -> OperationRecord:
+    async def get(self, op_id: str, *, timeout_s: float) -> OperationRecord:
         def work(conn: happybase.Connection) -> OperationRecord:
             return self._resolved(conn, record_from_row(op_id, self._row(conn, op_id)))
 
         return await self._client.run(work, timeout_s=timeout_s)
 
-    async def request_cancel(self, op_id: str, timeout_s: float | None = None) -> OperationRecord:
+    async def request_cancel(self, op_id: str, *, timeout_s: float) -> OperationRecord:
         def work(conn: happybase.Connection) -> OperationRecord:
             row = self._row(conn, op_id)
             record = self._resolved(conn, record_from_row(op_id, row))

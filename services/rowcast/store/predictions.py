@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import happybase
 
 from rowcast.core.keys import decode_double, decode_long, encode_double, encode_long
+from rowcast.core.records import PredictionRow as PredictionRow  # re-exported (moved to core)
 from rowcast.store.client import HBaseClient
 from rowcast.store.schema import PRED_FAMILY
 
@@ -16,14 +16,6 @@ VERSION_COL = f"{PRED_FAMILY}:v".encode()
 _COLUMNS = [OUTPUT_COL, VERSION_COL]
 #: Rows fetched per Thrift scanner call when counting.
 SCAN_BATCH = 10_000
-
-
-@dataclass(frozen=True)
-class PredictionRow:
-    """One stored answer: the output and the version that computed it."""
-
-    output: float
-    version: int
 
 
 def _decode(row: dict[bytes, bytes]) -> PredictionRow | None:
@@ -38,14 +30,14 @@ class PredictionStore:
     def __init__(self, client: HBaseClient) -> None:
         self._client = client
 
-    async def get(self, table: str, key: bytes, timeout_s: float | None) -> PredictionRow | None:
+    async def get(self, table: str, key: bytes, *, timeout_s: float) -> PredictionRow | None:
         def work(conn: happybase.Connection) -> PredictionRow | None:
             return _decode(conn.table(table).row(key, columns=_COLUMNS))
 
         return await self._client.run(work, timeout_s=timeout_s)
 
     async def get_many(
-        self, table: str, keys: Sequence[bytes], timeout_s: float | None
+        self, table: str, keys: Sequence[bytes], *, timeout_s: float
     ) -> dict[bytes, PredictionRow]:
         """Rows by key; absent keys are absent from the result (never assume alignment)."""
 

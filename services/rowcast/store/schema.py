@@ -40,32 +40,45 @@ def prediction_table(model: str, version: int) -> str:
     return f"{NAMESPACE}:pred_{model}_v{version}"
 
 
-def ensure_schema(admin: TableAdmin) -> None:
-    """Create the namespace and the shared tables if missing (idempotent)."""
-    admin.ensure_namespace()
+def ensure_schema(admin: TableAdmin, *, timeout_s: float) -> None:
+    """Create the namespace and the shared tables if missing (idempotent; blocking). Each table
+    change ends within `timeout_s` (admin.DDL_TIMEOUT_S suits start-up)."""
+    admin.ensure_namespace(timeout_s=timeout_s)
     # The registry is tiny and read on every activation check: keep it in memory.
     admin.create(
-        MODELS, [Family(MODEL_FAMILY, in_memory=True), Family(ALIAS_FAMILY, in_memory=True)]
+        MODELS,
+        [Family(MODEL_FAMILY, in_memory=True), Family(ALIAS_FAMILY, in_memory=True)],
+        timeout_s=timeout_s,
     )
-    admin.create(VERSIONS, [Family(VERSION_FAMILY, in_memory=True)])
-    admin.create(ACTIVATIONS, [Family(HISTORY_FAMILY)])
+    admin.create(VERSIONS, [Family(VERSION_FAMILY, in_memory=True)], timeout_s=timeout_s)
+    admin.create(ACTIVATIONS, [Family(HISTORY_FAMILY)], timeout_s=timeout_s)
     # Model files: read rarely (materialise, verify), so no block cache.
-    admin.create(ARTIFACTS, [Family("f", block_cache=False), Family("m")])
-    admin.create(OPERATIONS, [Family("o")])
+    admin.create(ARTIFACTS, [Family("f", block_cache=False), Family("m")], timeout_s=timeout_s)
+    admin.create(OPERATIONS, [Family("o")], timeout_s=timeout_s)
     # Augmentations keep their history as separate qualifiers, so one version per cell is enough.
     admin.create(
         AUDIT,
         [Family(DECISION_FAMILY), Family(AUGMENT_FAMILY)],
         split_keys(AUDIT_SALT_BUCKETS),
+        timeout_s=timeout_s,
     )
     for index in AUDIT_INDEXES:
-        admin.create(index, [Family(INDEX_FAMILY)], split_keys(AUDIT_SALT_BUCKETS))
+        admin.create(
+            index, [Family(INDEX_FAMILY)], split_keys(AUDIT_SALT_BUCKETS), timeout_s=timeout_s
+        )
 
 
 def create_prediction_table(
-    admin: TableAdmin, model: str, version: int, buckets: int, signature: Signature
+    admin: TableAdmin,
+    model: str,
+    version: int,
+    buckets: int,
+    signature: Signature,
+    *,
+    timeout_s: float,
 ) -> str:
-    """Create a version's table, pre-split for its grid (core.keys.prediction_split_keys)."""
+    """Create a version's table, pre-split for its grid (core.keys.prediction_split_keys),
+    within `timeout_s` (blocking)."""
     table = prediction_table(model, version)
     splits = prediction_split_keys(
         buckets,
@@ -73,5 +86,5 @@ def create_prediction_table(
         signature.grid_size,
         estimated_row_bytes(len(signature.features)),
     )
-    admin.create(table, [Family(PRED_FAMILY)], splits)
+    admin.create(table, [Family(PRED_FAMILY)], splits, timeout_s=timeout_s)
     return table

@@ -43,6 +43,8 @@ _SCAN_BATCH = 5000
 _GET_BATCH = 1000
 #: Ids of lost, mismatched and duplicated decisions kept in the report, per kind.
 EXAMPLES = 20
+#: Deadline of each read of the check (it scans a whole run's decisions and index rows).
+CHECK_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -96,8 +98,11 @@ async def check(
 ) -> CheckResult:
     """Check the received decisions against the audit tables; window_ms bounds the decision
     times of this run (index entries outside it belong to other runs)."""
-    rows = await client.run(lambda conn: _audit_rows(conn, [r.decision_id for r in received]))
-    index = await client.run(lambda conn: _index_entries(conn, model, run_id, window_ms))
+    ids = [r.decision_id for r in received]
+    rows = await client.run(lambda conn: _audit_rows(conn, ids), timeout_s=CHECK_TIMEOUT_S)
+    index = await client.run(
+        lambda conn: _index_entries(conn, model, run_id, window_ms), timeout_s=CHECK_TIMEOUT_S
+    )
     return judge(model, received, rows, index)
 
 

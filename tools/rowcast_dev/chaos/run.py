@@ -17,9 +17,9 @@ from pathlib import Path
 
 from rowcast.errors import ModelNotFound
 from rowcast.jobs.publish import PublishSpec, publish
-from rowcast.store.admin import TableAdmin
+from rowcast.store.admin import DDL_TIMEOUT_S, TableAdmin
 from rowcast.store.client import HBaseClient
-from rowcast.store.registry import RegistryStore
+from rowcast.store.registry import Registry
 from rowcast.store.schema import ensure_schema
 from rowcast_dev.chaos.check import CheckResult, check
 from rowcast_dev.chaos.cluster import Cluster, ClusterSpec
@@ -63,11 +63,13 @@ class ChaosOptions:
 async def ensure_model(cluster: Cluster, model: str) -> int:
     """The model's active version; the demo model is published (trained, flattened,
     activated) when it has none."""
-    await asyncio.to_thread(ensure_schema, TableAdmin(cluster.settings.hbase))
+    await asyncio.to_thread(
+        ensure_schema, TableAdmin(cluster.settings.hbase), timeout_s=DDL_TIMEOUT_S
+    )
     client = HBaseClient(cluster.settings.hbase)
     try:
         try:
-            info = await RegistryStore(client).get_model(model, timeout_s=30.0)
+            info = await Registry.over(client).models.get_model(model, timeout_s=30.0)
             if info.current_version:
                 return info.current_version
         except ModelNotFound:

@@ -89,7 +89,7 @@ def demo(model: str, republish: bool) -> None:
             1.0,
             actor="analyst@example.com",
             reason="customer defaulted 30 days later",
-        )
+        ).decision
         a = d.augmentations[-1]
         click.echo(
             f"\naugmented {d.decision_id}: better output {a.better_output} by {a.actor} "

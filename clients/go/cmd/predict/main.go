@@ -3,7 +3,10 @@
 // It calls Predict once and PredictBatch once (a few customers) for a model with the demo
 // model's signature (credit_default: balance, income, student), prints each output with the
 // model version that answered and the decision id of its audit record, and exits non-zero on
-// any error. Every call carries a deadline (-timeout).
+// any error: the gRPC code and message, then what the status details say (the ErrorInfo reason
+// and each BadRequest field violation). Every call carries a deadline (-timeout). -feature
+// name=value (repeatable) overrides an input of the single Predict, e.g. -feature income=lots
+// to see a bad request's details.
 //
 //	go run ./cmd/predict -addr 127.0.0.1:50051 -model credit_default -timeout 5s
 package main
@@ -14,13 +17,17 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	rowcastv1 "github.com/rowcast/rowcast/clients/go/gen/rowcast/v1"
+	rowcastv1 "github.com/rowcast/rowcast/gen/go/rowcast/v1"
 )
 
 // customer is one set of demo-model inputs.
@@ -47,19 +54,40 @@ func (c customer) features() map[string]*rowcastv1.FeatureValue {
 	}
 }
 
+// overrides collects -feature name=value flags: a value that parses as a number is sent as
+// number_value, any other as string_value.
+type overrides map[string]*rowcastv1.FeatureValue
+
+func (o overrides) String() string { return fmt.Sprint(len(o), " overrides") }
+
+func (o overrides) Set(arg string) error {
+	name, value, ok := strings.Cut(arg, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("want name=value, got %q", arg)
+	}
+	if x, err := strconv.ParseFloat(value, 64); err == nil {
+		o[name] = &rowcastv1.FeatureValue{Kind: &rowcastv1.FeatureValue_NumberValue{NumberValue: x}}
+	} else {
+		o[name] = &rowcastv1.FeatureValue{Kind: &rowcastv1.FeatureValue_StringValue{StringValue: value}}
+	}
+	return nil
+}
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:50051", "PredictionService address (host:port)")
 	model := flag.String("model", "credit_default", "model name")
 	timeout := flag.Duration("timeout", 5*time.Second, "deadline of each call")
+	set := overrides{}
+	flag.Var(set, "feature", "name=value: override an input of the single Predict (repeatable)")
 	flag.Parse()
 
-	if err := run(os.Stdout, *addr, *model, *timeout); err != nil {
+	if err := run(os.Stdout, *addr, *model, *timeout, set); err != nil {
 		fmt.Fprintf(os.Stderr, "predict: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(out io.Writer, addr, model string, timeout time.Duration) error {
+func run(out io.Writer, addr, model string, timeout time.Duration, set overrides) error {
 	if timeout <= 0 {
 		return fmt.Errorf("-timeout must be positive, got %s", timeout)
 	}
@@ -70,7 +98,7 @@ func run(out io.Writer, addr, model string, timeout time.Duration) error {
 	defer conn.Close()
 	client := rowcastv1.NewPredictionServiceClient(conn)
 
-	if err := predictOne(out, client, model, timeout); err != nil {
+	if err := predictOne(out, client, model, timeout, set); err != nil {
 		return err
 	}
 	return predictBatch(out, client, model, timeout)
@@ -78,12 +106,17 @@ func run(out io.Writer, addr, model string, timeout time.Duration) error {
 
 func predictOne(
 	out io.Writer, client rowcastv1.PredictionServiceClient, model string, timeout time.Duration,
+	set overrides,
 ) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	c := demoCustomers[0]
+	features := c.features()
+	for name, value := range set {
+		features[name] = value
+	}
 	resp, err := client.Predict(ctx, &rowcastv1.PredictRequest{
-		Model: model, Features: c.features(), Subject: c.subject,
+		Model: model, Features: features, Subject: c.subject,
 	})
 	if err != nil {
 		return fmt.Errorf("Predict: %s", describe(err))
@@ -117,8 +150,23 @@ func predictBatch(
 	return nil
 }
 
-// describe renders a gRPC error as "CODE: message" so scripts can match on the code.
+// describe renders a gRPC error as "CODE: message" so scripts can match on the code, then one
+// line per rich detail the server sent in grpc-status-details-bin (a google.rpc.Status):
+// the ErrorInfo's reason and domain, and each BadRequest field violation.
 func describe(err error) string {
 	s := status.Convert(err)
-	return fmt.Sprintf("%s: %s", s.Code(), s.Message())
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s", s.Code(), s.Message())
+	for _, detail := range s.Details() {
+		switch d := detail.(type) {
+		case *errdetails.ErrorInfo:
+			fmt.Fprintf(&b, "\n  reason=%s domain=%s", d.GetReason(), d.GetDomain())
+		case *errdetails.BadRequest:
+			for _, v := range d.GetFieldViolations() {
+				fmt.Fprintf(&b, "\n  field_violation field=%s description=%q",
+					v.GetField(), v.GetDescription())
+			}
+		}
+	}
+	return b.String()
 }

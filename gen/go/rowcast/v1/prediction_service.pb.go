@@ -541,8 +541,8 @@ const file_rowcast_v1_prediction_service_proto_rawDesc = "" +
 	"\x11PredictionService\x12B\n" +
 	"\aPredict\x12\x1a.rowcast.v1.PredictRequest\x1a\x1b.rowcast.v1.PredictResponse\x12Q\n" +
 	"\fPredictBatch\x12\x1f.rowcast.v1.PredictBatchRequest\x1a .rowcast.v1.PredictBatchResponse\x12X\n" +
-	"\rStreamPredict\x12 .rowcast.v1.StreamPredictRequest\x1a!.rowcast.v1.StreamPredictResponse(\x010\x01B\xb1\x01\n" +
-	"\x0ecom.rowcast.v1B\x16PredictionServiceProtoP\x01Z>github.com/rowcast/rowcast/clients/go/gen/rowcast/v1;rowcastv1\xa2\x02\x03RXX\xaa\x02\n" +
+	"\rStreamPredict\x12 .rowcast.v1.StreamPredictRequest\x1a!.rowcast.v1.StreamPredictResponse(\x010\x01B\xa9\x01\n" +
+	"\x0ecom.rowcast.v1B\x16PredictionServiceProtoP\x01Z6github.com/rowcast/rowcast/gen/go/rowcast/v1;rowcastv1\xa2\x02\x03RXX\xaa\x02\n" +
 	"Rowcast.V1\xca\x02\n" +
 	"Rowcast\\V1\xe2\x02\x16Rowcast\\V1\\GPBMetadata\xea\x02\vRowcast::V1b\x06proto3"
 

@@ -2808,8 +2808,8 @@ const file_rowcast_v1_model_service_proto_rawDesc = "" +
 	"\x0fListActivations\x12\".rowcast.v1.ListActivationsRequest\x1a#.rowcast.v1.ListActivationsResponse\x12E\n" +
 	"\bSetAlias\x12\x1b.rowcast.v1.SetAliasRequest\x1a\x1c.rowcast.v1.SetAliasResponse\x12N\n" +
 	"\vDeleteAlias\x12\x1e.rowcast.v1.DeleteAliasRequest\x1a\x1f.rowcast.v1.DeleteAliasResponse\x12Q\n" +
-	"\fDiffVersions\x12\x1f.rowcast.v1.DiffVersionsRequest\x1a .rowcast.v1.DiffVersionsResponseB\xac\x01\n" +
-	"\x0ecom.rowcast.v1B\x11ModelServiceProtoP\x01Z>github.com/rowcast/rowcast/clients/go/gen/rowcast/v1;rowcastv1\xa2\x02\x03RXX\xaa\x02\n" +
+	"\fDiffVersions\x12\x1f.rowcast.v1.DiffVersionsRequest\x1a .rowcast.v1.DiffVersionsResponseB\xa4\x01\n" +
+	"\x0ecom.rowcast.v1B\x11ModelServiceProtoP\x01Z6github.com/rowcast/rowcast/gen/go/rowcast/v1;rowcastv1\xa2\x02\x03RXX\xaa\x02\n" +
 	"Rowcast.V1\xca\x02\n" +
 	"Rowcast\\V1\xe2\x02\x16Rowcast\\V1\\GPBMetadata\xea\x02\vRowcast::V1b\x06proto3"
 

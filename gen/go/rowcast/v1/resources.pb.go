@@ -1332,8 +1332,8 @@ const file_rowcast_v1_resources_proto_rawDesc = "" +
 	"\x1eAUGMENTATION_STATE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bAUGMENTATION_STATE_PROPOSED\x10\x01\x12\x1f\n" +
 	"\x1bAUGMENTATION_STATE_APPROVED\x10\x02\x12\x1f\n" +
-	"\x1bAUGMENTATION_STATE_REJECTED\x10\x03B\xa9\x01\n" +
-	"\x0ecom.rowcast.v1B\x0eResourcesProtoP\x01Z>github.com/rowcast/rowcast/clients/go/gen/rowcast/v1;rowcastv1\xa2\x02\x03RXX\xaa\x02\n" +
+	"\x1bAUGMENTATION_STATE_REJECTED\x10\x03B\xa1\x01\n" +
+	"\x0ecom.rowcast.v1B\x0eResourcesProtoP\x01Z6github.com/rowcast/rowcast/gen/go/rowcast/v1;rowcastv1\xa2\x02\x03RXX\xaa\x02\n" +
 	"Rowcast.V1\xca\x02\n" +
 	"Rowcast\\V1\xe2\x02\x16Rowcast\\V1\\GPBMetadata\xea\x02\vRowcast::V1b\x06proto3"
 

@@ -932,8 +932,8 @@ const file_rowcast_v1_audit_service_proto_rawDesc = "" +
 	"\vGetDecision\x12\x1e.rowcast.v1.GetDecisionRequest\x1a\x1f.rowcast.v1.GetDecisionResponse\x12T\n" +
 	"\rListDecisions\x12 .rowcast.v1.ListDecisionsRequest\x1a!.rowcast.v1.ListDecisionsResponse\x12W\n" +
 	"\x0eCountDecisions\x12!.rowcast.v1.CountDecisionsRequest\x1a\".rowcast.v1.CountDecisionsResponse\x12B\n" +
-	"\aAugment\x12\x1a.rowcast.v1.AugmentRequest\x1a\x1b.rowcast.v1.AugmentResponseB\xac\x01\n" +
-	"\x0ecom.rowcast.v1B\x11AuditServiceProtoP\x01Z>github.com/rowcast/rowcast/clients/go/gen/rowcast/v1;rowcastv1\xa2\x02\x03RXX\xaa\x02\n" +
+	"\aAugment\x12\x1a.rowcast.v1.AugmentRequest\x1a\x1b.rowcast.v1.AugmentResponseB\xa4\x01\n" +
+	"\x0ecom.rowcast.v1B\x11AuditServiceProtoP\x01Z6github.com/rowcast/rowcast/gen/go/rowcast/v1;rowcastv1\xa2\x02\x03RXX\xaa\x02\n" +
 	"Rowcast.V1\xca\x02\n" +
 	"Rowcast\\V1\xe2\x02\x16Rowcast\\V1\\GPBMetadata\xea\x02\vRowcast::V1b\x06proto3"
 

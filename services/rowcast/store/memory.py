@@ -1,0 +1,226 @@
+"""In-memory stores for tests, shipped in the package as httpx ships `MockTransport`.
+
+`MemoryPredictions` implements `PredictionReader` and `MemoryModels` implements `ModelReader`
+(store/protocols.py) over plain dicts: no HBase, no threads. Each records the calls it receives
+so that a test can assert what reached the store, and can be told to fail (StoreUnavailable
+by default) or to answer late. A late answer obeys the caller's `timeout_s` as the HBase client
+does: past the deadline (less its margin) the call raises StoreUnavailable, not retryable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+from rowcast.core.records import ModelInfo, OutputKind, PredictionRow
+from rowcast.core.signature import Signature
+from rowcast.deadlines import within_deadline
+from rowcast.errors import ModelNotFound, RowcastError, StoreUnavailable
+
+
+class _Faults:
+    """A configured failure or delay, applied to each call as the HBase client would."""
+
+    def __init__(self) -> None:
+        #: Raised by every call while set.
+        self.error: RowcastError | None = None
+        #: Seconds each call takes before it answers.
+        self.delay_s = 0.0
+
+    async def apply(self, timeout_s: float) -> None:
+        if self.delay_s > 0:
+            budget = within_deadline(timeout_s)
+            if self.delay_s > budget:
+                await asyncio.sleep(budget)
+                raise StoreUnavailable(
+                    f"HBase did not answer within {budget:.3f}s", retryable=False
+                )
+            await asyncio.sleep(self.delay_s)
+        if self.error is not None:
+            raise self.error
+
+
+class MemoryPredictions:
+    """Version tables of key -> PredictionRow; records each call's table and keys.
+
+    `calls` holds one (table, keys) entry per call, `get` and `get_many` alike, so a test can
+    assert how lookups were coalesced. Reading a table that was never created raises
+    StoreUnavailable, as HBase does.
+    """
+
+    def __init__(self, tables: Mapping[str, Mapping[bytes, PredictionRow]] | None = None) -> None:
+        self.tables: dict[str, dict[bytes, PredictionRow]] = {
+            name: dict(rows) for name, rows in (tables or {}).items()
+        }
+        self.calls: list[tuple[str, tuple[bytes, ...]]] = []
+        self._faults = _Faults()
+
+    def put(self, table: str, key: bytes, row: PredictionRow) -> None:
+        """Store one row (creating the table)."""
+        self.tables.setdefault(table, {})[key] = row
+
+    def create(self, table: str) -> None:
+        """Create an empty table."""
+        self.tables.setdefault(table, {})
+
+    def fail(self, error: RowcastError | None = None) -> None:
+        """Make every call raise `error` (StoreUnavailable when not given)."""
+        self._faults.error = error or StoreUnavailable("HBase is down (memory store)")
+
+    def delay(self, seconds: float) -> None:
+        """Make every call take `seconds` before it answers."""
+        self._faults.delay_s = seconds
+
+    def heal(self) -> None:
+        """Answer at once and without failing again."""
+        self._faults = _Faults()
+
+    @property
+    def keys_fetched(self) -> list[bytes]:
+        """Every key asked for, over all calls, in order."""
+        return [key for _, keys in self.calls for key in keys]
+
+    async def get(self, table: str, key: bytes, *, timeout_s: float) -> PredictionRow | None:
+        self.calls.append((table, (key,)))
+        await self._faults.apply(timeout_s)
+        return self._table(table).get(key)
+
+    async def get_many(
+        self, table: str, keys: Sequence[bytes], *, timeout_s: float
+    ) -> dict[bytes, PredictionRow]:
+        self.calls.append((table, tuple(keys)))
+        await self._faults.apply(timeout_s)
+        rows = self._table(table)
+        return {key: rows[key] for key in keys if key in rows}
+
+    def _table(self, table: str) -> dict[bytes, PredictionRow]:
+        rows = self.tables.get(table)
+        if rows is None:
+            raise StoreUnavailable(f"HBase unavailable: table {table!r} does not exist")
+        return rows
+
+
+class MemoryModels:
+    """Registered models with their aliases and the registry generation; records each call.
+
+    `calls` counts calls by method name (`get_model`, `list_models`, `generation`). As in the
+    HBase registry, registering a model does not bump the generation, and every alias change
+    made through `set_current`, `set_alias` or `delete_alias` does unless told not to (as a
+    bump lost to an outage would be).
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[str, ModelInfo] = {}
+        self._generation = 0
+        self.calls: Counter[str] = Counter()
+        self._faults: dict[str, _Faults] = {}
+        self._all = _Faults()
+
+    def add(
+        self,
+        name: str,
+        signature: Signature,
+        *,
+        salt_buckets: int = 4,
+        output_kind: OutputKind = OutputKind.PROBABILITY,
+        aliases: Mapping[str, int] | None = None,
+    ) -> ModelInfo:
+        """Register a model (its aliases, `current` and `previous` included, as given)."""
+        self._models[name] = _with_aliases(
+            ModelInfo(
+                name=name,
+                description="",
+                signature=signature,
+                output_kind=output_kind,
+                output_description="",
+                current_version=0,
+                previous_version=0,
+                create_time_ms=0,
+                salt_buckets=salt_buckets,
+            ),
+            dict(aliases or {}),
+        )
+        return self._models[name]
+
+    def set_current(self, name: str, version: int, *, bump: bool = True) -> int:
+        """Activate a version: the old current one becomes `previous`; the generation."""
+        aliases = dict(self._model(name).aliases)
+        current = aliases.get("current", 0)
+        if current and current != version:
+            aliases["previous"] = current
+        aliases["current"] = version
+        return self._route_change(name, aliases, bump)
+
+    def set_alias(self, name: str, alias: str, version: int, *, bump: bool = True) -> int:
+        """Point an alias at a version; the generation."""
+        return self._route_change(name, {**self._model(name).aliases, alias: version}, bump)
+
+    def delete_alias(self, name: str, alias: str, *, bump: bool = True) -> int:
+        """Remove an alias; the generation."""
+        aliases = dict(self._model(name).aliases)
+        del aliases[alias]
+        return self._route_change(name, aliases, bump)
+
+    def bump(self) -> int:
+        """Bump the registry generation (as every route change does); the new value."""
+        self._generation += 1
+        return self._generation
+
+    def fail(self, *methods: str, error: RowcastError | None = None) -> None:
+        """Make calls raise `error` (StoreUnavailable when not given): calls of the named
+        methods only (`fail("list_models")`), or of every method when none is named."""
+        error = error or StoreUnavailable("HBase is down (memory store)")
+        if not methods:
+            self._all.error = error
+        for method in methods:
+            self._faults.setdefault(method, _Faults()).error = error
+
+    def delay(self, seconds: float) -> None:
+        """Make every call take `seconds` before it answers."""
+        self._all.delay_s = seconds
+
+    def heal(self) -> None:
+        """Answer at once and without failing again."""
+        self._faults.clear()
+        self._all = _Faults()
+
+    async def get_model(self, name: str, *, timeout_s: float) -> ModelInfo:
+        await self._call("get_model", timeout_s)
+        return self._model(name)
+
+    async def list_models(self, *, timeout_s: float) -> list[ModelInfo]:
+        await self._call("list_models", timeout_s)
+        return list(self._models.values())
+
+    async def generation(self, *, timeout_s: float) -> int:
+        await self._call("generation", timeout_s)
+        return self._generation
+
+    async def _call(self, method: str, timeout_s: float) -> None:
+        self.calls[method] += 1
+        await self._all.apply(timeout_s)
+        faults = self._faults.get(method)
+        if faults is not None:
+            await faults.apply(timeout_s)
+
+    def _model(self, name: str) -> ModelInfo:
+        model = self._models.get(name)
+        if model is None:
+            raise ModelNotFound(f"model {name!r} is not registered")
+        return model
+
+    def _route_change(self, name: str, aliases: dict[str, int], bump: bool) -> int:
+        self._models[name] = _with_aliases(self._model(name), aliases)
+        return self.bump() if bump else self._generation
+
+
+def _with_aliases(model: ModelInfo, aliases: dict[str, int]) -> ModelInfo:
+    """The model with these aliases; `current_version` and `previous_version` follow them."""
+    return dataclasses.replace(
+        model,
+        aliases=aliases,
+        current_version=aliases.get("current", 0),
+        previous_version=aliases.get("previous", 0),
+    )
