@@ -7,18 +7,17 @@ asks Thrift2 about the probe table. Neither ever raises: a failure is "not ready
 
 from __future__ import annotations
 
-import functools
 import time
 import uuid
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Final
 
 import happybase
-import thriftpy2
 from thriftpy2.protocol import TBinaryProtocolFactory
 from thriftpy2.rpc import make_client
 from thriftpy2.transport import TBufferedTransportFactory
+
+from rowcast.store.idl import hbase2
 
 PROBE_TABLE: Final = b"rowcast_probe"
 _PROBE_FAMILY: Final = b"f"
@@ -90,11 +89,9 @@ def probe_admin(host: str, port: int, timeout_s: float) -> ProbeResult:
     return ProbeResult(True, f"thrift2 tableExists via {host}:{port} ok", elapsed)
 
 
-@functools.cache
 def _thrift2() -> Any:
-    # The IDL ships with the store package (HBase's own thrift2/hbase.thrift); parse it once.
-    with resources.as_file(resources.files("rowcast.store") / "hbase2.thrift") as idl:
-        return thriftpy2.load(str(idl))
+    # HBase's own thrift2/hbase.thrift, loaded once by the store package.
+    return hbase2
 
 
 def _ensure_probe_table(conn: Any) -> None:
