@@ -22,14 +22,14 @@ from rowcast.core.records import (
     AugmentationState,
     Decision,
     OutputKind,
+    VersionCount,
     check_model_name,
 )
 from rowcast.deadlines import remaining_s
 from rowcast.errors import FieldViolation, InvalidArgument, RowcastError
 from rowcast.grpc_errors import abort, handles_errors
 from rowcast.paging import page_size
-from rowcast.store.audit import AuditStore, VersionCount
-from rowcast.store.models import ModelStore
+from rowcast.store.protocols import DecisionStore, ModelReader
 from rowcast.v1 import audit_service_pb2 as audit_pb
 from rowcast.v1 import audit_service_pb2_grpc as audit_grpc
 from rowcast.v1 import resources_pb2 as pb
@@ -119,7 +119,7 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
     """Maps AuditService calls onto the audit store (and the registry, for output kinds)."""
 
     def __init__(
-        self, store: AuditStore, store_timeout_s: float, registry: ModelStore | None = None
+        self, store: DecisionStore, store_timeout_s: float, registry: ModelReader | None = None
     ) -> None:
         self._store = store
         self._timeout_s = store_timeout_s

@@ -206,3 +206,17 @@ class Propagation:
     #: Every registered server serves the change (False when ZooKeeper is not in use).
     complete: bool = False
     waited_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class VersionCount:
+    """Decisions one model version served, by the state of their latest augmentation."""
+
+    version: int
+    decisions: int
+    #: Latest augmentation state -> decisions; decisions absent here have none.
+    by_state: dict[AugmentationState, int]
+
+    @property
+    def unaugmented(self) -> int:
+        return self.decisions - sum(self.by_state.values())

@@ -14,7 +14,6 @@ import heapq
 import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import happybase
 
@@ -34,6 +33,7 @@ from rowcast.core.records import (
     AugmentationState,
     Decision,
     Source,
+    VersionCount,
 )
 from rowcast.errors import DecisionNotFound, InvalidArgument
 from rowcast.store.client import HBaseClient
@@ -129,20 +129,6 @@ def _index_rows(d: Decision) -> Iterator[tuple[str, bytes]]:
     if d.key_hex:
         key = bytes.fromhex(d.key_hex)
         yield AUDIT_BY_KEY, ik.input_key_index_key(d.model, key, d.decision_id, AUDIT_SALT_BUCKETS)
-
-
-@dataclass(frozen=True)
-class VersionCount:
-    """Decisions one model version served, by the state of their latest augmentation."""
-
-    version: int
-    decisions: int
-    #: Latest augmentation state -> decisions; decisions absent here have none.
-    by_state: dict[AugmentationState, int]
-
-    @property
-    def unaugmented(self) -> int:
-        return self.decisions - sum(self.by_state.values())
 
 
 class AuditStore:

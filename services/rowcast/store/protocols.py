@@ -10,14 +10,10 @@ caller's remaining time as the required keyword `timeout_s`; an outage or a time
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from rowcast.core.query import DecisionQuery
-from rowcast.core.records import Augmentation, Decision, ModelInfo, PredictionRow
-
-if TYPE_CHECKING:
-    # A record still defined beside its HBase store; only its type is needed here.
-    from rowcast.store.audit import VersionCount
+from rowcast.core.records import Augmentation, Decision, ModelInfo, PredictionRow, VersionCount
 
 
 class PredictionReader(Protocol):
@@ -85,3 +81,7 @@ class DecisionReader(Protocol):
     async def count(self, model: str, *, timeout_s: float) -> list[VersionCount]:
         """Decisions of a model per version (newest first) and per augmentation state."""
         ...
+
+
+class DecisionStore(DecisionWriter, DecisionReader, Protocol):
+    """Everything the AuditService does with stored decisions."""
