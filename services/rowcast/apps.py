@@ -132,7 +132,12 @@ async def start_model_server(settings: Settings, port: int | None = None) -> Run
     client = HBaseClient(settings.hbase)
     notifier = await open_notifier(settings.hbase, settings.server.registry_watch)
     registry = Registry.over(client)
-    propagator = Propagator(registry.models, notifier, settings.server.propagation_timeout_s)
+    propagator = Propagator(
+        registry.models,
+        notifier,
+        wait_s=settings.server.propagation_timeout_s,
+        store_timeout_s=settings.hbase.timeout_s,
+    )
     admin = TableAdmin(settings.hbase)
     artifacts = ArtifactStore(client)
     materializations = Materializations(

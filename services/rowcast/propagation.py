@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from rowcast.core.records import Propagation
-from rowcast.store.models import ModelStore
 from rowcast.store.notify import RegistryNotifier, ServerPresence
+from rowcast.store.protocols import GenerationCounter
 
 log = logging.getLogger(__name__)
 
@@ -32,25 +32,34 @@ class Propagator:
     """Bumps the generation after a route change, announces it, and waits for the servers."""
 
     def __init__(
-        self, models: ModelStore, notifier: RegistryNotifier | None, timeout_s: float
+        self,
+        models: GenerationCounter,
+        notifier: RegistryNotifier | None,
+        *,
+        wait_s: float,
+        store_timeout_s: float,
     ) -> None:
-        """`timeout_s`: the longest a change waits for the servers (a caller's shorter
-        deadline wins)."""
+        """`wait_s`: the longest a change waits for the servers (a caller's shorter deadline
+        wins). `store_timeout_s`: the deadline of the generation bump, which is never cut
+        short by the caller's: a change written but not bumped would reach the servers only
+        at their next full reload (router.FULL_RELOAD_S)."""
         self._models = models
         self._notifier = notifier
-        self._timeout_s = timeout_s
+        self._wait_s = wait_s
+        self._store_timeout_s = store_timeout_s
 
     async def propagate(self, *, budget_s: float) -> Propagation:
-        """Make the change just written reach the servers, within `budget_s` seconds."""
+        """Make the change just written reach the servers; wait for them at most `budget_s`
+        seconds (and at most `wait_s`)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget_s
-        generation = await self._models.bump_generation(timeout_s=max(budget_s, 0.0))
+        generation = await self._models.bump_generation(timeout_s=self._store_timeout_s)
         if self._notifier is None:
             # Without ZooKeeper (watching turned off) nothing can be waited for: the change is
             # reported as not known to be complete; the servers find it at their next poll.
             return Propagation(generation=generation, servers=0)
         await asyncio.to_thread(self._notifier.announce, generation)
-        wait_s = min(self._timeout_s, max(deadline - loop.time(), 0.0))
+        wait_s = min(self._wait_s, max(deadline - loop.time(), 0.0))
         return await asyncio.to_thread(self._notifier.await_generation, generation, wait_s)
 
 

@@ -114,8 +114,10 @@ async def publish(
             )
             model = changed.model
             wait_s = settings.server.propagation_timeout_s
-            propagator = Propagator(registry.models, notifier, wait_s)
-            propagation = await propagator.propagate(budget_s=call_s + wait_s)
+            propagator = Propagator(
+                registry.models, notifier, wait_s=wait_s, store_timeout_s=call_s
+            )
+            propagation = await propagator.propagate(budget_s=wait_s)
         version = await registry.versions.get_version(spec.model, version.version, timeout_s=call_s)
         return PublishResult(
             model, version, result, metrics, model_file, spec.activate, propagation

@@ -30,6 +30,8 @@ class _Faults:
         self.delay_s = 0.0
 
     async def apply(self, timeout_s: float) -> None:
+        if timeout_s <= 0:  # as HBaseClient.run: no time left, nothing is sent
+            raise StoreUnavailable("no time left for the HBase call", retryable=False)
         if self.delay_s > 0:
             budget = within_deadline(timeout_s)
             if self.delay_s > budget:
@@ -197,6 +199,10 @@ class MemoryModels:
     async def generation(self, *, timeout_s: float) -> int:
         await self._call("generation", timeout_s)
         return self._generation
+
+    async def bump_generation(self, *, timeout_s: float) -> int:
+        await self._call("bump_generation", timeout_s)
+        return self.bump()
 
     async def _call(self, method: str, timeout_s: float) -> None:
         self.calls[method] += 1

@@ -46,6 +46,14 @@ class ModelReader(Protocol):
         ...
 
 
+class GenerationCounter(Protocol):
+    """The registry generation that every route change bumps: what propagation needs."""
+
+    async def bump_generation(self, *, timeout_s: float) -> int:
+        """Bump the generation; the new value."""
+        ...
+
+
 class DecisionWriter(Protocol):
     """Stores decisions and their augmentations (the AuditService's writes)."""
 
