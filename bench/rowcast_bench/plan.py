@@ -60,10 +60,17 @@ def server_env(
     cache_size: int | None = None,
     audit: bool | None = None,
     durability: str | None = None,
+    metrics: bool | None = None,
 ) -> dict[str, str]:
-    """ROWCAST_* variables (docs/config.md) that point a server at this run's HBase."""
+    """ROWCAST_* variables (docs/config.md) that point a server at this run's HBase.
+
+    Metrics endpoints bind free ports (0): a suite running beside the bench keeps the defaults.
+    """
     hb = settings.hbase
     env = {
+        "ROWCAST_PREDICTION_METRICS_PORT": "0",
+        "ROWCAST_AUDIT_METRICS_PORT": "0",
+        "ROWCAST_MODEL_METRICS_PORT": "0",
         "ROWCAST_HOME": str(hb.home),
         "ROWCAST_HOST": "127.0.0.1",
         "ROWCAST_HBASE_HOST": hb.host,
@@ -81,4 +88,6 @@ def server_env(
         env["ROWCAST_AUDIT"] = "on" if audit else "off"
     if durability is not None:
         env["ROWCAST_AUDIT_DURABILITY"] = durability
+    if metrics is not None:
+        env["ROWCAST_METRICS"] = "on" if metrics else "off"
     return env

@@ -1,4 +1,4 @@
-"""The ratios issue 4 sets goals for, computed from a run's measurements.
+"""The ratios issues 4 and 13 set goals for, computed from a run's measurements.
 
 Each goal is a comparison against a floor measured in the same run on the same machine, so
 the verdicts travel across machines better than absolute numbers do.
@@ -133,6 +133,18 @@ GOALS: Final[tuple[Goal, ...]] = (
         "audit_on_server_cpu_vs_off",
         "server CPU per call of cached Predict: audit on / audit off",
         lambda ms: _cpu(ms, "predict_hit") / _cpu(ms, "predict_hit_audit_off"),
+    ),
+    Goal(
+        "metrics_server_cpu_vs_off",
+        "server CPU per call of cached Predict: metrics on (default) / ROWCAST_METRICS=off",
+        lambda ms: _cpu(ms, "predict_hit") / _cpu(ms, "predict_hit_metrics_off"),
+        "<=",
+        1.03,
+    ),
+    Goal(
+        "metrics_rps_vs_off",
+        "max rps of cached Predict: metrics on (default) / ROWCAST_METRICS=off",
+        lambda ms: _m(ms, "predict_hit").rps / _m(ms, "predict_hit_metrics_off").rps,
     ),
     Goal(
         "stream_keys_per_s_vs_unary",

@@ -95,6 +95,7 @@ class Session:
         with running([audit], None, self._scratch) as (audit_proc,):
             self._extra_pids = [audit_proc.pid]
             self._rowcast_cached(audit_port)
+            self._rowcast_metrics_off(audit_port)
             self._rowcast_audit_off(audit_port)
             self._rowcast_audit_fsync(audit_port)
             self._rowcast_uncached(audit_port)
@@ -157,6 +158,7 @@ class Session:
         cache_size: int | None,
         audit: bool,
         durability: str | None = None,
+        metrics: bool | None = None,
     ) -> ServerSpec:
         (port,) = free_ports(1)
         env = server_env(
@@ -165,6 +167,7 @@ class Session:
             cache_size=cache_size,
             audit=audit,
             durability=durability,
+            metrics=metrics,
         )
         return ServerSpec(name, rowcast_serve("prediction", port), port, env)
 
@@ -176,7 +179,7 @@ class Session:
             spec,
             hot,
             [
-                self._unary("predict_hit", "Predict, warm cache, audit on", spec.name),
+                self._unary("predict_hit", "Predict, warm cache, audit and metrics on", spec.name),
                 self._unary("predict_hit_c1", "Predict, warm cache, one at a time", spec.name, c=1),
                 # Runs at a fixed rate: 70% of what predict_hit reached (filled in below).
                 self._unary("predict_hit_70pct", "Predict at 70% of max rps", spec.name),
@@ -196,6 +199,17 @@ class Session:
                 ),
             ],
         )  # fmt: skip
+
+    def _rowcast_metrics_off(self, audit_port: int) -> None:
+        """predict_hit again on a server with ROWCAST_METRICS=off: what metrics cost."""
+        spec = self._rowcast(
+            "rowcast-metrics-off", audit_port, cache_size=None, audit=True, metrics=False
+        )
+        self._with_server(
+            spec,
+            self._data.predict_hot,
+            [self._unary("predict_hit_metrics_off", "Predict, warm cache, metrics off", spec.name)],
+        )
 
     def _rowcast_audit_off(self, audit_port: int) -> None:
         spec = self._rowcast("rowcast-audit-off", audit_port, cache_size=None, audit=False)

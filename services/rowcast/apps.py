@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from opentelemetry.sdk.trace import TracerProvider
+
 from rowcast.audit.servicer import AuditServicer
 from rowcast.config import Settings
 from rowcast.errors import RowcastError
@@ -32,6 +34,7 @@ from rowcast.store.operations import OperationStore
 from rowcast.store.predictions import PredictionStore
 from rowcast.store.registry import Registry
 from rowcast.store.schema import ensure_schema
+from rowcast.telemetry.tracing import ServerTracing
 from rowcast.v1 import audit_service_pb2, model_service_pb2, prediction_service_pb2
 from rowcast.v1 import audit_service_pb2_grpc as audit_grpc
 from rowcast.v1 import model_service_pb2_grpc as model_grpc
@@ -56,9 +59,14 @@ async def _ensure_schema(settings: Settings) -> None:
 
 
 async def start_prediction_server(
-    settings: Settings, port: int | None = None, audit_target: str | None = None
+    settings: Settings,
+    port: int | None = None,
+    audit_target: str | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
 ) -> RunningServer:
     sv = settings.server
+    tracing = ServerTracing.start(settings.tracing, "rowcast-prediction", tracer_provider)
     client = HBaseClient(settings.hbase)
     caches = VersionCaches(sv.cache_size)
     router = VersionRouter(ModelStore(client), sv.registry_refresh_s, on_change=caches.retain)
@@ -93,6 +101,8 @@ async def start_prediction_server(
         sv.prediction_port if port is None else port,
         reuse_port=sv.reuse_port,
         max_in_flight=sv.max_in_flight,
+        metrics=settings.metrics.address("prediction"),
+        interceptors=tracing.interceptors,
     )
     presence = await follow_changes(notifier, router, f"{sv.host}:{running.port}")
 
@@ -104,13 +114,17 @@ async def start_prediction_server(
         await close_notifier(notifier)
         await router.stop()
         client.close()
+        await tracing.stop()
 
     running.on_stop = on_stop
     return running
 
 
-async def start_audit_server(settings: Settings, port: int | None = None) -> RunningServer:
+async def start_audit_server(
+    settings: Settings, port: int | None = None, *, tracer_provider: TracerProvider | None = None
+) -> RunningServer:
     await _ensure_schema(settings)
+    tracing = ServerTracing.start(settings.tracing, "rowcast-audit", tracer_provider)
     client = HBaseClient(settings.hbase)
     servicer = AuditServicer(AuditStore(client), settings.hbase.timeout_s, ModelStore(client))
     running = await start_server(
@@ -118,17 +132,23 @@ async def start_audit_server(settings: Settings, port: int | None = None) -> Run
         [AUDIT_SERVICE.full_name],
         settings.server.host,
         settings.server.audit_port if port is None else port,
+        metrics=settings.metrics.address("audit"),
+        interceptors=tracing.interceptors,
     )
 
     async def on_stop() -> None:
         client.close()
+        await tracing.stop()
 
     running.on_stop = on_stop
     return running
 
 
-async def start_model_server(settings: Settings, port: int | None = None) -> RunningServer:
+async def start_model_server(
+    settings: Settings, port: int | None = None, *, tracer_provider: TracerProvider | None = None
+) -> RunningServer:
     await _ensure_schema(settings)
+    tracing = ServerTracing.start(settings.tracing, "rowcast-model", tracer_provider)
     client = HBaseClient(settings.hbase)
     notifier = await open_notifier(settings.hbase, settings.server.registry_watch)
     registry = Registry.over(client)
@@ -152,12 +172,15 @@ async def start_model_server(settings: Settings, port: int | None = None) -> Run
         settings.server.host,
         settings.server.model_port if port is None else port,
         max_message_bytes=MAX_MODEL_UPLOAD_BYTES,
+        metrics=settings.metrics.address("model"),
+        interceptors=tracing.interceptors,
     )
 
     async def on_stop() -> None:
         await materializations.stop()
         await close_notifier(notifier)
         client.close()
+        await tracing.stop()
 
     running.on_stop = on_stop
     return running

@@ -77,12 +77,175 @@ class ServerSettings:
     reuse_port: bool = False
 
 
+ServiceName = Literal["prediction", "audit", "model"]
+
+
+@dataclass(frozen=True)
+class MetricsAddress:
+    """Where one server's Prometheus endpoint listens (port 0: a free one)."""
+
+    host: str
+    port: int
+
+
+#: Metrics ports of the processes of `serve --processes N` are this far apart.
+REPLICA_PORT_STRIDE = 10
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Each service's Prometheus /metrics endpoint (docs/observability.md); off: no endpoint and
+    no metrics interceptor at all."""
+
+    enabled: bool = True
+    #: Loopback by default: the endpoint has no authentication.
+    host: str = "127.0.0.1"
+    prediction_port: int = 9464
+    audit_port: int = 9465
+    model_port: int = 9466
+
+    def address(self, service: ServiceName) -> MetricsAddress | None:
+        """Where `service`'s endpoint listens; None when metrics are off."""
+        if not self.enabled:
+            return None
+        port = {
+            "prediction": self.prediction_port,
+            "audit": self.audit_port,
+            "model": self.model_port,
+        }[service]
+        return MetricsAddress(self.host, port)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> MetricsSettings:
+        """Process i of `rowcast serve --processes N` (ROWCAST_REPLICA_INDEX=i, set by it) binds
+        each configured port + REPLICA_PORT_STRIDE * i, so that the processes sharing one gRPC
+        port (SO_REUSEPORT) are scraped one by one without taking another service's default
+        port (9464, 9474, ... for the PredictionService); a port of 0 stays 0."""
+        replica = int(env.get("ROWCAST_REPLICA_INDEX", "0"))
+        if replica < 0:
+            raise ValueError(f"ROWCAST_REPLICA_INDEX must be 0 or more, got {replica}")
+
+        def port(name: str, default: int) -> int:
+            base = int(env.get(name, default))
+            return base + REPLICA_PORT_STRIDE * replica if base else 0
+
+        return cls(
+            enabled=_flag(env.get("ROWCAST_METRICS", "on"), "ROWCAST_METRICS"),
+            host=env.get("ROWCAST_METRICS_HOST", cls.host),
+            prediction_port=port("ROWCAST_PREDICTION_METRICS_PORT", cls.prediction_port),
+            audit_port=port("ROWCAST_AUDIT_METRICS_PORT", cls.audit_port),
+            model_port=port("ROWCAST_MODEL_METRICS_PORT", cls.model_port),
+        )
+
+
+# Traces and logs (docs/observability.md). The OpenTelemetry SDK and its OTLP exporter also
+# read their own finer OTEL_* variables (timeouts, headers, certificates); these decide whether
+# spans are made at all, where they go and how they are sampled.
+TraceExporter = Literal["console", "otlp"]
+TRACE_EXPORTERS: tuple[TraceExporter, ...] = ("console", "otlp")
+SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+LogFormat = Literal["json", "text"]
+
+
+@dataclass(frozen=True)
+class TracingSettings:
+    """Whether spans are made, where they are exported and which calls are sampled."""
+
+    #: OTEL_TRACES_EXPORTER (comma-separated): otlp, console (stdout) or none. Unlike the
+    #: OpenTelemetry default (otlp), unset means none: no span is made and no interceptor runs.
+    exporters: tuple[TraceExporter, ...] = ()
+    #: OTEL_SERVICE_NAME; None names each service rowcast-prediction, -audit or -model.
+    service_name: str | None = None
+    #: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT (gRPC, e.g.
+    #: http://127.0.0.1:4317); None leaves the exporter's default, localhost:4317.
+    otlp_endpoint: str | None = None
+    #: OTEL_TRACES_SAMPLER, one of SAMPLERS (the OpenTelemetry names).
+    sampler: str = "parentbased_always_on"
+    #: OTEL_TRACES_SAMPLER_ARG: the ratio of the traceidratio samplers, in [0, 1].
+    sampler_ratio: float = 1.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.exporters)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TracingSettings:
+        if _flag(env.get("OTEL_SDK_DISABLED", "false"), "OTEL_SDK_DISABLED"):
+            return cls()
+        names = [n.strip().lower() for n in env.get("OTEL_TRACES_EXPORTER", "none").split(",")]
+        exporters: list[TraceExporter] = []
+        for name in names:
+            if name in ("", "none"):
+                continue
+            if name not in TRACE_EXPORTERS:
+                raise ValueError(
+                    f"OTEL_TRACES_EXPORTER must be otlp, console or none, got {name!r}"
+                )
+            exporters.append("otlp" if name == "otlp" else "console")
+        protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get(
+            "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"
+        )
+        if "otlp" in exporters and protocol != "grpc":
+            raise ValueError(f"rowcast exports OTLP over grpc only, got protocol {protocol!r}")
+        sampler = env.get("OTEL_TRACES_SAMPLER", cls.sampler).strip().lower()
+        if sampler not in SAMPLERS:
+            raise ValueError(f"OTEL_TRACES_SAMPLER must be one of {SAMPLERS}, got {sampler!r}")
+        ratio = float(env.get("OTEL_TRACES_SAMPLER_ARG") or cls.sampler_ratio)
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError(f"OTEL_TRACES_SAMPLER_ARG must be in [0, 1], got {ratio}")
+        return cls(
+            exporters=tuple(dict.fromkeys(exporters)),
+            service_name=env.get("OTEL_SERVICE_NAME") or None,
+            otlp_endpoint=(
+                env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                or None
+            ),
+            sampler=sampler,
+            sampler_ratio=ratio,
+        )
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """How a server process writes its log."""
+
+    #: ROWCAST_LOG_FORMAT: json (one object per line) or text; None means the command's own
+    #: default (json for `rowcast serve`, text for everything else).
+    format: LogFormat | None = None
+    #: ROWCAST_LOG_LEVEL: DEBUG shows the hot-path records, INFO (the default) does not.
+    level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LogSettings:
+        raw = env.get("ROWCAST_LOG_FORMAT", "").strip().lower()
+        if raw not in ("", "json", "text"):
+            raise ValueError(f"ROWCAST_LOG_FORMAT must be json or text, got {raw!r}")
+        level = env.get("ROWCAST_LOG_LEVEL", cls.level).strip().upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError(
+                f"ROWCAST_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}"
+            )
+        fmt: LogFormat | None = "json" if raw == "json" else "text" if raw == "text" else None
+        return cls(format=fmt, level=level)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a rowcast process needs, built once."""
 
     hbase: HBaseSettings = field(default_factory=HBaseSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
+    logs: LogSettings = field(default_factory=LogSettings)
     #: Pre-split regions (and salt buckets) of every prediction table.
     salt_buckets: int = 16
     #: Largest grid a version may have before materialisation refuses it.
@@ -140,6 +303,9 @@ class Settings:
         return cls(
             hbase=hb,
             server=sv,
+            metrics=MetricsSettings.from_env(env),
+            tracing=TracingSettings.from_env(env),
+            logs=LogSettings.from_env(env),
             salt_buckets=int(env.get("ROWCAST_SALT_BUCKETS", 16)),
             max_grid_rows=int(env.get("ROWCAST_MAX_GRID_ROWS", 50_000_000)),
             materialize_rows_per_second=_rate(

@@ -24,6 +24,12 @@ from typing import Protocol
 from rowcast.core.records import Propagation
 from rowcast.store.notify import RegistryNotifier, ServerPresence
 from rowcast.store.protocols import GenerationCounter
+from rowcast.telemetry.domain import (
+    ACTIVATION_LAGGING_SERVERS,
+    ACTIVATION_PROPAGATION_SECONDS,
+    REGISTRY_GENERATION,
+    expose,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +53,28 @@ class Propagator:
         self._notifier = notifier
         self._wait_s = wait_s
         self._store_timeout_s = store_timeout_s
+        expose(REGISTRY_GENERATION, ACTIVATION_PROPAGATION_SECONDS, ACTIVATION_LAGGING_SERVERS)
 
     async def propagate(self, *, budget_s: float) -> Propagation:
         """Make the change just written reach the servers; wait for them at most `budget_s`
         seconds (and at most `wait_s`)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + budget_s
+        started = loop.time()
+        deadline = started + budget_s
         generation = await self._models.bump_generation(timeout_s=self._store_timeout_s)
+        REGISTRY_GENERATION.set(generation)
         if self._notifier is None:
             # Without ZooKeeper (watching turned off) nothing can be waited for: the change is
             # reported as not known to be complete; the servers find it at their next poll.
             return Propagation(generation=generation, servers=0)
         await asyncio.to_thread(self._notifier.announce, generation)
         wait_s = min(self._wait_s, max(deadline - loop.time(), 0.0))
-        return await asyncio.to_thread(self._notifier.await_generation, generation, wait_s)
+        propagation = await asyncio.to_thread(self._notifier.await_generation, generation, wait_s)
+        ACTIVATION_LAGGING_SERVERS.set(len(propagation.lagging))
+        if propagation.complete and propagation.servers:
+            # A change that timed out has no propagation time yet: it shows as lagging servers.
+            ACTIVATION_PROPAGATION_SECONDS.observe(loop.time() - started)
+        return propagation
 
 
 class RouteFollower(Protocol):

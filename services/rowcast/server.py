@@ -1,5 +1,5 @@
 """Builds a grpc.aio server with what every rowcast service needs: health, reflection, tuned
-options, a bound port (0 picks a free one), and graceful stop."""
+options, a bound port (0 picks a free one), its Prometheus metrics, and graceful stop."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from google.protobuf.descriptor import FileDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
+
+from rowcast.config import MetricsAddress
+from rowcast.telemetry.metrics import MetricsEndpoint, ServerMetricsInterceptor, serve_metrics
 
 Registrar = Callable[[grpc.aio.Server], None]
 
@@ -51,20 +54,29 @@ class _MethodAwarePool:
 
 @dataclass
 class RunningServer:
-    """A started server, the port it bound and its health servicer."""
+    """A started server, the port it bound, its health servicer and its metrics endpoint."""
 
     server: grpc.aio.Server
     port: int
     health: HealthServicer
     service_names: tuple[str, ...]
     on_stop: Callable[[], Awaitable[None]] | None = None
+    metrics: MetricsEndpoint | None = None
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port of the /metrics endpoint; None when metrics are off."""
+        return None if self.metrics is None else self.metrics.port
 
     async def stop(self, grace_s: float) -> None:
-        """Report NOT_SERVING, let in-flight calls finish for grace_s, then run on_stop."""
+        """Report NOT_SERVING, let in-flight calls finish for grace_s, run on_stop, then close
+        the metrics endpoint (scrapes see the calls of the grace period)."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
         if self.on_stop is not None:
             await self.on_stop()
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.stop)
 
 
 async def start_server(
@@ -76,13 +88,29 @@ async def start_server(
     reuse_port: bool = False,
     max_in_flight: int | None = None,
     max_message_bytes: int | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    metrics: MetricsAddress | None = None,
 ) -> RunningServer:
     """Start a server; beyond max_in_flight concurrent calls, new ones get RESOURCE_EXHAUSTED
-    at once (gRPC's own limit) instead of queueing without bound."""
+    at once instead of queueing without bound.
+
+    With `metrics`, every call is measured (telemetry/metrics.py) and an HTTP /metrics endpoint
+    listens there; the metrics interceptor comes after `interceptors` and enforces the in-flight
+    limit itself, counting what it refuses (gRPC's own limit refuses calls unseen). An OSError
+    if the metrics port is taken, as for the gRPC port.
+    """
     options = [*SERVER_OPTIONS, ("grpc.so_reuseport", 1 if reuse_port else 0)]
     if max_message_bytes is not None:
         options.append(("grpc.max_receive_message_length", max_message_bytes))
-    server = grpc.aio.server(options=options, maximum_concurrent_rpcs=max_in_flight)
+    chain = list(interceptors)
+    if metrics is not None:
+        main = service_names[0] if service_names else ""
+        chain.append(ServerMetricsInterceptor(main, max_in_flight))
+    server = grpc.aio.server(
+        options=options,
+        interceptors=chain,
+        maximum_concurrent_rpcs=max_in_flight if metrics is None else None,
+    )
     register(server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -93,10 +121,25 @@ async def start_server(
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"could not bind {host}:{port}")
+    try:
+        endpoint = None if metrics is None else _serve_metrics(metrics)
+    except OSError:
+        await server.stop(None)  # releases the gRPC port it bound
+        raise
     await server.start()
     for name in (*service_names, ""):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, bound, health, tuple(service_names))
+    return RunningServer(server, bound, health, tuple(service_names), metrics=endpoint)
+
+
+def _serve_metrics(address: MetricsAddress) -> MetricsEndpoint:
+    try:
+        return serve_metrics(address.host, address.port)
+    except OSError as exc:
+        raise OSError(
+            f"could not bind the metrics endpoint {address.host}:{address.port} ({exc}); "
+            "ROWCAST_*_METRICS_PORT moves it, ROWCAST_METRICS=off turns it off"
+        ) from exc
 
 
 async def serve_until_signal(running: RunningServer, grace_s: float, announce: str) -> None:
@@ -105,6 +148,7 @@ async def serve_until_signal(running: RunningServer, grace_s: float, announce: s
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"{announce} listening on port {running.port}", flush=True)
+    metrics = "" if running.metrics_port is None else f", metrics on port {running.metrics_port}"
+    print(f"{announce} listening on port {running.port}{metrics}", flush=True)
     await stop.wait()
     await running.stop(grace_s)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import subprocess
@@ -14,10 +13,12 @@ import click
 
 from rowcast.config import Settings
 from rowcast.server import serve_until_signal
+from rowcast.telemetry.logs import configure as configure_logging
 from rowcast_cli.admin_cmd import predict
 from rowcast_cli.audit_cmd import audit
 from rowcast_cli.jobs_cmd import publish
 from rowcast_cli.models_cmd import models
+from rowcast_cli.top_cmd import top
 
 #: Entry-point group through which other distributions add commands (rowcast-dev adds
 #: `hbase`, `suite`, `demo`, `bench` and `chaos`).
@@ -45,7 +46,7 @@ def cli() -> None:
     default=1,
     show_default=True,
     help="Server processes sharing the port through SO_REUSEPORT (the kernel spreads "
-    "connections over them).",
+    "connections over them); process i serves its metrics on the metrics port + i.",
 )
 def serve(service: str, port: int | None, processes: int) -> None:
     """Run one service in the foreground until SIGINT/SIGTERM (then stop gracefully).
@@ -56,10 +57,9 @@ def serve(service: str, port: int | None, processes: int) -> None:
 
     if processes > 1:
         raise SystemExit(run_replicas(service, port, processes))
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     settings = Settings.from_env()
+    # One JSON object per line unless ROWCAST_LOG_FORMAT=text (docs/observability.md).
+    configure_logging(settings.logs, default="json")
     starters = {
         "prediction": apps.start_prediction_server,
         "audit": apps.start_audit_server,
@@ -77,6 +77,7 @@ cli.add_command(publish)
 cli.add_command(models)
 cli.add_command(audit)
 cli.add_command(predict)
+cli.add_command(top)
 
 
 def add_plugin_commands(group: click.Group) -> None:
@@ -92,12 +93,16 @@ add_plugin_commands(cli)
 
 def run_replicas(service: str, port: int | None, processes: int) -> int:
     """Start `processes` copies of the service on one port (SO_REUSEPORT), forward SIGTERM and
-    SIGINT to them, and wait for all; the exit code is the worst of theirs."""
+    SIGINT to them, and wait for all; the exit code is the worst of theirs. Copy i is told its
+    index (ROWCAST_REPLICA_INDEX): its metrics endpoint binds the configured port + i."""
     args = [sys.executable, "-m", "rowcast_cli.main", "serve", service]
     if port is not None:
         args += ["--port", str(port)]
     env = {**os.environ, "ROWCAST_REUSE_PORT": "on"}
-    children = [subprocess.Popen(args, env=env) for _ in range(processes)]
+    children = [
+        subprocess.Popen(args, env={**env, "ROWCAST_REPLICA_INDEX": str(index)})
+        for index in range(processes)
+    ]
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:

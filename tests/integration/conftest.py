@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from rowcast.apps import start_audit_server, start_model_server, start_prediction_server
-from rowcast.config import HBaseSettings, ServerSettings, Settings
+from rowcast.config import HBaseSettings, MetricsSettings, ServerSettings, Settings
 from rowcast.jobs.publish import PublishResult, PublishSpec, publish
 from rowcast.jobs.train import TrainParams
 from rowcast.server import RunningServer
@@ -32,6 +32,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         hbase=on_free_ports(HBaseSettings(home=home, timeout_s=5.0)),
         server=ServerSettings(registry_refresh_s=0.1, grace_s=2.0),
+        # Several servers per process, and other test sessions on this machine: free ports.
+        metrics=MetricsSettings(prediction_port=0, audit_port=0, model_port=0),
     )
 
 

@@ -48,6 +48,7 @@ async def model_service(settings: Settings) -> AsyncIterator[tuple[Process, str]
         "ROWCAST_HBASE_ZK_PORT": str(hb.zookeeper_port),
         "ROWCAST_HBASE_MASTER_PORT": str(hb.master_port),
         "ROWCAST_HBASE_RS_PORT": str(hb.regionserver_port),
+        "ROWCAST_MODEL_METRICS_PORT": "0",  # a free one, beside any suite on this machine
     }
     proc = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "rowcast_cli.main", "serve", "model", "--port", str(port)),

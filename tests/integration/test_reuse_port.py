@@ -39,6 +39,7 @@ async def test_two_processes_serve_one_port(
         "ROWCAST_HBASE_THRIFT_PORT": str(settings.hbase.thrift_port),
         "ROWCAST_HBASE_THRIFT2_PORT": str(settings.hbase.thrift2_port),
         "ROWCAST_AUDIT_PORT": suite.targets.audit.rsplit(":", 1)[1],
+        "ROWCAST_PREDICTION_METRICS_PORT": "0",  # free ones, beside any suite on this machine
     }
     proc = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "rowcast_cli.main", "serve", "prediction"),

@@ -24,6 +24,8 @@ SOURCES = {
 LAYERS: list[list[str]] = [
     ["rowcast.v1"],  # generated contracts
     ["rowcast.errors", "rowcast.config", "rowcast.deadlines"],
+    ["rowcast.telemetry"],  # metrics, traces, logs: built from the settings, below everything
+    ["rowcast.telemetry"],  # metrics, traces, logs: built from the settings (rowcast.config)
     ["rowcast.core"],  # signature and binning, byte layouts, plain records, rate limiting
     ["rowcast.store", "rowcast.spool"],  # HBase (and ZooKeeper) adapters; the audit spool
     ["rowcast.propagation"],  # how a route change reaches the prediction servers

@@ -17,6 +17,7 @@ from rowcast.store.memory import MemoryPredictions
 
 TABLE = "rowcast:pred_credit_v1"
 OTHER = "rowcast:pred_credit_v2"
+MODEL = "credit"
 STORE_TIMEOUT_S = 2.0
 
 
@@ -53,7 +54,9 @@ async def test_misses_in_one_tick_become_one_multi_get(wanted: list[int], stored
     store = store_with(stored)
     lookup, _ = lookup_over(store)
 
-    found = await asyncio.gather(*(lookup.get(TABLE, [key(i)], timeout_s=1.0) for i in wanted))
+    found = await asyncio.gather(
+        *(lookup.get(TABLE, [key(i)], model=MODEL, timeout_s=1.0) for i in wanted)
+    )
 
     assert store.calls == [(TABLE, tuple(key(i) for i in wanted))]
     for i, (hit,) in zip(wanted, found, strict=True):
@@ -66,7 +69,7 @@ async def test_one_miss_is_one_point_get() -> None:
     store = store_with(3)
     lookup, _ = lookup_over(store)
 
-    (hit,) = await lookup.get(TABLE, [key(2)], timeout_s=1.0)
+    (hit,) = await lookup.get(TABLE, [key(2)], model=MODEL, timeout_s=1.0)
 
     assert hit.row == row(2)
     assert store.calls == [(TABLE, (key(2),))]
@@ -79,7 +82,7 @@ async def test_large_batches_are_split_into_multi_gets_of_bounded_size() -> None
     store = store_with(n)
     lookup, _ = lookup_over(store)
 
-    found = await lookup.get(TABLE, [key(i) for i in range(n)], timeout_s=1.0)
+    found = await lookup.get(TABLE, [key(i) for i in range(n)], model=MODEL, timeout_s=1.0)
 
     assert [len(keys) for _, keys in store.calls] == [MAX_MULTI_GET, MAX_MULTI_GET, 76]
     assert store.keys_fetched == [key(i) for i in range(n)]
@@ -92,9 +95,9 @@ async def test_each_table_gets_its_own_multi_get() -> None:
     lookup, _ = lookup_over(store)
 
     await asyncio.gather(
-        lookup.get(TABLE, [key(0), key(1)], timeout_s=1.0),
-        lookup.get(OTHER, [key(2)], timeout_s=1.0),
-        lookup.get(TABLE, [key(3)], timeout_s=1.0),
+        lookup.get(TABLE, [key(0), key(1)], model=MODEL, timeout_s=1.0),
+        lookup.get(OTHER, [key(2)], model=MODEL, timeout_s=1.0),
+        lookup.get(TABLE, [key(3)], model=MODEL, timeout_s=1.0),
     )
 
     assert sorted(store.calls) == [(TABLE, (key(0), key(1), key(3))), (OTHER, (key(2),))]
@@ -107,11 +110,11 @@ async def test_a_key_is_fetched_once_however_often_it_is_asked_for() -> None:
     store.delay(0.05)
     lookup, _ = lookup_over(store)
 
-    first = asyncio.create_task(lookup.get(TABLE, [key(1), key(1)], timeout_s=1.0))
-    same_tick = asyncio.create_task(lookup.get(TABLE, [key(1)], timeout_s=1.0))
+    first = asyncio.create_task(lookup.get(TABLE, [key(1), key(1)], model=MODEL, timeout_s=1.0))
+    same_tick = asyncio.create_task(lookup.get(TABLE, [key(1)], model=MODEL, timeout_s=1.0))
     await asyncio.sleep(0.01)  # the fetch is now in flight
     assert store.calls == [(TABLE, (key(1),))]
-    in_flight = await lookup.get(TABLE, [key(1)], timeout_s=1.0)
+    in_flight = await lookup.get(TABLE, [key(1)], model=MODEL, timeout_s=1.0)
 
     assert [f.row for f in await first] == [row(1), row(1)]
     assert [f.row for f in await same_tick] == [row(1)]
@@ -126,10 +129,10 @@ async def test_cache_hits_do_not_touch_the_store(wanted: list[int]) -> None:
     store = store_with(50)
     lookup, _ = lookup_over(store)
     keys = [key(i) for i in wanted]
-    await lookup.get(TABLE, keys, timeout_s=1.0)
+    await lookup.get(TABLE, keys, model=MODEL, timeout_s=1.0)
     calls = len(store.calls)
 
-    again = await lookup.get(TABLE, keys, timeout_s=1.0)
+    again = await lookup.get(TABLE, keys, model=MODEL, timeout_s=1.0)
 
     assert len(store.calls) == calls
     assert all(f.cached for f in again)
@@ -142,7 +145,7 @@ async def test_a_missing_row_is_asked_for_again() -> None:
     lookup, _ = lookup_over(store)
 
     for _ in range(2):
-        (hit,) = await lookup.get(TABLE, [key(7)], timeout_s=1.0)
+        (hit,) = await lookup.get(TABLE, [key(7)], model=MODEL, timeout_s=1.0)
         assert hit.row is None
 
     assert store.calls == [(TABLE, (key(7),)), (TABLE, (key(7),))]
@@ -153,18 +156,18 @@ async def test_retain_drops_the_caches_of_tables_no_longer_active() -> None:
     cache is kept."""
     store = store_with(3, TABLE, OTHER)
     lookup, caches = lookup_over(store)
-    await lookup.get(TABLE, [key(0), key(1)], timeout_s=1.0)
-    await lookup.get(OTHER, [key(2)], timeout_s=1.0)
+    await lookup.get(TABLE, [key(0), key(1)], model=MODEL, timeout_s=1.0)
+    await lookup.get(OTHER, [key(2)], model=MODEL, timeout_s=1.0)
     assert (caches.size(TABLE), caches.size(OTHER)) == (2, 1)
 
     caches.retain({OTHER})
 
     assert (caches.size(TABLE), caches.size(OTHER)) == (0, 1)
     calls = len(store.calls)
-    (hit,) = await lookup.get(TABLE, [key(0)], timeout_s=1.0)
+    (hit,) = await lookup.get(TABLE, [key(0)], model=MODEL, timeout_s=1.0)
     assert not hit.cached
     assert store.calls[calls:] == [(TABLE, (key(0),))]
-    (kept,) = await lookup.get(OTHER, [key(2)], timeout_s=1.0)
+    (kept,) = await lookup.get(OTHER, [key(2)], model=MODEL, timeout_s=1.0)
     assert kept.cached
 
 
@@ -173,11 +176,11 @@ async def test_each_version_cache_is_bounded() -> None:
     caches nothing."""
     store = store_with(10)
     lookup, caches = lookup_over(store, cache_size=3)
-    await lookup.get(TABLE, [key(i) for i in range(10)], timeout_s=1.0)
+    await lookup.get(TABLE, [key(i) for i in range(10)], model=MODEL, timeout_s=1.0)
     assert caches.size(TABLE) == 3
 
     uncached, none = lookup_over(store, cache_size=0)
-    await uncached.get(TABLE, [key(1)], timeout_s=1.0)
+    await uncached.get(TABLE, [key(1)], model=MODEL, timeout_s=1.0)
     assert none.size(TABLE) == 0
 
 
@@ -189,14 +192,14 @@ async def test_a_store_failure_reaches_every_waiter_and_is_not_remembered() -> N
     store.fail()
 
     results = await asyncio.gather(
-        lookup.get(TABLE, [key(0)], timeout_s=1.0),
-        lookup.get(TABLE, [key(1)], timeout_s=1.0),
+        lookup.get(TABLE, [key(0)], model=MODEL, timeout_s=1.0),
+        lookup.get(TABLE, [key(1)], model=MODEL, timeout_s=1.0),
         return_exceptions=True,
     )
     assert all(isinstance(r, StoreUnavailable) for r in results)
 
     store.heal()
-    found = await lookup.get(TABLE, [key(0), key(1)], timeout_s=1.0)
+    found = await lookup.get(TABLE, [key(0), key(1)], model=MODEL, timeout_s=1.0)
     assert [f.row for f in found] == [row(0), row(1)]
 
 
@@ -208,10 +211,10 @@ async def test_a_caller_past_its_deadline_gets_a_non_retryable_store_unavailable
     lookup, caches = lookup_over(store)
 
     with pytest.raises(StoreUnavailable) as raised:
-        await lookup.get(TABLE, [key(0)], timeout_s=0.05)
+        await lookup.get(TABLE, [key(0)], model=MODEL, timeout_s=0.05)
     assert not raised.value.retryable
 
     await asyncio.sleep(0.3)
     assert caches.size(TABLE) == 1
-    (hit,) = await lookup.get(TABLE, [key(0)], timeout_s=0.05)
+    (hit,) = await lookup.get(TABLE, [key(0)], model=MODEL, timeout_s=0.05)
     assert hit.cached

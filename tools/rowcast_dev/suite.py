@@ -19,9 +19,10 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from rowcast.config import Settings
+from rowcast.config import ServiceName, Settings
 
-SERVICES = ("audit", "model", "prediction")  # start order: prediction sends to audit
+#: Start order: prediction servers send their decisions to audit.
+SERVICES: tuple[ServiceName, ...] = ("audit", "model", "prediction")
 
 
 class SuiteError(Exception):
@@ -34,14 +35,24 @@ class ServiceStatus:
     port: int
     pid: int | None
     serving: bool
+    #: Where Prometheus scrapes it; None when metrics are off.
+    metrics_url: str | None = None
 
 
-def port_of(settings: Settings, name: str) -> int:
+def port_of(settings: Settings, name: ServiceName) -> int:
     return {
         "prediction": settings.server.prediction_port,
         "audit": settings.server.audit_port,
         "model": settings.server.model_port,
     }[name]
+
+
+def metrics_url(settings: Settings, name: ServiceName) -> str | None:
+    """The service's /metrics URL (its configured metrics port, as its gRPC port is)."""
+    address = settings.metrics.address(name)
+    if address is None:
+        return None
+    return f"http://{address.host}:{address.port}/metrics"
 
 
 def health_serving(host: str, port: int, timeout_s: float = 1.0) -> bool:
@@ -98,6 +109,7 @@ class Suite:
                 port_of(self._settings, name),
                 self.pid(name),
                 health_serving(host, port_of(self._settings, name)),
+                metrics_url(self._settings, name),
             )
             for name in SERVICES
         ]
@@ -111,7 +123,7 @@ class Suite:
             self._spawn(name, timeout_s)
         return self.status()
 
-    def _spawn(self, name: str, timeout_s: float) -> None:
+    def _spawn(self, name: ServiceName, timeout_s: float) -> None:
         host, port = self._settings.server.host, port_of(self._settings, name)
         if health_serving(host, port, 0.5):
             raise SuiteError(
@@ -146,6 +158,11 @@ class Suite:
             "ROWCAST_PREDICTION_PORT": str(s.server.prediction_port),
             "ROWCAST_AUDIT_PORT": str(s.server.audit_port),
             "ROWCAST_MODEL_PORT": str(s.server.model_port),
+            "ROWCAST_METRICS": "on" if s.metrics.enabled else "off",
+            "ROWCAST_METRICS_HOST": s.metrics.host,
+            "ROWCAST_PREDICTION_METRICS_PORT": str(s.metrics.prediction_port),
+            "ROWCAST_AUDIT_METRICS_PORT": str(s.metrics.audit_port),
+            "ROWCAST_MODEL_METRICS_PORT": str(s.metrics.model_port),
         }
 
     def stop(self, grace_s: float = 15.0) -> list[str]:

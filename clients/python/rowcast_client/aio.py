@@ -43,10 +43,19 @@ class AsyncRowcastClient:
     (RecordDecisions and StreamDecisions are the prediction servers' own), each with a
     deadline (`timeout=`, else the client's `timeout_s`) and typed errors."""
 
-    def __init__(self, targets: Targets, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self, targets: Targets, timeout_s: float = DEFAULT_TIMEOUT_S, *, metrics: bool = False
+    ) -> None:
+        """`metrics=True` records the grpc_client_* metrics of every call in
+        prometheus_client's default registry (needs `rowcast-client[metrics]`)."""
         self._timeout_s = check_default_timeout(timeout_s)
+        interceptors: list[grpc.aio.ClientInterceptor] = []
+        if metrics:
+            from rowcast_client.metrics import AsyncClientMetricsInterceptor
+
+            interceptors.append(AsyncClientMetricsInterceptor())
         self._channels = [
-            grpc.aio.insecure_channel(t, options=CHANNEL_OPTIONS)
+            grpc.aio.insecure_channel(t, options=CHANNEL_OPTIONS, interceptors=interceptors)
             for t in (targets.prediction, targets.audit, targets.model)
         ]
         self._predict = pred_grpc.PredictionServiceStub(self._channels[0])

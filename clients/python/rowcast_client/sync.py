@@ -43,12 +43,21 @@ class RowcastClient:
     AsyncRowcastClient (same names, parameters and results), each with a deadline
     (`timeout=`, else the client's `timeout_s`) and typed errors."""
 
-    def __init__(self, targets: Targets, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self, targets: Targets, timeout_s: float = DEFAULT_TIMEOUT_S, *, metrics: bool = False
+    ) -> None:
+        """`metrics=True` records the grpc_client_* metrics of every call in
+        prometheus_client's default registry (needs `rowcast-client[metrics]`)."""
         self._timeout_s = check_default_timeout(timeout_s)
         self._channels = [
             grpc.insecure_channel(t, options=CHANNEL_OPTIONS)
             for t in (targets.prediction, targets.audit, targets.model)
         ]
+        if metrics:
+            from rowcast_client.metrics import ClientMetricsInterceptor
+
+            interceptor = ClientMetricsInterceptor()
+            self._channels = [grpc.intercept_channel(c, interceptor) for c in self._channels]
         self._predict = pred_grpc.PredictionServiceStub(self._channels[0])
         self._audit = audit_grpc.AuditServiceStub(self._channels[1])
         self._models = model_grpc.ModelServiceStub(self._channels[2])

@@ -30,6 +30,9 @@ from rowcast.errors import FieldViolation, InvalidArgument, RowcastError
 from rowcast.grpc_errors import abort, handles_errors
 from rowcast.paging import page_size
 from rowcast.store.protocols import DecisionStore, ModelReader
+from rowcast.telemetry.domain import DECISIONS_RECORDED, DECISIONS_REFUSED, expose
+from rowcast.telemetry.logs import bind
+from rowcast.telemetry.tracing import audit_write_spans
 from rowcast.v1 import audit_service_pb2 as audit_pb
 from rowcast.v1 import audit_service_pb2_grpc as audit_grpc
 from rowcast.v1 import resources_pb2 as pb
@@ -96,6 +99,14 @@ def checked_decision(d: pb.Decision, index: int) -> Decision:
     return decision
 
 
+def refusal_reason(error: InvalidArgument) -> str:
+    """The `reason` label of a refused decision: the field that failed, without its index
+    (`invalid_decision_id` for `decisions[3].decision_id`), so that the label stays bounded."""
+    path = error.violations[0].field if error.violations else ""
+    field = path.split("].", 1)[-1].split(".", 1)[0].split("[", 1)[0]
+    return f"invalid_{field}" if field else "invalid"
+
+
 def check_better_output(value: float, kind: OutputKind) -> None:
     """A better output must be of the kind the model outputs (a probability is in [0, 1])."""
     if kind is OutputKind.PROBABILITY and not 0.0 <= value <= 1.0:
@@ -124,19 +135,28 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
         self._store = store
         self._timeout_s = store_timeout_s
         self._registry = registry
+        expose(DECISIONS_RECORDED)
 
     @handles_errors
     async def RecordDecisions(
         self, request: audit_pb.RecordDecisionsRequest, context: Context
     ) -> audit_pb.RecordDecisionsResponse:
         if len(request.decisions) > MAX_RECORD_BATCH:
+            DECISIONS_REFUSED.labels("too_many").inc(len(request.decisions))
             raise InvalidArgument.field(
                 "decisions", f"at most {MAX_RECORD_BATCH} per call, got {len(request.decisions)}"
             )
-        decisions = [checked_decision(d, i) for i, d in enumerate(request.decisions)]
-        written = await self._store.record(
-            decisions, timeout_s=remaining_s(context, self._timeout_s)
-        )
+        try:
+            decisions = [checked_decision(d, i) for i, d in enumerate(request.decisions)]
+        except InvalidArgument as exc:
+            # All or nothing: one malformed decision refuses the whole call.
+            DECISIONS_REFUSED.labels(refusal_reason(exc)).inc(len(request.decisions))
+            raise
+        with audit_write_spans(request.decisions):
+            written = await self._store.record(
+                decisions, timeout_s=remaining_s(context, self._timeout_s)
+            )
+        DECISIONS_RECORDED.inc(written)
         return audit_pb.RecordDecisionsResponse(recorded_count=written)
 
     async def StreamDecisions(
@@ -154,21 +174,29 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
                         "decisions", f"at most {MAX_RECORD_BATCH} per batch"
                     )
                 valid: list[Decision] = []
+                traced: list[pb.Decision] = []
                 rejected: list[audit_pb.RejectedDecision] = []
                 for i, d in enumerate(request.decisions):
                     try:
                         valid.append(checked_decision(d, i))
+                        if d.trace_parent:
+                            traced.append(d)
                     except InvalidArgument as exc:
+                        DECISIONS_REFUSED.labels(refusal_reason(exc)).inc()
                         rejected.append(
                             audit_pb.RejectedDecision(
                                 index=i, decision_id=d.decision_id, reason=exc.message
                             )
                         )
-                written = (
-                    await self._store.record(valid, timeout_s=remaining_s(context, self._timeout_s))
-                    if valid
-                    else 0
-                )
+                with audit_write_spans(traced):
+                    written = (
+                        await self._store.record(
+                            valid, timeout_s=remaining_s(context, self._timeout_s)
+                        )
+                        if valid
+                        else 0
+                    )
+                DECISIONS_RECORDED.inc(written)
                 yield audit_pb.StreamDecisionsResponse(
                     batch_id=request.batch_id, recorded_count=written, rejected=rejected
                 )
@@ -181,6 +209,7 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
     ) -> audit_pb.GetDecisionResponse:
         if not request.decision_id:
             raise InvalidArgument.field("decision_id", "is required")
+        bind(decision_id=request.decision_id)
         decision = await self._store.get(
             request.decision_id, timeout_s=remaining_s(context, self._timeout_s)
         )
@@ -228,6 +257,7 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
             raise InvalidArgument.field("augmentation", "is required")
         if len(request.request_id) > MAX_REQUEST_ID_CHARS:
             raise InvalidArgument.field("request_id", f"at most {MAX_REQUEST_ID_CHARS} characters")
+        bind(decision_id=request.decision_id, request_id=request.request_id or None)
         augmentation = augmentation_from_pb(request.augmentation)
         if self._registry is not None:
             served = await self._store.get(

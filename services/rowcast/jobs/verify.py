@@ -35,6 +35,7 @@ from rowcast.core.signature import Signature
 from rowcast.jobs.train import bin_frame, encode_matrix, metric
 from rowcast.jobs.workers import cell_bins, count_range, score
 from rowcast.store.predictions import PredictionRow, PredictionStore
+from rowcast.telemetry.domain import VERIFICATION
 
 #: Grid cells re-scored by default.
 DEFAULT_SAMPLE: Final = 1_000
@@ -73,6 +74,20 @@ class Verification:
     def reason(self) -> str:
         """Why the version failed, for its registry row (empty when it passed)."""
         return "; ".join(self.problems)
+
+    @property
+    def outcome(self) -> str:
+        """The verdict as one bounded label: `passed`, or `failed_` and the first check that
+        failed, in the order they run (row count, sample, held-out fidelity)."""
+        if self.ok:
+            return "passed"
+        if self.row_count != self.grid_size:
+            return "failed_row_count"
+        if self.missing:
+            return "failed_missing_cells"
+        if self.mismatched:
+            return "failed_mismatched_cells"
+        return "failed_heldout"
 
 
 def sample_cells(grid_size: int, size: int, seed: int) -> np.ndarray:
@@ -213,4 +228,8 @@ async def verify(
         )
         metrics.update(fidelity)
         problems.extend(fidelity_problems)
-    return Verification(row_count, grid, len(keys), mismatched, missing, tuple(problems), metrics)
+    verdict = Verification(
+        row_count, grid, len(keys), mismatched, missing, tuple(problems), metrics
+    )
+    VERIFICATION.labels(verdict.outcome).inc()
+    return verdict

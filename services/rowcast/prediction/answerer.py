@@ -4,6 +4,7 @@ up (cache, then the store), record the decisions, answer. Plain records in and o
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,10 @@ from rowcast.core.signature import RawValue
 from rowcast.errors import InvalidArgument, RowNotFound
 from rowcast.prediction.lookup import Lookup
 from rowcast.prediction.router import VersionRouter
+from rowcast.telemetry.logs import bind
+from rowcast.telemetry.tracing import annotate_decisions
+
+log = logging.getLogger(__name__)
 
 
 class DecisionSink(Protocol):
@@ -79,7 +84,7 @@ class Answerer:
             except InvalidArgument as exc:
                 raise exc.prefixed(where.format(i=i)) from None
         keys = [prediction_key(b.bins, active.salt_buckets) for b in binned]
-        found = await self._lookup.get(active.table, keys, timeout_s=budget)
+        found = await self._lookup.get(active.table, keys, model=model, timeout_s=budget)
         now_ms = int(time.time() * 1000)
         decisions: list[Decision] = []
         answers: list[Answer] = []
@@ -121,6 +126,22 @@ class Answerer:
                     fallback_rules=tuple(rules),
                 )
             )
+        note_decisions(model, alias, decisions)
         # A decision id reaches the caller only once the sink has accepted its record.
         await self._audit.record(decisions)
         return answers
+
+
+def note_decisions(model: str, alias: str, decisions: Sequence[Decision]) -> None:
+    """Tell the call's span (when traced) and its log context which decisions it made."""
+    annotate_decisions(model, alias, decisions)
+    if len(decisions) == 1:
+        bind(
+            model=model,
+            model_version=decisions[0].model_version,
+            decision_id=decisions[0].decision_id,
+        )
+    elif decisions:
+        bind(model=model, model_version=decisions[0].model_version, decision_count=len(decisions))
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("answered %d inputs of %s (alias %s)", len(decisions), model, alias)

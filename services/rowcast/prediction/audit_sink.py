@@ -36,6 +36,7 @@ from rowcast.spool.spool import (
     SpoolFull,
     SpoolLocked,
 )
+from rowcast.telemetry.tracing import current_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,16 @@ class AuditSink:
         self.recovery: RecoveryReport | None = None
 
     async def record(self, decisions: Sequence[Decision]) -> None:
-        """Return once the decisions are in the spool (all or none); Overloaded when full."""
-        payloads = [decision_to_pb(d).SerializeToString() for d in decisions]
+        """Return once the decisions are in the spool (all or none); Overloaded when full.
+        Each carries the trace context of the call that made it, when that call is traced."""
+        parent = current_traceparent()
+        if parent:
+            messages = [decision_to_pb(d) for d in decisions]
+            for message in messages:
+                message.trace_parent = parent
+            payloads = [m.SerializeToString() for m in messages]
+        else:
+            payloads = [decision_to_pb(d).SerializeToString() for d in decisions]
         try:
             ticket = self._spool.append(payloads)
         except SpoolFull as exc:

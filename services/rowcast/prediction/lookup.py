@@ -18,6 +18,7 @@ from rowcast.core.records import PredictionRow
 from rowcast.deadlines import within_deadline
 from rowcast.errors import StoreUnavailable
 from rowcast.store.protocols import PredictionReader
+from rowcast.telemetry.domain import CACHE_HITS, CACHE_MISSES
 
 #: Largest multi-get sent to the store in one call.
 MAX_MULTI_GET = 512
@@ -31,24 +32,38 @@ class Found:
     cached: bool
 
 
+class TableCache:
+    """One version table's answers, and its model's hit and miss counters (resolved once)."""
+
+    __slots__ = ("hits", "misses", "rows")
+
+    def __init__(self, size: int, model: str) -> None:
+        self.rows: LRUCache[bytes, PredictionRow] = LRUCache(maxsize=max(size, 1))
+        self.hits = CACHE_HITS.labels(model)
+        self.misses = CACHE_MISSES.labels(model)
+
+
 class VersionCaches:
     """One bounded LRU of answers per active version table."""
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._caches: dict[str, LRUCache[bytes, PredictionRow]] = {}
+        self._caches: dict[str, TableCache] = {}
 
-    def get(self, table: str, key: bytes) -> PredictionRow | None:
+    def table(self, table: str, model: str) -> TableCache:
+        """The cache of a table of `model`, created on first use."""
         cache = self._caches.get(table)
-        return None if cache is None else cache.get(key)
+        if cache is None:
+            cache = self._caches[table] = TableCache(self._size, model)
+        return cache
 
     def put(self, table: str, key: bytes, row: PredictionRow) -> None:
+        """Keep an answer, unless caching is off or the table stopped being active meanwhile."""
         if self._size <= 0:
             return
         cache = self._caches.get(table)
-        if cache is None:
-            cache = self._caches[table] = LRUCache(maxsize=self._size)
-        cache[key] = row
+        if cache is not None:
+            cache.rows[key] = row
 
     def retain(self, tables: Iterable[str]) -> None:
         """Drop the caches of tables that are no longer active."""
@@ -59,7 +74,7 @@ class VersionCaches:
 
     def size(self, table: str) -> int:
         cache = self._caches.get(table)
-        return 0 if cache is None else len(cache)
+        return 0 if cache is None else len(cache.rows)
 
 
 class Lookup:
@@ -77,19 +92,27 @@ class Lookup:
         self._pending: dict[str, dict[bytes, asyncio.Future[PredictionRow | None]]] = {}
         self._in_flight: dict[str, dict[bytes, asyncio.Future[PredictionRow | None]]] = {}
 
-    async def get(self, table: str, keys: Sequence[bytes], *, timeout_s: float) -> list[Found]:
-        """One answer per key, in order; StoreUnavailable when the store fails or does not
-        answer within timeout_s."""
+    async def get(
+        self, table: str, keys: Sequence[bytes], *, model: str, timeout_s: float
+    ) -> list[Found]:
+        """One answer per key, in order, from `table` (a version table of `model`);
+        StoreUnavailable when the store fails or does not answer within timeout_s."""
+        cache = self._caches.table(table, model)
+        rows = cache.rows
         found: list[Found | None] = []
         waiting: dict[int, asyncio.Future[PredictionRow | None]] = {}
         for i, key in enumerate(keys):
-            row = self._caches.get(table, key)
+            row = rows.get(key)
             if row is not None:
                 found.append(Found(row, cached=True))
                 continue
             found.append(None)
             waiting[i] = self._future_for(table, key)
+        # Counted once per call, not per key: the hot path pays two increments at most.
+        if len(waiting) < len(keys):
+            cache.hits.inc(len(keys) - len(waiting))
         if waiting:
+            cache.misses.inc(len(waiting))
             futures = set(waiting.values())
             budget = within_deadline(timeout_s)
             done, _ = await asyncio.wait(futures, timeout=budget)

@@ -14,6 +14,7 @@ from rowcast.core.signature import Signature
 from rowcast.errors import NoActiveVersion, NotFound, RowcastError
 from rowcast.store.protocols import ModelReader
 from rowcast.store.schema import prediction_table
+from rowcast.telemetry.domain import ROUTES_GENERATION, SERVED_VERSION, expose
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,9 @@ class VersionRouter:
         self._report: Callable[[int], Awaitable[None]] | None = None
         self._reloaded_at = 0.0
         self._reported_at = 0.0
+        #: The (model, alias) series of rowcast_served_version this router has set.
+        self._served: set[tuple[str, str]] = set()
+        expose(ROUTES_GENERATION)
 
     @property
     def generation(self) -> int | None:
@@ -128,6 +132,7 @@ class VersionRouter:
         if versions is None:  # a model registered after the last reload: look it up once
             versions = _versions(await self._registry.get_model(model, timeout_s=timeout_s))
             self._models[model] = versions
+            self._publish()
         active = versions.get(alias)
         if active is None:
             if alias == "current":
@@ -146,10 +151,26 @@ class VersionRouter:
         self._models = fresh
         self._generation = generation
         self._reloaded_at = time.monotonic()
+        self._publish()
+        ROUTES_GENERATION.set(generation)
         if self._on_change is not None:
             self._on_change({a.table for v in fresh.values() for a in v.values()})
         # Only now, with the new routes in place, may the change be acknowledged.
         await self._report_generation()
+
+    def _publish(self) -> None:
+        """Set rowcast_served_version for every alias served, and drop the series of aliases
+        (and models) that are gone."""
+        served = {
+            (name, alias): active.version
+            for name, versions in self._models.items()
+            for alias, active in versions.items()
+        }
+        for gone in self._served - served.keys():
+            SERVED_VERSION.remove(*gone)
+        for (name, alias), version in served.items():
+            SERVED_VERSION.labels(name, alias).set(version)
+        self._served = set(served)
 
     async def _watch(self) -> None:
         while True:

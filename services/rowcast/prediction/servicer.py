@@ -15,6 +15,7 @@ from rowcast.deadlines import remaining_s
 from rowcast.errors import InvalidArgument, RowcastError
 from rowcast.grpc_errors import abort, handles_errors
 from rowcast.prediction.answerer import Answerer, Input
+from rowcast.telemetry.tracing import message_span
 from rowcast.v1 import prediction_service_pb2 as pred_pb
 from rowcast.v1 import prediction_service_pb2_grpc as pred_grpc
 from rowcast.v1 import resources_pb2 as pb
@@ -25,6 +26,8 @@ Context = grpc.aio.ServicerContext[object, object]
 MAX_BATCH = 1_000
 #: Requests of one stream answered concurrently (responses still go out in order).
 STREAM_WINDOW = 64
+#: The span of one StreamPredict request (a child of the stream's span) when traced.
+STREAM_MESSAGE_SPAN = "rowcast.v1.PredictionService/StreamPredict message"
 
 
 #: How each fallback rule is told to the caller.
@@ -77,6 +80,12 @@ class PredictionServicer(pred_grpc.PredictionServiceServicer):
         )
         return answer_to_pb(answer)
 
+    async def _stream_one(
+        self, request: pred_pb.PredictRequest, context: Context, where: str
+    ) -> pred_pb.PredictResponse:
+        with message_span(STREAM_MESSAGE_SPAN):
+            return await self._one(request, context, where)
+
     @handles_errors
     async def Predict(
         self, request: pred_pb.PredictRequest, context: Context
@@ -119,7 +128,7 @@ class PredictionServicer(pred_grpc.PredictionServiceServicer):
             position = 0
             async for message in request_iterator:
                 task = asyncio.create_task(
-                    self._one(message.request, context, f"stream[{position}].")
+                    self._stream_one(message.request, context, f"stream[{position}].")
                 )
                 await order.put(task)
                 position += 1

@@ -35,6 +35,13 @@ from rowcast.store.artifacts import ArtifactStore
 from rowcast.store.operations import OperationRecord, OperationState, OperationStore
 from rowcast.store.predictions import PredictionStore
 from rowcast.store.registry import Registry
+from rowcast.telemetry.domain import (
+    MATERIALIZATIONS_RUNNING,
+    MATERIALIZE_ROWS_PER_SECOND,
+    MATERIALIZE_ROWS_TOTAL,
+    MATERIALIZE_ROWS_WRITTEN,
+    expose,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +115,7 @@ class Materializations:
         self._call_s = settings.hbase.timeout_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancels: dict[str, threading.Event] = {}
+        expose(MATERIALIZATIONS_RUNNING)
 
     async def start(
         self, model: str, version: int, rows_per_second: float | None, *, timeout_s: float
@@ -192,9 +200,19 @@ class Materializations:
     ) -> None:
         meter = RateMeter()
         rows = [record.rows_written]
+        # The run's series exist while it runs: removed when it ends (the operation keeps
+        # the final figures), so a scrape lists exactly the running materialisations.
+        series = (record.model, str(record.version))
+        written = MATERIALIZE_ROWS_WRITTEN.labels(*series)
+        written.set(record.rows_written)
+        MATERIALIZE_ROWS_TOTAL.labels(*series).set(record.total_rows)
+        rate_now = MATERIALIZE_ROWS_PER_SECOND.labels(*series)
+        rate_now.set(0.0)
+        MATERIALIZATIONS_RUNNING.inc()
 
         def progress(done: int, total: int) -> None:  # called on the event loop's thread
             rows[0] = done
+            written.set(done)
 
         async def report() -> None:
             nonlocal record
@@ -202,6 +220,7 @@ class Materializations:
                 await asyncio.sleep(REPORT_EVERY_S)
                 meter.add(rows[0])
                 rate = meter.rate()
+                rate_now.set(rate)
                 remaining = record.total_rows - rows[0]
                 record = replace(
                     record,
@@ -308,6 +327,13 @@ class Materializations:
         finally:
             self._tasks.pop(record.op_id, None)
             self._cancels.pop(record.op_id, None)
+            for gauge in (
+                MATERIALIZE_ROWS_WRITTEN,
+                MATERIALIZE_ROWS_TOTAL,
+                MATERIALIZE_ROWS_PER_SECOND,
+            ):
+                gauge.remove(*series)
+            MATERIALIZATIONS_RUNNING.dec()
 
     async def running_for(
         self, model: str, version: int, *, timeout_s: float

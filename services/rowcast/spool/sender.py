@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError
 
 from rowcast.spool.framing import Position
 from rowcast.spool.spool import Spool
+from rowcast.telemetry.domain import DECISIONS_DELIVERED, expose
 from rowcast.v1 import audit_service_pb2 as audit_pb
 from rowcast.v1 import audit_service_pb2_grpc as audit_grpc
 from rowcast.v1 import resources_pb2 as pb
@@ -81,6 +82,7 @@ class SpoolSender:
         self.rejected = 0
         #: Streams opened after the first (reconnects).
         self.reconnects = 0
+        expose(DECISIONS_DELIVERED)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self._name)
@@ -214,6 +216,7 @@ class SpoolSender:
                 self.rejected += len(rejected)
             await self._io(self._spool.acknowledge, head.end)
             self.sent += response.recorded_count
+            DECISIONS_DELIVERED.inc(response.recorded_count)
             self._acked.set()
             window.release()
 

@@ -9,11 +9,13 @@ shared state (current segment, offsets, sizes).
 
 from __future__ import annotations
 
+import collections
 import errno
 import fcntl
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ from rowcast.spool.files import (
     segment_name,
 )
 from rowcast.spool.framing import HEADER_BYTES, MAGIC, Position, encode_frames, scan_frames
+from rowcast.spool.gauges import OPEN_SPOOLS, SpoolFigures
 from rowcast.spool.recovery import Quarantined, check_segment, quarantine_bytes
 
 log = logging.getLogger(__name__)
@@ -105,6 +108,10 @@ class Spool:
         self._read_fds: dict[int, int] = {}
         self.quarantined_records = 0
         self.quarantined_files = 0
+        #: Appends not yet wholly acknowledged, oldest first: (segment, end offset, records,
+        #: append time in epoch seconds). What the spool gauges read (spool/gauges.py).
+        self._unacked: collections.deque[tuple[int, int, int, float]] = collections.deque()
+        self._unacked_records = 0
 
     # -- opening and closing -----------------------------------------------------------------
 
@@ -141,8 +148,11 @@ class Spool:
             cursor = self._checked_cursor(cursor)
             pending -= self._records_before(cursor)
         self._cursor = cursor
+        if pending > 0:
+            self._note_recovered(pending)
         if self._writable:
             self._start_segment(max([cursor.segment - 1, *self._sizes]) + 1)
+        OPEN_SPOOLS.add(self)
         report = RecoveryReport(len(self._sizes), pending, tuple(quarantined))
         if pending or quarantined:
             log.info(
@@ -154,6 +164,18 @@ class Spool:
                 len(quarantined),
             )
         return report
+
+    def _note_recovered(self, records: int) -> None:
+        """Count the records an earlier run left undelivered as one append, dated by the last
+        write to the cursor's segment: no record in it is older than the segment's creation,
+        so the age is at most one segment's writing time too young."""
+        last = max(self._sizes)
+        try:
+            written = os.stat(self.directory / segment_name(self._cursor.segment)).st_mtime
+        except OSError:
+            written = time.time()
+        self._unacked.append((last, self._sizes[last], records, written))
+        self._unacked_records = records
 
     def _checked_cursor(self, cursor: Position) -> Position:
         """The cursor if it sits on a record boundary inside its segment, else the segment's
@@ -204,6 +226,7 @@ class Spool:
         for fd in self._read_fds.values():
             os.close(fd)
         self._read_fds.clear()
+        OPEN_SPOOLS.discard(self)
         if self._lock_fd >= 0:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = -1
@@ -238,6 +261,8 @@ class Spool:
             self._offset += len(data)
             self._sizes[self._segment] = self._offset
             self._written += len(data)
+            self._unacked.append((self._segment, self._offset, len(payloads), time.time()))
+            self._unacked_records += len(payloads)
             return self._written
 
     def _roll(self) -> None:
@@ -251,6 +276,14 @@ class Spool:
     def size_bytes(self) -> int:
         """Bytes the spool holds on disk (delivered records count until their segment goes)."""
         return sum(self._sizes.values())
+
+    def figures(self) -> SpoolFigures:
+        """Bytes on disk, records not yet acknowledged, and when the oldest of them was
+        appended (any thread; counted per append, so a partly acknowledged append counts
+        whole until its last record is acknowledged)."""
+        with self._lock:
+            oldest = self._unacked[0][3] if self._unacked else None
+            return SpoolFigures(sum(self._sizes.values()), self._unacked_records, oldest)
 
     @property
     def written(self) -> int:
@@ -382,6 +415,9 @@ class Spool:
             done = [n for n in self._sizes if n < pos.segment]
             for n in done:
                 del self._sizes[n]
+            unacked = self._unacked
+            while unacked and (unacked[0][0], unacked[0][1]) <= (pos.segment, pos.offset):
+                self._unacked_records -= unacked.popleft()[2]
         for n in done:
             fd = self._read_fds.pop(n, None)
             if fd is not None:

@@ -26,8 +26,8 @@ from thriftpy2.transport import TBufferedTransportFactory, TSocket
 
 from rowcast.config import HBaseSettings
 from rowcast.deadlines import within_deadline
-from rowcast.errors import StoreUnavailable
-from rowcast.store.client import store_errors
+from rowcast.errors import RowcastError, StoreUnavailable
+from rowcast.store.client import CallMetrics, store_errors
 from rowcast.store.idl import hbase2
 
 NAMESPACE = "rowcast"
@@ -82,11 +82,18 @@ class TableAdmin:
 
     def __init__(self, settings: HBaseSettings) -> None:
         self._settings = settings
+        self._gateway = f"{settings.host}:{settings.thrift2_port}"
+        self._metrics: dict[str, CallMetrics] = {}
 
     @contextlib.contextmanager
-    def _client(self, timeout_s: float) -> Iterator[Any]:
+    def _client(self, timeout_s: float, operation: str) -> Iterator[Any]:
         """A connected Thrift2 client whose calls all end within `timeout_s` (less the margin
-        the caller needs to answer in); lower errors mapped."""
+        the caller needs to answer in); lower errors mapped. The block is one call of
+        `operation` in the metrics."""
+        metrics = self._metrics.get(operation)
+        if metrics is None:
+            metrics = self._metrics[operation] = CallMetrics(operation, self._gateway)
+        started = time.perf_counter()
         budget = within_deadline(timeout_s)
         deadline = time.monotonic() + budget
         sock = TSocket(
@@ -103,22 +110,28 @@ class TableAdmin:
         except StoreUnavailable as exc:
             # Every socket wait is the time left: a timeout is the deadline passing.
             if not isinstance(exc.__cause__, TimeoutError) and time.monotonic() < deadline:
+                metrics.failed(exc)
                 raise
+            metrics.failed(exc, "timeout")
             raise StoreUnavailable(
                 f"HBase did not complete the table operation within {budget:.3f}s",
                 retryable=False,
             ) from exc
+        except RowcastError as exc:
+            metrics.failed(exc)
+            raise
         finally:
             transport.close()
+            metrics.seconds.observe(time.perf_counter() - started)
 
     def ensure_namespace(self, name: str = NAMESPACE, *, timeout_s: float) -> None:
-        with self._client(timeout_s) as c:
+        with self._client(timeout_s, "TableAdmin.ensure_namespace") as c:
             existing = {ns.name for ns in c.listNamespaceDescriptors()}
             if name not in existing:
                 c.createNamespace(hbase2.TNamespaceDescriptor(name=name))
 
     def exists(self, table: str, *, timeout_s: float) -> bool:
-        with self._client(timeout_s) as c:
+        with self._client(timeout_s, "TableAdmin.exists") as c:
             return bool(c.tableExists(_table_name(table)))
 
     def create(
@@ -143,7 +156,7 @@ class TableAdmin:
             )
             for f in families
         ]
-        with self._client(timeout_s) as c:
+        with self._client(timeout_s, "TableAdmin.create") as c:
             if c.tableExists(name):
                 return False
             c.createTable(
@@ -154,7 +167,7 @@ class TableAdmin:
     def drop(self, table: str, *, timeout_s: float) -> bool:
         """Disable and delete the table; False when it did not exist."""
         name = _table_name(table)
-        with self._client(timeout_s) as c:
+        with self._client(timeout_s, "TableAdmin.drop") as c:
             if not c.tableExists(name):
                 return False
             if c.isTableEnabled(name):
@@ -163,13 +176,13 @@ class TableAdmin:
             return True
 
     def list_tables(self, namespace: str = NAMESPACE, *, timeout_s: float) -> list[str]:
-        with self._client(timeout_s) as c:
+        with self._client(timeout_s, "TableAdmin.list_tables") as c:
             names = c.getTableNamesByNamespace(namespace)
             return sorted(f"{n.ns.decode()}:{n.qualifier.decode()}" for n in names)
 
     def region_count(self, table: str, *, timeout_s: float) -> int:
         ns, qualifier = split_name(table)
-        with self._client(timeout_s) as c:
+        with self._client(timeout_s, "TableAdmin.region_count") as c:
             return len(c.getAllRegionLocations(f"{ns}:{qualifier}".encode()))
 
 

@@ -40,6 +40,7 @@ from rowcast.config import HBaseSettings
 from rowcast.deadlines import within_deadline
 from rowcast.errors import AlreadyExists, RowcastError, StoreRejected, StoreUnavailable
 from rowcast.store.idl import Hbase_thrift, hbase2
+from rowcast.telemetry.domain import HBASE_CALL_ERRORS, HBASE_CALL_SECONDS
 
 T = TypeVar("T")
 
@@ -128,6 +129,39 @@ def map_store_error(exc: BaseException) -> RowcastError | None:
     return StoreRejected(f"{where} refused the request: {detail}"[:500])
 
 
+#: The `kind` label of rowcast_hbase_call_errors_total for each domain error a call can end in.
+_ERROR_KINDS: Final[dict[type[RowcastError], str]] = {
+    StoreUnavailable: "unavailable",
+    StoreRejected: "rejected",
+    AlreadyExists: "already_exists",
+}
+
+
+def operation_of(fn: Callable[..., object]) -> str:
+    """The name of the code that made an HBase call: `PredictionStore.get` for the `work`
+    function defined in that method (a lambda gets its enclosing function's name)."""
+    name: str = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    enclosing = name.rsplit(".<locals>.", 1)[0]
+    return enclosing.rsplit("<locals>.", 1)[-1]
+
+
+class CallMetrics:
+    """The metric series of one operation through one gateway, resolved once."""
+
+    __slots__ = ("gateway", "operation", "seconds")
+
+    def __init__(self, operation: str, gateway: str) -> None:
+        self.operation = operation
+        self.gateway = gateway
+        self.seconds = HBASE_CALL_SECONDS.labels(operation, gateway)
+
+    def failed(self, error: RowcastError | None, kind: str | None = None) -> None:
+        """Count a failed call: `kind`, or the kind of the domain error it ended in (None: an
+        error that is not the store's)."""
+        kind = kind or (_ERROR_KINDS.get(type(error), "other") if error is not None else "other")
+        HBASE_CALL_ERRORS.labels(self.operation, self.gateway, kind).inc()
+
+
 @contextlib.contextmanager
 def store_errors() -> Iterator[None]:
     """Raise the domain error of a lower-level error raised in the block (others as they are)."""
@@ -151,18 +185,30 @@ class HBaseClient:
         # One connection per worker thread at most; created lazily so that a service starts
         # (and reports UNAVAILABLE per call) while HBase is down.
         self._idle: queue.LifoQueue[happybase.Connection] = queue.LifoQueue()
+        self._gateway = f"{settings.host}:{settings.thrift_port}"
+        #: Operation name (or the calling function's qualified name) -> its metric series.
+        self._metrics: dict[str, CallMetrics] = {}
 
     @property
     def settings(self) -> HBaseSettings:
         return self._settings
 
-    def call(self, fn: Callable[[happybase.Connection], T], *, retry: bool = True) -> T:
+    def call(
+        self,
+        fn: Callable[[happybase.Connection], T],
+        *,
+        retry: bool = True,
+        op: str | None = None,
+    ) -> T:
         """Run fn with a pooled connection on this thread (blocking: for jobs and worker
         processes; each socket read waits at most the settings' `timeout_s`); errors mapped;
-        one retry on a fresh connection when HBase was unavailable and `retry` allows."""
+        one retry on a fresh connection when HBase was unavailable and `retry` allows.
+        `op` names the operation in the metrics (default: the function that defined fn)."""
+        metrics = self._metrics_for(fn, op)
         attempts = 2 if retry else 1
         for attempt in range(attempts):
             conn = self._acquire()
+            started = time.perf_counter()
             try:
                 conn.open()  # no-op when already open
                 result = fn(conn)
@@ -173,6 +219,7 @@ class HBaseClient:
                 # Its state is unknown (a reply half read?): never reuse it.
                 _close_quietly(conn)
                 mapped = map_store_error(exc)
+                metrics.failed(mapped)
                 if mapped is None:
                     raise  # not the store's: a local file error, a bug
                 if isinstance(mapped, StoreUnavailable) and attempt + 1 < attempts:
@@ -181,7 +228,17 @@ class HBaseClient:
             else:
                 self._idle.put(conn)
                 return result
+            finally:
+                metrics.seconds.observe(time.perf_counter() - started)
         raise AssertionError("unreachable")
+
+    def _metrics_for(self, fn: Callable[..., object], op: str | None) -> CallMetrics:
+        key = op if op is not None else str(getattr(fn, "__qualname__", ""))
+        metrics = self._metrics.get(key)
+        if metrics is None:
+            metrics = CallMetrics(op or operation_of(fn), self._gateway)
+            self._metrics[key] = metrics
+        return metrics
 
     def _acquire(self) -> happybase.Connection:
         try:
@@ -205,18 +262,22 @@ class HBaseClient:
         *,
         timeout_s: float,
         retry: bool = True,
+        op: str | None = None,
     ) -> T:
         """Run fn off the event loop; give up with StoreUnavailable (not retryable) when
-        `timeout_s`, the caller's remaining time, runs out."""
+        `timeout_s`, the caller's remaining time, runs out. `op` names the operation in the
+        metrics (default: the function that defined fn, e.g. `PredictionStore.get`)."""
         if timeout_s <= 0:
             # Nothing may start that the caller has stopped waiting for (a write, say).
             raise StoreUnavailable("no time left for the HBase call", retryable=False)
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, lambda: self.call(fn, retry=retry))
+        future = loop.run_in_executor(self._executor, lambda: self.call(fn, retry=retry, op=op))
         budget = within_deadline(timeout_s)
         try:
             return await asyncio.wait_for(future, budget)
         except TimeoutError as exc:
+            # The attempt goes on in its thread and records its own duration when it ends.
+            self._metrics_for(fn, op).failed(None, "timeout")
             raise StoreUnavailable(
                 f"HBase did not answer within {budget:.3f}s", retryable=False
             ) from exc

@@ -77,6 +77,9 @@ class Cluster:
             "ROWCAST_HOST": "127.0.0.1",
             "ROWCAST_AUDIT_PORT": str(audit_port),
             "ROWCAST_AUDIT_DURABILITY": self.spec.durability,
+            # Several prediction servers on one machine: each binds a free metrics port.
+            "ROWCAST_PREDICTION_METRICS_PORT": "0",
+            "ROWCAST_AUDIT_METRICS_PORT": "0",
         }
 
     @property

@@ -33,7 +33,10 @@ def bring_up(settings: Settings) -> None:
     )
     for st in statuses:
         state = "SERVING" if st.serving else "NOT SERVING"
-        click.echo(f"{st.name:>10} service: {s.server.host}:{st.port}  pid {st.pid}  {state}")
+        click.echo(
+            f"{st.name:>10} service: {s.server.host}:{st.port}  pid {st.pid}  {state}  "
+            f"metrics {st.metrics_url or 'off'}"
+        )
 
 
 @click.group()
@@ -72,7 +75,13 @@ def status(as_json: bool) -> None:
                 {
                     "hbase_ready": hbase_ready,
                     "services": [
-                        {"name": s.name, "port": s.port, "pid": s.pid, "serving": s.serving}
+                        {
+                            "name": s.name,
+                            "port": s.port,
+                            "pid": s.pid,
+                            "serving": s.serving,
+                            "metrics_url": s.metrics_url,
+                        }
                         for s in statuses
                     ],
                 }
@@ -81,6 +90,9 @@ def status(as_json: bool) -> None:
     else:
         click.echo(f"HBase ready: {hbase_ready}")
         for s in statuses:
-            click.echo(f"{s.name:>10}: port {s.port} pid {s.pid} serving {s.serving}")
+            click.echo(
+                f"{s.name:>10}: port {s.port} pid {s.pid} serving {s.serving} "
+                f"metrics {s.metrics_url or 'off'}"
+            )
     if not (hbase_ready and all(s.serving for s in statuses)):
         raise SystemExit(1)

@@ -1113,6 +1113,11 @@ type Decision struct {
 	DecideTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=decide_time,json=decideTime,proto3" json:"decide_time,omitempty"`
 	// Output only. Augmentations attached to the decision, oldest first.
 	Augmentations []*Augmentation `protobuf:"bytes,10,rep,name=augmentations,proto3" json:"augmentations,omitempty"`
+	// Output only. Internal: the W3C `traceparent` (https://www.w3.org/TR/trace-context/) of the
+	// traced call that made the decision. A prediction server spools it with the decision and
+	// sends it in StreamDecisions so that the AuditService's write links to that trace. Not
+	// stored: empty in every decision the AuditService returns, and whenever tracing was off.
+	TraceParent   string `protobuf:"bytes,11,opt,name=trace_parent,json=traceParent,proto3" json:"trace_parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1217,6 +1222,13 @@ func (x *Decision) GetAugmentations() []*Augmentation {
 	return nil
 }
 
+func (x *Decision) GetTraceParent() string {
+	if x != nil {
+		return x.TraceParent
+	}
+	return ""
+}
+
 var File_rowcast_v1_resources_proto protoreflect.FileDescriptor
 
 const file_rowcast_v1_resources_proto_rawDesc = "" +
@@ -1289,7 +1301,7 @@ const file_rowcast_v1_resources_proto_rawDesc = "" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x123\n" +
 	"\x05state\x18\x06 \x01(\x0e2\x1d.rowcast.v1.AugmentationStateR\x05state\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xf4\x03\n" +
+	"createTime\"\x97\x04\n" +
 	"\bDecision\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x12\x14\n" +
@@ -1303,7 +1315,8 @@ const file_rowcast_v1_resources_proto_rawDesc = "" +
 	"\vdecide_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"decideTime\x12>\n" +
 	"\raugmentations\x18\n" +
-	" \x03(\v2\x18.rowcast.v1.AugmentationR\raugmentations\x1aU\n" +
+	" \x03(\v2\x18.rowcast.v1.AugmentationR\raugmentations\x12!\n" +
+	"\ftrace_parent\x18\v \x01(\tR\vtraceParent\x1aU\n" +
 	"\rFeaturesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
 	"\x05value\x18\x02 \x01(\v2\x18.rowcast.v1.FeatureValueR\x05value:\x028\x01*b\n" +

@@ -613,6 +613,7 @@ class Decision(_message.Message):
     SOURCE_FIELD_NUMBER: _builtins.int
     DECIDE_TIME_FIELD_NUMBER: _builtins.int
     AUGMENTATIONS_FIELD_NUMBER: _builtins.int
+    TRACE_PARENT_FIELD_NUMBER: _builtins.int
     decision_id: _builtins.str
     """Output only. Unique, time-ordered id of the decision."""
     model: _builtins.str
@@ -627,6 +628,12 @@ class Decision(_message.Message):
     """Output only. The output served."""
     source: Global___PredictionSource.ValueType
     """Output only. Where the output came from."""
+    trace_parent: _builtins.str
+    """Output only. Internal: the W3C `traceparent` (https://www.w3.org/TR/trace-context/) of the
+    traced call that made the decision. A prediction server spools it with the decision and
+    sends it in StreamDecisions so that the AuditService's write links to that trace. Not
+    stored: empty in every decision the AuditService returns, and whenever tracing was off.
+    """
     @_builtins.property
     def features(self) -> _containers.MessageMap[_builtins.str, Global___FeatureValue]:
         """Output only. The raw inputs as given."""
@@ -652,10 +659,11 @@ class Decision(_message.Message):
         source: Global___PredictionSource.ValueType = ...,
         decide_time: _timestamp_pb2.Timestamp | None = ...,
         augmentations: _abc.Iterable[Global___Augmentation] | None = ...,
+        trace_parent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["augmentations", b"augmentations", "decide_time", b"decide_time", "decision_id", b"decision_id", "features", b"features", "key", b"key", "model", b"model", "model_version", b"model_version", "output", b"output", "source", b"source", "subject", b"subject"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["augmentations", b"augmentations", "decide_time", b"decide_time", "decision_id", b"decision_id", "features", b"features", "key", b"key", "model", b"model", "model_version", b"model_version", "output", b"output", "source", b"source", "subject", b"subject", "trace_parent", b"trace_parent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
