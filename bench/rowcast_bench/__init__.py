@@ -14,5 +14,6 @@ Modules:
   cpu, quiet           background-load accounting; repeat runs that others' load spoiled
   fixture              HBase (reused or started), the published and the large model
   session, runner      the measurements in order; one whole run
-  ratios, report, plots  the goals of issue 4; JSON, markdown, PNG
+  ratios, report, plots  the goals of issues 4 and 13; JSON, markdown, PNG
+  interceptor_cost     the metrics interceptor's own CPU per call, timed in process
 """

@@ -33,6 +33,8 @@ class BenchOptions:
     attempts: int = 3
     #: Seconds to wait for the machine to go quiet before each attempt.
     quiet_wait_s: float = 20.0
+    #: Turns of the metrics on / off pair (rowcast_bench.session: _metrics_cost).
+    metrics_turns: int = 3
     client_cpu: int = 0
     server_cpu: int = 1
     tools_dir: Path = Path(".tools/bin")
@@ -48,6 +50,7 @@ class BenchOptions:
             cold_inputs=min(self.cold_inputs, 500),
             stream_messages=min(self.stream_messages, 20),
             attempts=1,
+            metrics_turns=1,
             quiet_wait_s=0.0,
             quick=True,
         )

@@ -55,6 +55,20 @@ def _cpu(ms: Measurements, name: str) -> float:
     return value
 
 
+def paired_median(ms: Measurements, a: str, b: str) -> float:
+    """Median over turns i of server CPU per call, `a_<i>` / `b_<i>`: the two runs of a turn
+    run back to back, so their ratio carries less of the machine's drift than a ratio across turns
+    (an even count takes the lower middle)."""
+    ratios = []
+    turn = 1
+    while f"{a}_{turn}" in ms and f"{b}_{turn}" in ms:
+        ratios.append(_cpu(ms, f"{a}_{turn}") / _cpu(ms, f"{b}_{turn}"))
+        turn += 1
+    if not ratios:
+        raise KeyError(f"no turns of {a} and {b}")
+    return sorted(ratios)[(len(ratios) - 1) // 2]
+
+
 GOALS: Final[tuple[Goal, ...]] = (
     Goal(
         "cache_hit_rps_vs_echo",
@@ -136,15 +150,18 @@ GOALS: Final[tuple[Goal, ...]] = (
     ),
     Goal(
         "metrics_server_cpu_vs_off",
-        "server CPU per call of cached Predict: metrics on (default) / ROWCAST_METRICS=off",
-        lambda ms: _cpu(ms, "predict_hit") / _cpu(ms, "predict_hit_metrics_off"),
+        "server CPU per call of cached Predict at one fixed rate: metrics on (default) / "
+        "ROWCAST_METRICS=off, median over turns of the ratio within a turn",
+        lambda ms: paired_median(
+            ms, "predict_hit_metrics_on_70pct", "predict_hit_metrics_off_70pct"
+        ),
         "<=",
         1.03,
     ),
     Goal(
         "metrics_rps_vs_off",
-        "max rps of cached Predict: metrics on (default) / ROWCAST_METRICS=off",
-        lambda ms: _m(ms, "predict_hit").rps / _m(ms, "predict_hit_metrics_off").rps,
+        "max rps of cached Predict, side by side: metrics on (default) / ROWCAST_METRICS=off",
+        lambda ms: _m(ms, "predict_hit_metrics_on").rps / _m(ms, "predict_hit_metrics_off").rps,
     ),
     Goal(
         "stream_keys_per_s_vs_unary",

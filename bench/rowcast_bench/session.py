@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from rowcast.config import Settings
@@ -95,7 +96,7 @@ class Session:
         with running([audit], None, self._scratch) as (audit_proc,):
             self._extra_pids = [audit_proc.pid]
             self._rowcast_cached(audit_port)
-            self._rowcast_metrics_off(audit_port)
+            self._metrics_cost(audit_port)
             self._rowcast_audit_off(audit_port)
             self._rowcast_audit_fsync(audit_port)
             self._rowcast_uncached(audit_port)
@@ -200,15 +201,64 @@ class Session:
             ],
         )  # fmt: skip
 
-    def _rowcast_metrics_off(self, audit_port: int) -> None:
-        """predict_hit again on a server with ROWCAST_METRICS=off: what metrics cost."""
-        spec = self._rowcast(
+    def _metrics_cost(self, audit_port: int) -> None:
+        """Cached Predict on two servers side by side, metrics on (the default) and
+        ROWCAST_METRICS=off: each at full speed once (rps), then in turns at one fixed rate,
+        70 % of the slower one's rps (turn i: on then off, or off then on; recorded as
+        `..._70pct_<i>`, and ratios.py compares the two runs of each turn).
+
+        What metrics cost is a few percent of server CPU per call: less than a shared machine
+        drifts between two runs minutes apart, and less than CPU per call moves with the load
+        (a busier event loop spends less per call), hence the same rate and the turns. The
+        idle server of the pair shares the server core but does next to nothing meanwhile.
+        """
+        on = self._rowcast("rowcast-metrics-on", audit_port, cache_size=None, audit=True)
+        off = self._rowcast(
             "rowcast-metrics-off", audit_port, cache_size=None, audit=True, metrics=False
         )
-        self._with_server(
-            spec,
-            self._data.predict_hot,
-            [self._unary("predict_hit_metrics_off", "Predict, warm cache, metrics off", spec.name)],
+        peak = {
+            on.name: self._unary("predict_hit_metrics_on", "Predict, warm cache, metrics on "
+                                 "(beside metrics off)", on.name),
+            off.name: self._unary("predict_hit_metrics_off", "Predict, warm cache, metrics off "
+                                  "(beside metrics on)", off.name),
+        }  # fmt: skip
+        self._say(f"servers {on.name} and {off.name}: starting, measured side by side")
+        extra = self._extra_pids
+        try:
+            with running([on, off], self._o.server_cpu, self._scratch) as procs:
+                pids = {spec.name: proc.pid for spec, proc in zip((on, off), procs, strict=True)}
+                # Both are under test: the idle one's CPU is not someone else's load.
+                self._extra_pids = [*extra, *pids.values()]
+                self._warm_up(on, self._data.predict_hot)
+                self._warm_up(off, self._data.predict_hot)
+                rates = []
+                for spec in (on, off):
+                    m = self._measured(spec, peak[spec.name], pids[spec.name])
+                    self._record(m)
+                    rates.append(m.rps)
+                fixed = {
+                    name: replace(run, name=run.name + "_70pct", rps=0.7 * min(rates),
+                                  description=f"Predict, warm cache, metrics {state}, at 70% of "
+                                  "the pair's lower rps, in turns")
+                    for (name, run), state in zip(peak.items(), ("on", "off"), strict=True)
+                }  # fmt: skip
+                for turn in range(1, self._o.metrics_turns + 1):
+                    for spec in (on, off) if turn % 2 else (off, on):
+                        run = replace(fixed[spec.name], name=f"{fixed[spec.name].name}_{turn}")
+                        self._record(self._measured(spec, run, pids[spec.name]))
+        except Exception as exc:  # a server or a run failed: its measurements are failures
+            for name in (*(run.name for run in peak.values()), "predict_hit_metrics_70pct"):
+                if name not in self._result.measurements:
+                    self._result.failures.setdefault(name, f"{type(exc).__name__}: {exc}")
+        finally:
+            self._extra_pids = extra
+
+    def _measured(self, spec: ServerSpec, run: GhzRun, server_pid: int) -> Measurement:
+        """One run through the quiet gate (repeated if others' load spoiled it)."""
+        rate = f" rps={run.rps:.0f}" if run.rps else ""
+        self._say(f"  {run.name}: Predict c={run.concurrency}{rate} for {run.duration_s:g}s")
+        return self._gate.run(
+            run.name, self._ours(server_pid), partial(self._once, spec, run, server_pid)
         )
 
     def _rowcast_audit_off(self, audit_port: int) -> None:
