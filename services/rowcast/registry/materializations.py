@@ -268,42 +268,31 @@ class Materializations:
             )
             final = replace(record, state=OperationState.SUCCEEDED, rows_written=record.total_rows)
         except asyncio.CancelledError:
-            final = replace(
+            final = _ended(
                 record,
-                state=OperationState.CANCELLED,
-                error_code=code_pb2.CANCELLED,
-                error_message="the ModelService stopped; resume with MaterializeVersion",
+                OperationState.CANCELLED,
+                code_pb2.CANCELLED,
+                "the ModelService stopped; resume with MaterializeVersion",
             )
         except mat.MaterializeCancelled as exc:
-            final = replace(
+            final = _ended(
                 record,
-                state=OperationState.CANCELLED,
-                error_code=code_pb2.CANCELLED,
-                error_message=f"cancelled after {exc.rows_done:,} rows; resume with "
-                "MaterializeVersion",
+                OperationState.CANCELLED,
+                code_pb2.CANCELLED,
+                f"cancelled after {exc.rows_done:,} rows; resume with MaterializeVersion",
             )
         except StoreUnavailable as exc:
-            final = replace(
+            final = _ended(
                 record,
-                state=OperationState.FAILED,
-                error_code=code_pb2.UNAVAILABLE,
-                error_message=f"{exc.message}; the version stays MATERIALIZING at its last "
-                "checkpoint: resume with MaterializeVersion",
+                OperationState.FAILED,
+                code_pb2.UNAVAILABLE,
+                f"{exc.message}; the version stays MATERIALIZING at its last checkpoint: "
+                "resume with MaterializeVersion",
             )
         except RowcastError as exc:
-            final = replace(
-                record,
-                state=OperationState.FAILED,
-                error_code=code_pb2.FAILED_PRECONDITION,
-                error_message=exc.message,
-            )
+            final = _ended(record, OperationState.FAILED, code_pb2.FAILED_PRECONDITION, exc.message)
         except Exception as exc:
-            final = replace(
-                record,
-                state=OperationState.FAILED,
-                error_code=code_pb2.INTERNAL,
-                error_message=f"{exc}"[:500],
-            )
+            final = _ended(record, OperationState.FAILED, code_pb2.INTERNAL, f"{exc}"[:500])
             log.exception("materialisation %s failed", record.name)
         finally:
             reporter.cancel()
@@ -393,3 +382,11 @@ class Materializations:
             event.set()
         if self._tasks:
             await asyncio.wait(list(self._tasks.values()), timeout=10.0)
+
+
+def _ended(
+    record: OperationRecord, state: OperationState, code: int, message: str
+) -> OperationRecord:
+    """The operation as it ended: its final state, and the status code and message it ended
+    with."""
+    return replace(record, state=state, error_code=code, error_message=message)

@@ -18,28 +18,11 @@ import threading
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.registry import Collector
 
-#: HBase round trips take about a millisecond on a local gateway: fine buckets below that.
-HBASE_BUCKETS = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.002,
-    0.003,
-    0.005,
-    0.0075,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-)
+from rowcast.telemetry.metrics import HANDLING_BUCKETS
+
+#: HBase round trips take about a millisecond on a local gateway: the gRPC buckets (fine below
+#: that), and one more for the long table changes.
+HBASE_BUCKETS = (*HANDLING_BUCKETS, 30.0)
 #: An activation reaches idle servers in tens of milliseconds, loaded ones in a few hundred.
 PROPAGATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 

@@ -19,7 +19,7 @@ import inspect
 import socket
 import sys
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import cache
 from time import perf_counter
@@ -30,6 +30,8 @@ import grpc
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import disable_created_metrics as _disable_created_metrics
 from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
+
+from rowcast.telemetry.interceptors import PerMethodInterceptor
 
 #: Buckets of grpc_server_handling_seconds (and the client's grpc_client_handling_seconds,
 #: rowcast_client/metrics.py): fine below 1 ms, where a cached Predict answers.
@@ -191,7 +193,7 @@ _REQUEST_STREAMS = (CLIENT_STREAM, BIDI_STREAM)
 _RESPONSE_STREAMS = (SERVER_STREAM, BIDI_STREAM)
 
 
-class ServerMetricsInterceptor(grpc.aio.ServerInterceptor):
+class ServerMetricsInterceptor(PerMethodInterceptor):
     """Records, for every call of every kind, that it started, its final status (OK; the code
     given to `context.abort` or `context.set_code`; UNKNOWN for an exception; CANCELLED, or
     DEADLINE_EXCEEDED once the deadline passed, when the call was cancelled), how long it took,
@@ -209,26 +211,12 @@ class ServerMetricsInterceptor(grpc.aio.ServerInterceptor):
     ) -> None:
         self._metrics = metrics or server_metrics()
         self._gate = self._metrics.gate(service, max_in_flight)
-        self._handlers: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], Any]] = {}
+        super().__init__()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None  # UNIMPLEMENTED, answered by gRPC: no method to count it under
-        method: str = handler_call_details.method
-        known = self._handlers.get(method)
-        if known is not None and known[0] is handler:
-            wrapped: grpc.RpcMethodHandler[Any, Any] = known[1]
-            return wrapped
-        wrapped = _instrument(handler, method, self._metrics, self._gate)
-        self._handlers[method] = (handler, wrapped)
-        return wrapped
+    def wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any], method: str
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        return _instrument(handler, method, self._metrics, self._gate)
 
 
 def _instrument(

@@ -42,6 +42,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from rowcast.config import TracingSettings
+from rowcast.telemetry.interceptors import PerMethodInterceptor
 from rowcast.telemetry.logs import bind
 
 #: Span attributes rowcast adds (the rpc.* ones follow OpenTelemetry's RPC conventions).
@@ -155,7 +156,7 @@ class ServerTracing:
             await asyncio.to_thread(self.owned.shutdown)
 
 
-class TracingInterceptor(grpc.aio.ServerInterceptor):
+class TracingInterceptor(PerMethodInterceptor):
     """Makes one SERVER span per call (health and reflection calls excepted), continuing the
     caller's W3C trace context when it sent one, and ends it with the call's gRPC status.
 
@@ -163,27 +164,13 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):
     handler it builds for a method is reused as long as the server hands it the same one."""
 
     def __init__(self, provider: trace.TracerProvider) -> None:
+        super().__init__()
         self._tracer = provider.get_tracer("rowcast")
-        self._handlers: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], Any]] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method
-        if handler is None or method.startswith("/grpc."):
-            return handler
-        known = self._handlers.get(method)
-        if known is not None and known[0] is handler:
-            reused: grpc.RpcMethodHandler[Any, Any] = known[1]
-            return reused
-        wrapped = self._wrap(handler, method)
-        self._handlers[method] = (handler, wrapped)
-        return wrapped
+    def wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any], method: str
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        return handler if method.startswith("/grpc.") else self._wrap(handler, method)
 
     def _wrap(
         self, handler: grpc.RpcMethodHandler[Any, Any], method: str
