@@ -4,6 +4,8 @@ trace, child of the Predict span; the stored decision does not keep the trace co
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
@@ -59,19 +61,27 @@ async def test_the_hbase_write_of_a_decision_is_in_its_predict_trace(
     answer = await client.predict(MODEL, CUSTOMER, subject="trace-1")
     stored = await audited(client, answer.decision_id)
 
-    spans = exporter.get_finished_spans()
+    # The AuditService ends a decision's write span right after HBase took the write, so a
+    # reader can see the decision a moment before the span is exported: wait for it.
+    deadline = time.monotonic() + 10.0
+    while True:
+        spans = exporter.get_finished_spans()
+        writes = [
+            s
+            for s in spans
+            if s.name == tracing.AUDIT_WRITE_SPAN
+            and s.attributes
+            and s.attributes[tracing.DECISION_ID] == answer.decision_id
+        ]
+        if writes or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
     (predict,) = [s for s in spans if s.name == PREDICT]
     assert predict.attributes is not None
     assert predict.attributes[tracing.DECISION_ID] == answer.decision_id
     assert predict.attributes[tracing.MODEL] == MODEL
     assert predict.attributes[tracing.MODEL_VERSION] == published.v1.version.version
-    (write,) = [
-        s
-        for s in spans
-        if s.name == tracing.AUDIT_WRITE_SPAN
-        and s.attributes
-        and s.attributes[tracing.DECISION_ID] == answer.decision_id
-    ]
+    (write,) = writes
     assert predict.context is not None and write.context is not None
     assert write.parent is not None
     assert write.context.trace_id == predict.context.trace_id
