@@ -30,11 +30,11 @@ import pandas as pd
 
 from rowcast.config import HBaseSettings
 from rowcast.core.keys import key_matrix, salt_ranges, split_rows
-from rowcast.core.records import OutputKind
+from rowcast.core.records import OutputKind, PredictionRow
 from rowcast.core.signature import Signature
 from rowcast.jobs.train import bin_frame, encode_matrix, metric
 from rowcast.jobs.workers import cell_bins, count_range, score
-from rowcast.store.predictions import PredictionRow, PredictionStore
+from rowcast.store.predictions import PredictionStore
 from rowcast.telemetry.domain import VERIFICATION
 
 #: Grid cells re-scored by default.

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 import happybase
 
 from rowcast.core.keys import decode_double, decode_long, encode_double, encode_long
-from rowcast.core.records import PredictionRow as PredictionRow  # re-exported (moved to core)
+from rowcast.core.records import PredictionRow
 from rowcast.store.client import HBaseClient
 from rowcast.store.schema import PRED_FAMILY
 
