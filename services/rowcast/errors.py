@@ -100,6 +100,25 @@ class AlreadyExists(RowcastError):
     reason = "ALREADY_EXISTS"
 
 
+class DecisionConflict(AlreadyExists):
+    """A decision id already recorded with other content: the audit is written once."""
+
+    reason = "DECISION_CONFLICT"
+
+
+class Unauthenticated(RowcastError):
+    """The call carries no credential, or one that is malformed, expired or revoked."""
+
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(RowcastError):
+    """The caller is authenticated but its roles do not allow the call (or, for a review, it
+    is the identity that proposed what it reviews)."""
+
+    reason = "PERMISSION_DENIED"
+
+
 class StoreUnavailable(RowcastError):
     """HBase (its Thrift gateway) could not be reached or did not answer in time.
 

@@ -28,6 +28,8 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.RowcastError], grpc.StatusCode], ...] =
     (errors.NoActiveVersion, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (errors.StoreUnavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.StoreRejected, grpc.StatusCode.INTERNAL),
     (errors.Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),

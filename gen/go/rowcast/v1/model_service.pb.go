@@ -209,7 +209,8 @@ type CreateVersionRequest struct {
 	//	*CreateVersionRequest_LightgbmModel
 	//	*CreateVersionRequest_Training
 	Source isCreateVersionRequest_Source `protobuf_oneof:"source"`
-	// Required. Who creates the version.
+	// Optional; when set it must equal the caller's authenticated name. What is recorded is
+	// the authenticated identity (the caller's own word only with --insecure).
 	Creator string `protobuf:"bytes,4,opt,name=creator,proto3" json:"creator,omitempty"`
 	// Optional. For an uploaded model: a shipped data set (e.g. "default") with the model's
 	// features and target, whose held-out split measures the flattening fidelity when the version
@@ -1002,7 +1003,8 @@ type RollbackModelRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required. The model's name.
 	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
-	// Required. Who asks for the rollback (recorded).
+	// Optional; when set it must equal the caller's authenticated name. What is recorded is
+	// the authenticated identity (the caller's own word only with --insecure).
 	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Optional. Why (recorded).
 	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -1123,7 +1125,8 @@ type RetireVersionRequest struct {
 	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	// Required. The version to retire; not the active one.
 	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	// Required. Who retires it (recorded).
+	// Optional; when set it must equal the caller's authenticated name. What is recorded is
+	// the authenticated identity (the caller's own word only with --insecure).
 	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2398,7 +2401,8 @@ type ActivateVersionRequest struct {
 	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	// Required. The version to serve; it must be READY.
 	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	// Required. Who asks for the switch (recorded in the activation history).
+	// Optional; when set it must equal the caller's authenticated name. What is recorded is
+	// the authenticated identity (the caller's own word only with --insecure).
 	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Optional. Why (recorded in the activation history).
 	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`

@@ -999,16 +999,23 @@ type Augmentation struct {
 	BetterOutput float64 `protobuf:"fixed64,2,opt,name=better_output,json=betterOutput,proto3" json:"better_output,omitempty"`
 	// Required. Whether a person or a program supplied it.
 	Source AugmentationSource `protobuf:"varint,3,opt,name=source,proto3,enum=rowcast.v1.AugmentationSource" json:"source,omitempty"`
-	// Required. Who supplied it (a user or program name).
+	// Output only (optional in a request: when set it must equal the caller's authenticated
+	// name). Who supplied it: the authenticated identity of the call that recorded it (the
+	// caller's own word only on a server started with --insecure).
 	Actor string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Optional. Why.
 	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
-	// Optional. Review state; PROPOSED when unset.
+	// Optional. Review state; PROPOSED when unset. APPROVED or REJECTED reviews the decision's
+	// latest PROPOSED augmentation: it needs the approver role, an identity other than the one
+	// that proposed it, and a better_output equal to the proposal's (or 0, meaning the
+	// proposal's).
 	State AugmentationState `protobuf:"varint,6,opt,name=state,proto3,enum=rowcast.v1.AugmentationState" json:"state,omitempty"`
 	// Output only. When it was recorded.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Output only. For APPROVED and REJECTED: the augmentation_id of the proposal reviewed.
+	ReviewedAugmentationId string `protobuf:"bytes,8,opt,name=reviewed_augmentation_id,json=reviewedAugmentationId,proto3" json:"reviewed_augmentation_id,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *Augmentation) Reset() {
@@ -1090,6 +1097,80 @@ func (x *Augmentation) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Augmentation) GetReviewedAugmentationId() string {
+	if x != nil {
+		return x.ReviewedAugmentationId
+	}
+	return ""
+}
+
+// A decision's place in the tamper-evident chain of the prediction server that made it: each
+// server process keeps one chain; a record's tag is HMAC-SHA256 (the audit chain key) over the
+// previous record's tag and this record's canonical content, so `rowcast audit verify` finds a
+// record changed, removed or inserted behind rowcast's back.
+type ChainLink struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Output only. The chain (one per prediction server process start).
+	ChainId string `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	// Output only. Position in the chain, from 0, without gaps.
+	Sequence int64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// Output only. The record's tag, hex.
+	Tag           string `protobuf:"bytes,3,opt,name=tag,proto3" json:"tag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChainLink) Reset() {
+	*x = ChainLink{}
+	mi := &file_rowcast_v1_resources_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChainLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChainLink) ProtoMessage() {}
+
+func (x *ChainLink) ProtoReflect() protoreflect.Message {
+	mi := &file_rowcast_v1_resources_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChainLink.ProtoReflect.Descriptor instead.
+func (*ChainLink) Descriptor() ([]byte, []int) {
+	return file_rowcast_v1_resources_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ChainLink) GetChainId() string {
+	if x != nil {
+		return x.ChainId
+	}
+	return ""
+}
+
+func (x *ChainLink) GetSequence() int64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *ChainLink) GetTag() string {
+	if x != nil {
+		return x.Tag
+	}
+	return ""
+}
+
 // One decision served: the audit record of a prediction.
 type Decision struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1117,14 +1198,17 @@ type Decision struct {
 	// traced call that made the decision. A prediction server spools it with the decision and
 	// sends it in StreamDecisions so that the AuditService's write links to that trace. Not
 	// stored: empty in every decision the AuditService returns, and whenever tracing was off.
-	TraceParent   string `protobuf:"bytes,11,opt,name=trace_parent,json=traceParent,proto3" json:"trace_parent,omitempty"`
+	TraceParent string `protobuf:"bytes,11,opt,name=trace_parent,json=traceParent,proto3" json:"trace_parent,omitempty"`
+	// Output only. Where the decision sits in its prediction server's audit chain (unset for a
+	// decision recorded by a server that does not chain).
+	Chain         *ChainLink `protobuf:"bytes,12,opt,name=chain,proto3" json:"chain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_rowcast_v1_resources_proto_msgTypes[9]
+	mi := &file_rowcast_v1_resources_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1136,7 +1220,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_resources_proto_msgTypes[9]
+	mi := &file_rowcast_v1_resources_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1149,7 +1233,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_rowcast_v1_resources_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Decision) GetDecisionId() string {
@@ -1229,6 +1313,13 @@ func (x *Decision) GetTraceParent() string {
 	return ""
 }
 
+func (x *Decision) GetChain() *ChainLink {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
+}
+
 var File_rowcast_v1_resources_proto protoreflect.FileDescriptor
 
 const file_rowcast_v1_resources_proto_rawDesc = "" +
@@ -1292,7 +1383,7 @@ const file_rowcast_v1_resources_proto_rawDesc = "" +
 	"\x12evaluation_dataset\x18\f \x01(\tR\x11evaluationDataset\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xb4\x02\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xee\x02\n" +
 	"\fAugmentation\x12'\n" +
 	"\x0faugmentation_id\x18\x01 \x01(\tR\x0eaugmentationId\x12#\n" +
 	"\rbetter_output\x18\x02 \x01(\x01R\fbetterOutput\x126\n" +
@@ -1301,7 +1392,12 @@ const file_rowcast_v1_resources_proto_rawDesc = "" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x123\n" +
 	"\x05state\x18\x06 \x01(\x0e2\x1d.rowcast.v1.AugmentationStateR\x05state\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x97\x04\n" +
+	"createTime\x128\n" +
+	"\x18reviewed_augmentation_id\x18\b \x01(\tR\x16reviewedAugmentationId\"T\n" +
+	"\tChainLink\x12\x19\n" +
+	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x03R\bsequence\x12\x10\n" +
+	"\x03tag\x18\x03 \x01(\tR\x03tag\"\xc4\x04\n" +
 	"\bDecision\x12\x1f\n" +
 	"\vdecision_id\x18\x01 \x01(\tR\n" +
 	"decisionId\x12\x14\n" +
@@ -1316,7 +1412,8 @@ const file_rowcast_v1_resources_proto_rawDesc = "" +
 	"decideTime\x12>\n" +
 	"\raugmentations\x18\n" +
 	" \x03(\v2\x18.rowcast.v1.AugmentationR\raugmentations\x12!\n" +
-	"\ftrace_parent\x18\v \x01(\tR\vtraceParent\x1aU\n" +
+	"\ftrace_parent\x18\v \x01(\tR\vtraceParent\x12+\n" +
+	"\x05chain\x18\f \x01(\v2\x15.rowcast.v1.ChainLinkR\x05chain\x1aU\n" +
 	"\rFeaturesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
 	"\x05value\x18\x02 \x01(\v2\x18.rowcast.v1.FeatureValueR\x05value:\x028\x01*b\n" +
@@ -1363,7 +1460,7 @@ func file_rowcast_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_rowcast_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_rowcast_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_rowcast_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_rowcast_v1_resources_proto_goTypes = []any{
 	(OutputKind)(0),               // 0: rowcast.v1.OutputKind
 	(VersionState)(0),             // 1: rowcast.v1.VersionState
@@ -1379,11 +1476,12 @@ var file_rowcast_v1_resources_proto_goTypes = []any{
 	(*Model)(nil),                 // 11: rowcast.v1.Model
 	(*ModelVersion)(nil),          // 12: rowcast.v1.ModelVersion
 	(*Augmentation)(nil),          // 13: rowcast.v1.Augmentation
-	(*Decision)(nil),              // 14: rowcast.v1.Decision
-	nil,                           // 15: rowcast.v1.Model.AliasesEntry
-	nil,                           // 16: rowcast.v1.ModelVersion.MetricsEntry
-	nil,                           // 17: rowcast.v1.Decision.FeaturesEntry
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*ChainLink)(nil),             // 14: rowcast.v1.ChainLink
+	(*Decision)(nil),              // 15: rowcast.v1.Decision
+	nil,                           // 16: rowcast.v1.Model.AliasesEntry
+	nil,                           // 17: rowcast.v1.ModelVersion.MetricsEntry
+	nil,                           // 18: rowcast.v1.Decision.FeaturesEntry
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
 }
 var file_rowcast_v1_resources_proto_depIdxs = []int32{
 	7,  // 0: rowcast.v1.Feature.numeric:type_name -> rowcast.v1.NumericBinning
@@ -1392,25 +1490,26 @@ var file_rowcast_v1_resources_proto_depIdxs = []int32{
 	0,  // 3: rowcast.v1.OutputSpec.kind:type_name -> rowcast.v1.OutputKind
 	9,  // 4: rowcast.v1.Model.signature:type_name -> rowcast.v1.Signature
 	10, // 5: rowcast.v1.Model.output:type_name -> rowcast.v1.OutputSpec
-	18, // 6: rowcast.v1.Model.create_time:type_name -> google.protobuf.Timestamp
-	15, // 7: rowcast.v1.Model.aliases:type_name -> rowcast.v1.Model.AliasesEntry
+	19, // 6: rowcast.v1.Model.create_time:type_name -> google.protobuf.Timestamp
+	16, // 7: rowcast.v1.Model.aliases:type_name -> rowcast.v1.Model.AliasesEntry
 	1,  // 8: rowcast.v1.ModelVersion.state:type_name -> rowcast.v1.VersionState
-	16, // 9: rowcast.v1.ModelVersion.metrics:type_name -> rowcast.v1.ModelVersion.MetricsEntry
-	18, // 10: rowcast.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
-	18, // 11: rowcast.v1.ModelVersion.update_time:type_name -> google.protobuf.Timestamp
+	17, // 9: rowcast.v1.ModelVersion.metrics:type_name -> rowcast.v1.ModelVersion.MetricsEntry
+	19, // 10: rowcast.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
+	19, // 11: rowcast.v1.ModelVersion.update_time:type_name -> google.protobuf.Timestamp
 	3,  // 12: rowcast.v1.Augmentation.source:type_name -> rowcast.v1.AugmentationSource
 	4,  // 13: rowcast.v1.Augmentation.state:type_name -> rowcast.v1.AugmentationState
-	18, // 14: rowcast.v1.Augmentation.create_time:type_name -> google.protobuf.Timestamp
-	17, // 15: rowcast.v1.Decision.features:type_name -> rowcast.v1.Decision.FeaturesEntry
+	19, // 14: rowcast.v1.Augmentation.create_time:type_name -> google.protobuf.Timestamp
+	18, // 15: rowcast.v1.Decision.features:type_name -> rowcast.v1.Decision.FeaturesEntry
 	2,  // 16: rowcast.v1.Decision.source:type_name -> rowcast.v1.PredictionSource
-	18, // 17: rowcast.v1.Decision.decide_time:type_name -> google.protobuf.Timestamp
+	19, // 17: rowcast.v1.Decision.decide_time:type_name -> google.protobuf.Timestamp
 	13, // 18: rowcast.v1.Decision.augmentations:type_name -> rowcast.v1.Augmentation
-	5,  // 19: rowcast.v1.Decision.FeaturesEntry.value:type_name -> rowcast.v1.FeatureValue
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	14, // 19: rowcast.v1.Decision.chain:type_name -> rowcast.v1.ChainLink
+	5,  // 20: rowcast.v1.Decision.FeaturesEntry.value:type_name -> rowcast.v1.FeatureValue
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_rowcast_v1_resources_proto_init() }
@@ -1432,7 +1531,7 @@ func file_rowcast_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rowcast_v1_resources_proto_rawDesc), len(file_rowcast_v1_resources_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -125,7 +125,9 @@ class CreateVersionRequest(_message.Message):
     must be the signature's, in order.
     """
     creator: _builtins.str
-    """Required. Who creates the version."""
+    """Optional; when set it must equal the caller's authenticated name. What is recorded is
+    the authenticated identity (the caller's own word only with --insecure).
+    """
     evaluation_dataset: _builtins.str
     """Optional. For an uploaded model: a shipped data set (e.g. "default") with the model's
     features and target, whose held-out split measures the flattening fidelity when the version
@@ -514,7 +516,9 @@ class RollbackModelRequest(_message.Message):
     model: _builtins.str
     """Required. The model's name."""
     actor: _builtins.str
-    """Required. Who asks for the rollback (recorded)."""
+    """Optional; when set it must equal the caller's authenticated name. What is recorded is
+    the authenticated identity (the caller's own word only with --insecure).
+    """
     reason: _builtins.str
     """Optional. Why (recorded)."""
     def __init__(
@@ -576,7 +580,9 @@ class RetireVersionRequest(_message.Message):
     version: _builtins.int
     """Required. The version to retire; not the active one."""
     actor: _builtins.str
-    """Required. Who retires it (recorded)."""
+    """Optional; when set it must equal the caller's authenticated name. What is recorded is
+    the authenticated identity (the caller's own word only with --insecure).
+    """
     def __init__(
         self,
         *,
@@ -1213,7 +1219,9 @@ class ActivateVersionRequest(_message.Message):
     version: _builtins.int
     """Required. The version to serve; it must be READY."""
     actor: _builtins.str
-    """Required. Who asks for the switch (recorded in the activation history)."""
+    """Optional; when set it must equal the caller's authenticated name. What is recorded is
+    the authenticated identity (the caller's own word only with --insecure).
+    """
     reason: _builtins.str
     """Optional. Why (recorded in the activation history)."""
     def __init__(

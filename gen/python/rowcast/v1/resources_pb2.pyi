@@ -541,6 +541,7 @@ class Augmentation(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    REVIEWED_AUGMENTATION_ID_FIELD_NUMBER: _builtins.int
     augmentation_id: _builtins.str
     """Output only. Unique id of this augmentation."""
     better_output: _builtins.float
@@ -548,11 +549,20 @@ class Augmentation(_message.Message):
     source: Global___AugmentationSource.ValueType
     """Required. Whether a person or a program supplied it."""
     actor: _builtins.str
-    """Required. Who supplied it (a user or program name)."""
+    """Output only (optional in a request: when set it must equal the caller's authenticated
+    name). Who supplied it: the authenticated identity of the call that recorded it (the
+    caller's own word only on a server started with --insecure).
+    """
     reason: _builtins.str
     """Optional. Why."""
     state: Global___AugmentationState.ValueType
-    """Optional. Review state; PROPOSED when unset."""
+    """Optional. Review state; PROPOSED when unset. APPROVED or REJECTED reviews the decision's
+    latest PROPOSED augmentation: it needs the approver role, an identity other than the one
+    that proposed it, and a better_output equal to the proposal's (or 0, meaning the
+    proposal's).
+    """
+    reviewed_augmentation_id: _builtins.str
+    """Output only. For APPROVED and REJECTED: the augmentation_id of the proposal reviewed."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When it was recorded."""
@@ -567,14 +577,49 @@ class Augmentation(_message.Message):
         reason: _builtins.str = ...,
         state: Global___AugmentationState.ValueType = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        reviewed_augmentation_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "augmentation_id", b"augmentation_id", "better_output", b"better_output", "create_time", b"create_time", "reason", b"reason", "source", b"source", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "augmentation_id", b"augmentation_id", "better_output", b"better_output", "create_time", b"create_time", "reason", b"reason", "reviewed_augmentation_id", b"reviewed_augmentation_id", "source", b"source", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Augmentation: _TypeAlias = Augmentation  # noqa: Y015
+
+@_typing.final
+class ChainLink(_message.Message):
+    """A decision's place in the tamper-evident chain of the prediction server that made it: each
+    server process keeps one chain; a record's tag is HMAC-SHA256 (the audit chain key) over the
+    previous record's tag and this record's canonical content, so `rowcast audit verify` finds a
+    record changed, removed or inserted behind rowcast's back.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHAIN_ID_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    TAG_FIELD_NUMBER: _builtins.int
+    chain_id: _builtins.str
+    """Output only. The chain (one per prediction server process start)."""
+    sequence: _builtins.int
+    """Output only. Position in the chain, from 0, without gaps."""
+    tag: _builtins.str
+    """Output only. The record's tag, hex."""
+    def __init__(
+        self,
+        *,
+        chain_id: _builtins.str = ...,
+        sequence: _builtins.int = ...,
+        tag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain_id", b"chain_id", "sequence", b"sequence", "tag", b"tag"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChainLink: _TypeAlias = ChainLink  # noqa: Y015
 
 @_typing.final
 class Decision(_message.Message):
@@ -614,6 +659,7 @@ class Decision(_message.Message):
     DECIDE_TIME_FIELD_NUMBER: _builtins.int
     AUGMENTATIONS_FIELD_NUMBER: _builtins.int
     TRACE_PARENT_FIELD_NUMBER: _builtins.int
+    CHAIN_FIELD_NUMBER: _builtins.int
     decision_id: _builtins.str
     """Output only. Unique, time-ordered id of the decision."""
     model: _builtins.str
@@ -646,6 +692,12 @@ class Decision(_message.Message):
     def augmentations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Augmentation]:
         """Output only. Augmentations attached to the decision, oldest first."""
 
+    @_builtins.property
+    def chain(self) -> Global___ChainLink:
+        """Output only. Where the decision sits in its prediction server's audit chain (unset for a
+        decision recorded by a server that does not chain).
+        """
+
     def __init__(
         self,
         *,
@@ -660,10 +712,11 @@ class Decision(_message.Message):
         decide_time: _timestamp_pb2.Timestamp | None = ...,
         augmentations: _abc.Iterable[Global___Augmentation] | None = ...,
         trace_parent: _builtins.str = ...,
+        chain: Global___ChainLink | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chain", b"chain", "decide_time", b"decide_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["augmentations", b"augmentations", "decide_time", b"decide_time", "decision_id", b"decision_id", "features", b"features", "key", b"key", "model", b"model", "model_version", b"model_version", "output", b"output", "source", b"source", "subject", b"subject", "trace_parent", b"trace_parent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["augmentations", b"augmentations", "chain", b"chain", "decide_time", b"decide_time", "decision_id", b"decision_id", "features", b"features", "key", b"key", "model", b"model", "model_version", b"model_version", "output", b"output", "source", b"source", "subject", b"subject", "trace_parent", b"trace_parent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
