@@ -237,6 +237,94 @@ class LogSettings:
         return cls(format=fmt, level=level)
 
 
+ClientCertMode = Literal["none", "optional", "require"]
+CLIENT_CERT_MODES: tuple[ClientCertMode, ...] = ("none", "optional", "require")
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    """TLS and authentication of the three services (docs/security.md). On by default; the
+    files live under ROWCAST_HOME (`rowcast certs init`, `rowcast auth init` make them).
+    `insecure()` turns both off, for local experiments only."""
+
+    #: Serve TLS, and call the AuditService over TLS (prediction servers' audit stream).
+    tls: bool = True
+    #: Authenticate every call (bearer token or client certificate) and enforce the roles.
+    auth: bool = True
+    #: ROWCAST_HOME/tls: ca.pem (the CA), server.pem + server-key.pem (this server).
+    tls_dir: Path = field(default_factory=lambda: Path(".rowcast/tls").resolve())
+    #: ROWCAST_HOME/auth: token-signing.pub (verifies tokens; the private key beside it only
+    #: on the machine that issues them), audit-chain.key, and the service's own tokens.
+    auth_dir: Path = field(default_factory=lambda: Path(".rowcast/auth").resolve())
+    #: mTLS: "none" (tokens only), "optional" (a client certificate signed by the CA is an
+    #: identity too), "require" (every connection must present one).
+    client_certs: ClientCertMode = "none"
+    #: How often servers re-read the revoked tokens from HBase, in seconds.
+    revocation_refresh_s: float = 2.0
+
+    @property
+    def ca_file(self) -> Path:
+        return self.tls_dir / "ca.pem"
+
+    @property
+    def cert_file(self) -> Path:
+        return self.tls_dir / "server.pem"
+
+    @property
+    def key_file(self) -> Path:
+        return self.tls_dir / "server-key.pem"
+
+    @property
+    def token_public_key_file(self) -> Path:
+        return self.auth_dir / "token-signing.pub"
+
+    @property
+    def token_private_key_file(self) -> Path:
+        return self.auth_dir / "token-signing.key"
+
+    @property
+    def chain_key_file(self) -> Path:
+        """HMAC key of the audit chain: prediction servers tag records with it, `rowcast audit
+        verify` checks them with it."""
+        return self.auth_dir / "audit-chain.key"
+
+    @property
+    def recorder_token_file(self) -> Path:
+        """The token a prediction server sends on its audit stream (role recorder)."""
+        return self.auth_dir / "recorder.token"
+
+    @classmethod
+    def under(cls, home: Path) -> SecuritySettings:
+        return cls(tls_dir=home / "tls", auth_dir=home / "auth")
+
+    def insecure(self) -> SecuritySettings:
+        return replace(self, tls=False, auth=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], home: Path) -> SecuritySettings:
+        base = cls.under(home)
+        mode = env.get("ROWCAST_CLIENT_CERTS", "none").strip().lower()
+        if mode not in CLIENT_CERT_MODES:
+            raise ValueError(
+                f"ROWCAST_CLIENT_CERTS must be none, optional or require, got {mode!r}"
+            )
+        insecure = _flag(env.get("ROWCAST_INSECURE", "off"), "ROWCAST_INSECURE")
+        secured = replace(
+            base,
+            tls_dir=Path(env.get("ROWCAST_TLS_DIR", str(base.tls_dir))).resolve(),
+            auth_dir=Path(env.get("ROWCAST_AUTH_DIR", str(base.auth_dir))).resolve(),
+            client_certs="optional"
+            if mode == "optional"
+            else "require"
+            if mode == "require"
+            else "none",
+            revocation_refresh_s=float(
+                env.get("ROWCAST_REVOCATION_REFRESH_S", base.revocation_refresh_s)
+            ),
+        )
+        return secured.insecure() if insecure else secured
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a rowcast process needs, built once."""
@@ -246,6 +334,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     tracing: TracingSettings = field(default_factory=TracingSettings)
     logs: LogSettings = field(default_factory=LogSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
     #: Pre-split regions (and salt buckets) of every prediction table.
     salt_buckets: int = 16
     #: Largest grid a version may have before materialisation refuses it.
@@ -306,6 +395,7 @@ class Settings:
             metrics=MetricsSettings.from_env(env),
             tracing=TracingSettings.from_env(env),
             logs=LogSettings.from_env(env),
+            security=SecuritySettings.from_env(env, hb.home),
             salt_buckets=int(env.get("ROWCAST_SALT_BUCKETS", 16)),
             max_grid_rows=int(env.get("ROWCAST_MAX_GRID_ROWS", 50_000_000)),
             materialize_rows_per_second=_rate(

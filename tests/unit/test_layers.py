@@ -26,11 +26,18 @@ LAYERS: list[list[str]] = [
     ["rowcast.errors", "rowcast.config", "rowcast.deadlines"],
     ["rowcast.telemetry"],  # metrics, traces, logs: built from the settings, below everything
     ["rowcast.telemetry"],  # metrics, traces, logs: built from the settings (rowcast.config)
+    ["rowcast.security"],  # identities, roles and their policy, tokens, TLS files
     ["rowcast.core"],  # signature and binning, byte layouts, plain records, rate limiting
     ["rowcast.store", "rowcast.spool"],  # HBase (and ZooKeeper) adapters; the audit spool
     ["rowcast.propagation"],  # how a route change reaches the prediction servers
     ["rowcast.jobs"],  # data sets, train, materialise, publish, retrain
-    ["rowcast.convert", "rowcast.grpc_errors", "rowcast.paging", "rowcast.server"],  # gRPC edge
+    [
+        "rowcast.convert",
+        "rowcast.grpc_errors",
+        "rowcast.paging",
+        "rowcast.server",
+        "rowcast.security.interceptor",
+    ],  # gRPC edge
     ["rowcast.prediction", "rowcast.audit", "rowcast.registry"],  # the three servicers
     ["rowcast.apps"],  # assembles each service's process
     ["rowcast_client"],  # the client: may import only rowcast.v1
