@@ -23,6 +23,7 @@ from rowcast.prediction.servicer import PredictionServicer
 from rowcast.propagation import Propagator, follow_changes
 from rowcast.registry.materializations import Materializations
 from rowcast.registry.servicer import ModelServicer
+from rowcast.security.runtime import ServerSecurity, audit_channel_credentials
 from rowcast.server import RunningServer, start_server
 from rowcast.store.admin import DDL_TIMEOUT_S, TableAdmin
 from rowcast.store.artifacts import ArtifactStore
@@ -68,6 +69,7 @@ async def start_prediction_server(
     sv = settings.server
     tracing = ServerTracing.start(settings.tracing, "rowcast-prediction", tracer_provider)
     client = HBaseClient(settings.hbase)
+    security = await ServerSecurity.start(settings.security, client, settings.hbase.timeout_s)
     caches = VersionCaches(sv.cache_size)
     router = VersionRouter(ModelStore(client), sv.registry_refresh_s, on_change=caches.retain)
     await router.start()
@@ -83,7 +85,12 @@ async def start_prediction_server(
         durability=sv.audit_durability,
         max_bytes=sv.audit_spool_max_bytes,
     )
-    sink = AuditSink(target, spool, sv.audit_batch_size)
+    sink = AuditSink(
+        target,
+        spool,
+        sv.audit_batch_size,
+        credentials=audit_channel_credentials(settings.security) if sv.audit_enabled else None,
+    )
     if sv.audit_enabled:
         await sink.start()
     answerer = Answerer(
@@ -103,6 +110,8 @@ async def start_prediction_server(
         max_in_flight=sv.max_in_flight,
         metrics=settings.metrics.address("prediction"),
         interceptors=tracing.interceptors,
+        credentials=security.credentials,
+        auth=security.interceptor,
     )
     presence = await follow_changes(notifier, router, f"{sv.host}:{running.port}")
 
@@ -113,6 +122,7 @@ async def start_prediction_server(
             await sink.stop(drain_timeout_s=sv.grace_s)
         await close_notifier(notifier)
         await router.stop()
+        await security.stop()
         client.close()
         await tracing.stop()
 
@@ -126,6 +136,7 @@ async def start_audit_server(
     await _ensure_schema(settings)
     tracing = ServerTracing.start(settings.tracing, "rowcast-audit", tracer_provider)
     client = HBaseClient(settings.hbase)
+    security = await ServerSecurity.start(settings.security, client, settings.hbase.timeout_s)
     servicer = AuditServicer(AuditStore(client), settings.hbase.timeout_s, ModelStore(client))
     running = await start_server(
         lambda s: audit_grpc.add_AuditServiceServicer_to_server(servicer, s),
@@ -134,9 +145,12 @@ async def start_audit_server(
         settings.server.audit_port if port is None else port,
         metrics=settings.metrics.address("audit"),
         interceptors=tracing.interceptors,
+        credentials=security.credentials,
+        auth=security.interceptor,
     )
 
     async def on_stop() -> None:
+        await security.stop()
         client.close()
         await tracing.stop()
 
@@ -150,6 +164,7 @@ async def start_model_server(
     await _ensure_schema(settings)
     tracing = ServerTracing.start(settings.tracing, "rowcast-model", tracer_provider)
     client = HBaseClient(settings.hbase)
+    security = await ServerSecurity.start(settings.security, client, settings.hbase.timeout_s)
     notifier = await open_notifier(settings.hbase, settings.server.registry_watch)
     registry = Registry.over(client)
     propagator = Propagator(
@@ -174,10 +189,13 @@ async def start_model_server(
         max_message_bytes=MAX_MODEL_UPLOAD_BYTES,
         metrics=settings.metrics.address("model"),
         interceptors=tracing.interceptors,
+        credentials=security.credentials,
+        auth=security.interceptor,
     )
 
     async def on_stop() -> None:
         await materializations.stop()
+        await security.stop()
         await close_notifier(notifier)
         client.close()
         await tracing.stop()

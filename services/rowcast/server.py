@@ -90,6 +90,8 @@ async def start_server(
     max_message_bytes: int | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     metrics: MetricsAddress | None = None,
+    credentials: grpc.ServerCredentials | None = None,
+    auth: grpc.aio.ServerInterceptor | None = None,
 ) -> RunningServer:
     """Start a server; beyond max_in_flight concurrent calls, new ones get RESOURCE_EXHAUSTED
     at once instead of queueing without bound.
@@ -98,6 +100,9 @@ async def start_server(
     listens there; the metrics interceptor comes after `interceptors` and enforces the in-flight
     limit itself, counting what it refuses (gRPC's own limit refuses calls unseen). An OSError
     if the metrics port is taken, as for the gRPC port.
+
+    `credentials` serves TLS (None: plain text, --insecure); `auth` (security/interceptor.py)
+    runs innermost, so that refused calls are measured and traced like any other.
     """
     options = [*SERVER_OPTIONS, ("grpc.so_reuseport", 1 if reuse_port else 0)]
     if max_message_bytes is not None:
@@ -106,6 +111,8 @@ async def start_server(
     if metrics is not None:
         main = service_names[0] if service_names else ""
         chain.append(ServerMetricsInterceptor(main, max_in_flight))
+    if auth is not None:
+        chain.append(auth)
     server = grpc.aio.server(
         options=options,
         interceptors=chain,
@@ -118,7 +125,12 @@ async def start_server(
     reflection.enable_server_reflection(
         (*names, reflection.SERVICE_NAME), server, pool=_MethodAwarePool(descriptor_pool.Default())
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    bound = (
+        server.add_insecure_port(address)
+        if credentials is None
+        else server.add_secure_port(address, credentials)
+    )
     if bound == 0:
         raise OSError(f"could not bind {host}:{port}")
     try:

@@ -16,10 +16,10 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
-from rowcast.config import Settings
 from rowcast.errors import RowcastError
 from rowcast.grpc_errors import status_code_for
-from rowcast_client import RowcastClient, RowcastClientError, Targets
+from rowcast_cli.connect import targets_from_env
+from rowcast_client import RowcastClient, RowcastClientError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,13 +33,8 @@ EXIT_BY_CODE = {
 
 
 def client() -> RowcastClient:
-    s = Settings.from_env().server
     return RowcastClient(
-        Targets(
-            prediction=f"{s.host}:{s.prediction_port}",
-            audit=f"{s.host}:{s.audit_port}",
-            model=f"{s.host}:{s.model_port}",
-        ),
+        targets_from_env(),
         timeout_s=10.0,
     )
 

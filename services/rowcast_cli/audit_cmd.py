@@ -20,18 +20,14 @@ from rowcast.config import Settings
 from rowcast.v1 import resources_pb2 as pb
 from rowcast_cli.admin_cmd import as_dict, client, echo_json, json_option, reports_errors
 from rowcast_cli.bulk_augment import BulkReport, apply_rows, file_request_prefix, read_rows
+from rowcast_cli.connect import targets_from_env
 from rowcast_cli.export import ExportFormat, Selection, export
-from rowcast_client import AsyncRowcastClient, Targets
+from rowcast_client import AsyncRowcastClient
 
 
 def async_client(timeout_s: float = 10.0) -> AsyncRowcastClient:
-    s = Settings.from_env().server
     return AsyncRowcastClient(
-        Targets(
-            prediction=f"{s.host}:{s.prediction_port}",
-            audit=f"{s.host}:{s.audit_port}",
-            model=f"{s.host}:{s.model_port}",
-        ),
+        targets_from_env(),
         timeout_s=timeout_s,
     )
 

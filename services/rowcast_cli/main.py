@@ -12,12 +12,14 @@ from importlib.metadata import entry_points
 import click
 
 from rowcast.config import Settings
+from rowcast.errors import FailedPrecondition
 from rowcast.server import serve_until_signal
 from rowcast.telemetry.logs import configure as configure_logging
 from rowcast_cli.admin_cmd import predict
 from rowcast_cli.audit_cmd import audit
 from rowcast_cli.jobs_cmd import publish
 from rowcast_cli.models_cmd import models
+from rowcast_cli.security_cmd import auth, certs
 from rowcast_cli.top_cmd import top
 
 #: Entry-point group through which other distributions add commands (rowcast-dev adds
@@ -48,16 +50,32 @@ def cli() -> None:
     help="Server processes sharing the port through SO_REUSEPORT (the kernel spreads "
     "connections over them); process i serves its metrics on the metrics port + i.",
 )
-def serve(service: str, port: int | None, processes: int) -> None:
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="No TLS and no authentication (local experiments only; prints a warning). Same as "
+    "ROWCAST_INSECURE=on.",
+)
+def serve(service: str, port: int | None, processes: int, insecure: bool) -> None:
     """Run one service in the foreground until SIGINT/SIGTERM (then stop gracefully).
 
     Ports and HBase location come from ROWCAST_* environment variables (see docs/config.md).
+    Secure by default: TLS from ROWCAST_HOME/tls/ and token authentication with the key in
+    ROWCAST_HOME/auth/ (`rowcast auth init` makes both; docs/security.md).
     """
     from rowcast import apps
 
+    if insecure:
+        os.environ["ROWCAST_INSECURE"] = "on"
     if processes > 1:
         raise SystemExit(run_replicas(service, port, processes))
     settings = Settings.from_env()
+    if not settings.security.tls:
+        click.echo(
+            "WARNING: serving without TLS and without authentication (--insecure): anyone "
+            "who reaches the port can call every RPC. Local experiments only.",
+            err=True,
+        )
     # One JSON object per line unless ROWCAST_LOG_FORMAT=text (docs/observability.md).
     configure_logging(settings.logs, default="json")
     starters = {
@@ -70,7 +88,10 @@ def serve(service: str, port: int | None, processes: int) -> None:
         running = await starters[service](settings, port)
         await serve_until_signal(running, settings.server.grace_s, f"rowcast {service} service")
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except FailedPrecondition as exc:  # e.g. TLS or token files missing
+        raise click.ClickException(exc.message) from exc
 
 
 cli.add_command(publish)
@@ -78,6 +99,8 @@ cli.add_command(models)
 cli.add_command(audit)
 cli.add_command(predict)
 cli.add_command(top)
+cli.add_command(certs)
+cli.add_command(auth)
 
 
 def add_plugin_commands(group: click.Group) -> None:

@@ -36,8 +36,9 @@ LAYERS: list[list[str]] = [
         "rowcast.grpc_errors",
         "rowcast.paging",
         "rowcast.server",
-        "rowcast.security.interceptor",
     ],  # gRPC edge
+    ["rowcast.security.interceptor"],  # authenticates and authorizes every call
+    ["rowcast.security.runtime"],  # a server's TLS, auth and revocation list, from settings
     ["rowcast.prediction", "rowcast.audit", "rowcast.registry"],  # the three servicers
     ["rowcast.apps"],  # assembles each service's process
     ["rowcast_client"],  # the client: may import only rowcast.v1

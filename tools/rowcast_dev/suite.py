@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from rowcast.config import ServiceName, Settings
+from rowcast.config import SecuritySettings, ServiceName, Settings
 
 #: Start order: prediction servers send their decisions to audit.
 SERVICES: tuple[ServiceName, ...] = ("audit", "model", "prediction")
@@ -55,9 +55,19 @@ def metrics_url(settings: Settings, name: ServiceName) -> str | None:
     return f"http://{address.host}:{address.port}/metrics"
 
 
-def health_serving(host: str, port: int, timeout_s: float = 1.0) -> bool:
+def _channel(address: str, security: SecuritySettings | None) -> grpc.Channel:
+    """A channel for health checks: TLS checked against the suite's CA when TLS is on (the
+    health service needs no token)."""
+    if security is None or not security.tls or not security.ca_file.exists():
+        return grpc.insecure_channel(address)
+    return grpc.secure_channel(address, grpc.ssl_channel_credentials(security.ca_file.read_bytes()))
+
+
+def health_serving(
+    host: str, port: int, timeout_s: float = 1.0, security: SecuritySettings | None = None
+) -> bool:
     try:
-        with grpc.insecure_channel(f"{host}:{port}") as channel:
+        with _channel(f"{host}:{port}", security) as channel:
             response = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout_s
             )
@@ -108,7 +118,9 @@ class Suite:
                 name,
                 port_of(self._settings, name),
                 self.pid(name),
-                health_serving(host, port_of(self._settings, name)),
+                health_serving(
+                    host, port_of(self._settings, name), security=self._settings.security
+                ),
                 metrics_url(self._settings, name),
             )
             for name in SERVICES
@@ -125,7 +137,8 @@ class Suite:
 
     def _spawn(self, name: ServiceName, timeout_s: float) -> None:
         host, port = self._settings.server.host, port_of(self._settings, name)
-        if health_serving(host, port, 0.5):
+        security = self._settings.security
+        if health_serving(host, port, 0.5) or health_serving(host, port, 0.5, security):
             raise SuiteError(
                 f"port {port} already serves gRPC (another rowcast?); not starting {name}"
             )
@@ -140,7 +153,7 @@ class Suite:
             )
         self._pid_file(name).write_text(str(proc.pid))
         deadline = time.monotonic() + timeout_s
-        while not health_serving(host, port, 0.5):
+        while not health_serving(host, port, 0.5, security):
             if proc.poll() is not None or time.monotonic() > deadline:
                 self._stop_one(name, 2.0)
                 tail = self.log_file(name).read_text(errors="replace").splitlines()[-30:]
@@ -163,6 +176,10 @@ class Suite:
             "ROWCAST_PREDICTION_METRICS_PORT": str(s.metrics.prediction_port),
             "ROWCAST_AUDIT_METRICS_PORT": str(s.metrics.audit_port),
             "ROWCAST_MODEL_METRICS_PORT": str(s.metrics.model_port),
+            "ROWCAST_INSECURE": "off" if s.security.tls else "on",
+            "ROWCAST_TLS_DIR": str(s.security.tls_dir),
+            "ROWCAST_AUTH_DIR": str(s.security.auth_dir),
+            "ROWCAST_CLIENT_CERTS": s.security.client_certs,
         }
 
     def stop(self, grace_s: float = 15.0) -> list[str]:

@@ -1,7 +1,7 @@
 """Python client of rowcast's PredictionService, AuditService and ModelService."""
 
 from rowcast_client.aio import AsyncRowcastClient
-from rowcast_client.channel import DEFAULT_TIMEOUT_S, Targets
+from rowcast_client.channel import DEFAULT_TIMEOUT_S, Credentials, Targets
 from rowcast_client.errors import (
     AlreadyExistsError,
     DeadlineExceededError,
@@ -9,8 +9,10 @@ from rowcast_client.errors import (
     FieldViolation,
     InvalidArgumentError,
     NotFoundError,
+    PermissionDeniedError,
     ResourceExhaustedError,
     RowcastClientError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from rowcast_client.messages import FeatureInput
@@ -20,15 +22,18 @@ __all__ = [
     "DEFAULT_TIMEOUT_S",
     "AlreadyExistsError",
     "AsyncRowcastClient",
+    "Credentials",
     "DeadlineExceededError",
     "FailedPreconditionError",
     "FeatureInput",
     "FieldViolation",
     "InvalidArgumentError",
     "NotFoundError",
+    "PermissionDeniedError",
     "ResourceExhaustedError",
     "RowcastClient",
     "RowcastClientError",
     "Targets",
+    "UnauthenticatedError",
     "UnavailableError",
 ]

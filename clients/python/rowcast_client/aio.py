@@ -21,6 +21,7 @@ from rowcast_client.channel import (
     DEFAULT_TIMEOUT_S,
     WATCH_TIMEOUT_S,
     Targets,
+    aio_channel,
     call_timeout,
     check_default_timeout,
 )
@@ -55,7 +56,7 @@ class AsyncRowcastClient:
 
             interceptors.append(AsyncClientMetricsInterceptor())
         self._channels = [
-            grpc.aio.insecure_channel(t, options=CHANNEL_OPTIONS, interceptors=interceptors)
+            aio_channel(t, targets.credentials, CHANNEL_OPTIONS, interceptors)
             for t in (targets.prediction, targets.audit, targets.model)
         ]
         self._predict = pred_grpc.PredictionServiceStub(self._channels[0])

@@ -68,6 +68,18 @@ class DeadlineExceededError(RowcastClientError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+class UnauthenticatedError(RowcastClientError):
+    """No credentials, or a token that is malformed, expired or revoked."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDeniedError(RowcastClientError):
+    """The caller's roles do not allow the call (the message names the role needed)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 ERROR_BY_CODE: dict[grpc.StatusCode, type[RowcastClientError]] = {
     cls.code: cls
     for cls in (
@@ -78,6 +90,8 @@ ERROR_BY_CODE: dict[grpc.StatusCode, type[RowcastClientError]] = {
         UnavailableError,
         ResourceExhaustedError,
         DeadlineExceededError,
+        UnauthenticatedError,
+        PermissionDeniedError,
     )
 }
 

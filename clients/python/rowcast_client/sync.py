@@ -23,6 +23,7 @@ from rowcast_client.channel import (
     Targets,
     call_timeout,
     check_default_timeout,
+    sync_channel,
 )
 from rowcast_client.errors import from_rpc_error
 from rowcast_client.messages import (
@@ -50,7 +51,7 @@ class RowcastClient:
         prometheus_client's default registry (needs `rowcast-client[metrics]`)."""
         self._timeout_s = check_default_timeout(timeout_s)
         self._channels = [
-            grpc.insecure_channel(t, options=CHANNEL_OPTIONS)
+            sync_channel(t, targets.credentials, CHANNEL_OPTIONS)
             for t in (targets.prediction, targets.audit, targets.model)
         ]
         if metrics:

@@ -32,6 +32,7 @@ from rowcast.jobs.train import TrainParams
 from rowcast.paging import paginate
 from rowcast.propagation import Propagator
 from rowcast.registry.materializations import Materializations
+from rowcast.security.identity import recorded_name
 from rowcast.store.admin import DDL_TIMEOUT_S, TableAdmin
 from rowcast.store.aliases import RouteChange
 from rowcast.store.artifacts import ArtifactStore
@@ -55,10 +56,15 @@ def check_version(version: int) -> int:
     return version
 
 
-def check_actor(actor: str) -> str:
-    if not actor.strip():
-        raise InvalidArgument.field("actor", "is required (who asks; recorded)")
-    return actor.strip()
+def check_actor(actor: str, field: str = "actor") -> str:
+    """Who is recorded as doing it: the caller's authenticated name (a given `actor` must
+    equal it); without authentication (--insecure), the name given, which is then required."""
+    name = recorded_name(actor, field)
+    if not name:
+        raise InvalidArgument.field(field, "is required (who asks; recorded)")
+    if len(name) > 200:
+        raise InvalidArgument.field(field, f"at most 200 characters, got {len(name)}")
+    return name
 
 
 def operation_to_pb(r: OperationRecord, version: VersionInfo | None) -> model_pb.Operation:
@@ -215,9 +221,7 @@ class ModelServicer(model_grpc.ModelServiceServicer):
         self, request: model_pb.CreateVersionRequest, context: Context
     ) -> model_pb.CreateVersionResponse:
         name = check_model_name(request.model)
-        creator = request.creator.strip()
-        if not creator:
-            raise InvalidArgument.field("creator", "is required")
+        creator = check_actor(request.creator, "creator")
         source_kind = request.WhichOneof("source")
         model = await self._registry.models.get_model(name, timeout_s=self._remaining(context))
         source: bytes | Training

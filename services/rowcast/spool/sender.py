@@ -40,6 +40,9 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_time_ms", 15_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
+    # gRPC's own reconnect backoff grows to 120 s by default: an AuditService restarted after
+    # a long outage would then wait up to two minutes for its senders to come back.
+    ("grpc.max_reconnect_backoff_ms", 2_000),
 ]
 
 
@@ -66,12 +69,16 @@ class SpoolSender:
         *,
         batch_size: int = 500,
         name: str = "audit-spool-sender",
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
+        """`credentials`: TLS to the AuditService (with the recorder's token as call
+        credentials); None for a plain-text channel (--insecure)."""
         self._spool = spool
         self._target = target
         self._executor = executor
         self._batch_size = batch_size
         self._name = name
+        self._credentials = credentials
         self._data = asyncio.Event()
         self._acked = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -112,7 +119,12 @@ class SpoolSender:
 
     async def _run(self) -> None:
         backoff = MIN_BACKOFF_S
-        async with grpc.aio.insecure_channel(self._target, options=CHANNEL_OPTIONS) as channel:
+        channel = (
+            grpc.aio.insecure_channel(self._target, options=CHANNEL_OPTIONS)
+            if self._credentials is None
+            else grpc.aio.secure_channel(self._target, self._credentials, options=CHANNEL_OPTIONS)
+        )
+        async with channel:
             stub = audit_grpc.AuditServiceStub(channel)
             while True:
                 started = time.monotonic()

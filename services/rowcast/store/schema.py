@@ -12,6 +12,8 @@ ACTIVATIONS = f"{NAMESPACE}:activations"
 ARTIFACTS = f"{NAMESPACE}:artifacts"
 OPERATIONS = f"{NAMESPACE}:operations"
 AUDIT = f"{NAMESPACE}:audit"
+#: Revoked tokens (security/tokens.py): tiny, re-read by every server every few seconds.
+REVOCATIONS = f"{NAMESPACE}:revocations"
 AUDIT_BY_SUBJECT = f"{NAMESPACE}:audit_by_subject"
 AUDIT_BY_VERSION = f"{NAMESPACE}:audit_by_version"
 AUDIT_BY_KEY = f"{NAMESPACE}:audit_by_key"
@@ -55,6 +57,7 @@ def ensure_schema(admin: TableAdmin, *, timeout_s: float) -> None:
     # Model files: read rarely (materialise, verify), so no block cache.
     admin.create(ARTIFACTS, [Family("f", block_cache=False), Family("m")], timeout_s=timeout_s)
     admin.create(OPERATIONS, [Family("o")], timeout_s=timeout_s)
+    admin.create(REVOCATIONS, [Family("r", in_memory=True)], timeout_s=timeout_s)
     # Augmentations keep their history as separate qualifiers, so one version per cell is enough.
     admin.create(
         AUDIT,
