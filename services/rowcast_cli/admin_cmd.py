@@ -1,7 +1,8 @@
 """`rowcast models | audit | predict`: calls to the running services through the Python client.
 
 Exit codes scripts can trust: 0 success, 2 bad usage, 3 not found, 4 failed precondition,
-5 unavailable, 1 anything else. `--json` prints the response as JSON.
+5 unavailable, 6 unauthenticated, 7 permission denied, 1 anything else. `--json` prints the
+response as JSON.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ EXIT_BY_CODE = {
     grpc.StatusCode.FAILED_PRECONDITION: 4,
     grpc.StatusCode.UNAVAILABLE: 5,
     grpc.StatusCode.DEADLINE_EXCEEDED: 5,
+    grpc.StatusCode.UNAUTHENTICATED: 6,
+    grpc.StatusCode.PERMISSION_DENIED: 7,
 }
 
 

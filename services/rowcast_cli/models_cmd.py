@@ -36,6 +36,12 @@ from rowcast_cli.admin_cmd import (
 from rowcast_cli.jobs_cmd import materialise_bar, training_options
 from rowcast_client import RowcastClient
 
+#: --actor / --creator: the server records the caller's authenticated identity.
+WHO_HELP = (
+    "Optional: must equal your token's name (the authenticated identity is recorded); "
+    "required with --insecure."
+)
+
 
 @click.group()
 def models() -> None:
@@ -149,7 +155,11 @@ def get(model: str, version: int | None, as_json: bool) -> None:
 @models.command("activate")
 @click.argument("model")
 @click.argument("version", type=int)
-@click.option("--actor", required=True, help="Who asks for the switch (recorded).")
+@click.option(
+    "--actor",
+    default="",
+    help=WHO_HELP,
+)
 @click.option("--reason", default="", help="Why (recorded).")
 @json_option
 @reports_errors
@@ -189,7 +199,11 @@ def register(spec: Path, as_json: bool) -> None:
 
 @models.command("create-version")
 @click.argument("model")
-@click.option("--creator", required=True, help="Who creates the version (recorded).")
+@click.option(
+    "--creator",
+    default="",
+    help=WHO_HELP,
+)
 @click.option(
     "--model-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -354,7 +368,11 @@ def operation(name: str, watch: bool, cancel: bool, as_json: bool) -> None:
 
 @models.command("rollback")
 @click.argument("model")
-@click.option("--actor", required=True, help="Who asks for it (recorded).")
+@click.option(
+    "--actor",
+    default="",
+    help=WHO_HELP,
+)
 @click.option("--reason", default="", help="Why (recorded).")
 @json_option
 @reports_errors
@@ -386,7 +404,11 @@ def echo_switch(m: pb.Model, propagation: model_pb.Propagation, as_json: bool) -
 @models.command("retire")
 @click.argument("model")
 @click.argument("version", type=int)
-@click.option("--actor", required=True, help="Who retires it (recorded).")
+@click.option(
+    "--actor",
+    default="",
+    help=WHO_HELP,
+)
 @json_option
 @reports_errors
 def retire(model: str, version: int, actor: str, as_json: bool) -> None:
