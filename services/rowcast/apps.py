@@ -84,6 +84,7 @@ async def start_prediction_server(
         ),
         durability=sv.audit_durability,
         max_bytes=sv.audit_spool_max_bytes,
+        chain_key_file=settings.security.chain_key_file,
     )
     sink = AuditSink(
         target,
@@ -127,6 +128,7 @@ async def start_prediction_server(
         await tracing.stop()
 
     running.on_stop = on_stop
+    running.on_reload = security.reload_tls
     return running
 
 
@@ -155,6 +157,7 @@ async def start_audit_server(
         await tracing.stop()
 
     running.on_stop = on_stop
+    running.on_reload = security.reload_tls
     return running
 
 
@@ -201,4 +204,5 @@ async def start_model_server(
         await tracing.stop()
 
     running.on_stop = on_stop
+    running.on_reload = security.reload_tls
     return running

@@ -62,6 +62,8 @@ class RunningServer:
     service_names: tuple[str, ...]
     on_stop: Callable[[], Awaitable[None]] | None = None
     metrics: MetricsEndpoint | None = None
+    #: Re-read the TLS certificate and key (what SIGHUP does to `rowcast serve`).
+    on_reload: Callable[[], None] | None = None
 
     @property
     def metrics_port(self) -> int | None:
@@ -155,11 +157,14 @@ def _serve_metrics(address: MetricsAddress) -> MetricsEndpoint:
 
 
 async def serve_until_signal(running: RunningServer, grace_s: float, announce: str) -> None:
-    """Print the address, run until SIGINT/SIGTERM, then stop gracefully."""
+    """Print the address, run until SIGINT/SIGTERM, then stop gracefully; SIGHUP re-reads the
+    TLS certificate and key (new connections get them)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if running.on_reload is not None:
+        loop.add_signal_handler(signal.SIGHUP, running.on_reload)
     metrics = "" if running.metrics_port is None else f", metrics on port {running.metrics_port}"
     print(f"{announce} listening on port {running.port}{metrics}", flush=True)
     await stop.wait()

@@ -5,6 +5,7 @@ revocation). Files go under ROWCAST_HOME (docs/security.md): tls/ (ca.pem is the
 from __future__ import annotations
 
 import asyncio
+import getpass
 import re
 import sys
 from pathlib import Path
@@ -201,7 +202,7 @@ def auth_revoke(token_id: str | None, name: str | None, reason: str) -> None:
     settings = Settings.from_env()
     client = HBaseClient(settings.hbase)
     store = RevocationStore(client)
-    by = Path.home().name or "admin"
+    by = getpass.getuser()
     try:
         if token_id is not None:
             asyncio.run(

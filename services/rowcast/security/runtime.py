@@ -35,18 +35,49 @@ def _read(path: Path, what: str, fix: str) -> bytes:
         ) from None
 
 
-def server_credentials(sec: SecuritySettings) -> grpc.ServerCredentials:
-    """TLS with the server's certificate; with mTLS, client certificates are checked
-    against the CA (required or optional)."""
-    fix = "run `rowcast certs init`"
-    key = _read(sec.key_file, "the TLS key", fix)
-    cert = _read(sec.cert_file, "the TLS certificate", fix)
-    if sec.client_certs == "none":
-        return grpc.ssl_server_credentials([(key, cert)])
-    ca = _read(sec.ca_file, "the CA certificate", fix)
-    return grpc.ssl_server_credentials(
-        [(key, cert)], root_certificates=ca, require_client_auth=sec.client_certs == "require"
-    )
+class ReloadableTls:
+    """The server's TLS credentials, re-read from their files when asked (SIGHUP on `rowcast
+    serve`): gRPC asks for the certificate configuration at each new connection, and gets the
+    new one once after a reload; connections already open keep theirs."""
+
+    def __init__(self, sec: SecuritySettings) -> None:
+        self._sec = sec
+        self._pending = False
+        self.reloads = 0
+        initial = self._configuration()
+        self.credentials = grpc.dynamic_ssl_server_credentials(
+            initial,
+            self._fetch,  # type: ignore[arg-type]  # grpc's stub omits "None: unchanged"
+            require_client_authentication=sec.client_certs == "require",
+        )
+
+    def _configuration(self) -> grpc.ServerCertificateConfiguration:
+        fix = "run `rowcast certs init`"
+        key = _read(self._sec.key_file, "the TLS key", fix)
+        cert = _read(self._sec.cert_file, "the TLS certificate", fix)
+        ca = (
+            None
+            if self._sec.client_certs == "none"
+            else _read(self._sec.ca_file, "the CA certificate", fix)
+        )
+        return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
+
+    def request_reload(self) -> None:
+        """Serve the files' current contents to the next connections."""
+        self._pending = True
+
+    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        if not self._pending:
+            return None  # unchanged
+        self._pending = False
+        try:
+            configuration = self._configuration()
+        except RowcastError as exc:
+            log.error("TLS reload failed, keeping the certificate in use: %s", exc.message)
+            return None
+        self.reloads += 1
+        log.info("TLS certificate and key reloaded from %s", self._sec.tls_dir)
+        return configuration
 
 
 def audit_channel_credentials(sec: SecuritySettings) -> grpc.ChannelCredentials | None:
@@ -81,7 +112,7 @@ class ServerSecurity:
     """What start_server needs (credentials, interceptor) and the revocation refresher."""
 
     settings: SecuritySettings
-    credentials: grpc.ServerCredentials | None = None
+    tls: ReloadableTls | None = None
     interceptor: AuthInterceptor | None = None
     revoked: Revoked = field(default_factory=Revoked)
     _task: asyncio.Task[None] | None = None
@@ -98,7 +129,7 @@ class ServerSecurity:
             )
         security = cls(sec)
         if sec.tls:
-            security.credentials = server_credentials(sec)
+            security.tls = ReloadableTls(sec)
         if sec.auth:
             public = _read(sec.token_public_key_file, "the token key", "run `rowcast auth init`")
             verifier = TokenVerifier(public, lambda: security.revoked)
@@ -108,6 +139,15 @@ class ServerSecurity:
             await security._refresh(store, store_timeout_s)
             security._task = asyncio.create_task(security._keep_fresh(store, store_timeout_s))
         return security
+
+    @property
+    def credentials(self) -> grpc.ServerCredentials | None:
+        return None if self.tls is None else self.tls.credentials
+
+    def reload_tls(self) -> None:
+        """Re-read the certificate and key for new connections (a no-op without TLS)."""
+        if self.tls is not None:
+            self.tls.request_reload()
 
     async def _refresh(self, store: RevocationStore, timeout_s: float) -> None:
         try:
