@@ -353,7 +353,11 @@ class LatencyProbe:
 
 @contextlib.contextmanager
 def prediction_server(settings: Settings, home: Path) -> Iterator[tuple[str, int]]:
-    """`rowcast serve prediction` on a free port, cache and audit off; (target, pid)."""
+    """`rowcast serve prediction` on a free port, cache and audit off; (target, pid).
+
+    Plain text (--insecure), as in earlier runs of this benchmark, so that its serving figures
+    stay comparable: it measures what a materialisation costs serving; what TLS and tokens
+    cost a call is measured by `rowcast bench` (docs/benchmarks.md)."""
     (port,) = free_ports(1)
     hb = settings.hbase
     env = {
@@ -364,6 +368,7 @@ def prediction_server(settings: Settings, home: Path) -> Iterator[tuple[str, int
         "ROWCAST_HBASE_THRIFT2_PORT": str(hb.thrift2_port),
         "ROWCAST_AUDIT": "off",
         "ROWCAST_CACHE_SIZE": "0",
+        "ROWCAST_INSECURE": "on",
     }
     log = open(home / "prediction.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
