@@ -35,6 +35,7 @@ from rowcast.store.operations import OperationStore
 from rowcast.store.predictions import PredictionStore
 from rowcast.store.registry import Registry
 from rowcast.store.schema import ensure_schema
+from rowcast.store.versions import VersionStore
 from rowcast.telemetry.tracing import ServerTracing
 from rowcast.v1 import audit_service_pb2, model_service_pb2, prediction_service_pb2
 from rowcast.v1 import audit_service_pb2_grpc as audit_grpc
@@ -139,7 +140,9 @@ async def start_audit_server(
     tracing = ServerTracing.start(settings.tracing, "rowcast-audit", tracer_provider)
     client = HBaseClient(settings.hbase)
     security = await ServerSecurity.start(settings.security, client, settings.hbase.timeout_s)
-    servicer = AuditServicer(AuditStore(client), settings.hbase.timeout_s, ModelStore(client))
+    servicer = AuditServicer(
+        AuditStore(client), settings.hbase.timeout_s, ModelStore(client), VersionStore(client)
+    )
     running = await start_server(
         lambda s: audit_grpc.add_AuditServiceServicer_to_server(servicer, s),
         [AUDIT_SERVICE.full_name],

@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from rowcast.core import records as r
 from rowcast.core.signature import CategoricalFeature, NumericFeature, RawValue, Signature
-from rowcast.errors import FieldViolation, InvalidArgument
+from rowcast.errors import FieldViolation, InvalidArgument, listing
 from rowcast.v1 import model_service_pb2 as model_pb
 from rowcast.v1 import resources_pb2 as pb
 
@@ -61,6 +61,25 @@ def timestamp(ms: int) -> Timestamp:
     return ts
 
 
+#: The range google.protobuf.Timestamp allows: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+TIMESTAMP_MIN_SECONDS = -62_135_596_800
+TIMESTAMP_MAX_SECONDS = 253_402_300_799
+
+
+def timestamp_ms(ts: Timestamp, field: str) -> int:
+    """A request's Timestamp in milliseconds since the epoch; INVALID_ARGUMENT naming `field`
+    when it is outside what a Timestamp may hold (protobuf would raise a bare ValueError)."""
+    if not TIMESTAMP_MIN_SECONDS <= ts.seconds <= TIMESTAMP_MAX_SECONDS:
+        raise InvalidArgument.field(
+            field,
+            f"seconds must be within 0001-01-01..9999-12-31 ({TIMESTAMP_MIN_SECONDS}.."
+            f"{TIMESTAMP_MAX_SECONDS}), got {ts.seconds}",
+        )
+    if not 0 <= ts.nanos <= 999_999_999:
+        raise InvalidArgument.field(field, f"nanos must be in 0..999999999, got {ts.nanos}")
+    return ts.ToMilliseconds()
+
+
 def features_from_pb(
     features: Mapping[str, pb.FeatureValue], prefix: str = ""
 ) -> dict[str, RawValue]:
@@ -78,9 +97,7 @@ def features_from_pb(
                 FieldViolation(f"{prefix}features.{name}", "has no value (set number or string)")
             )
     if violations:
-        raise InvalidArgument(
-            "; ".join(f"{v.field} {v.description}" for v in violations), violations
-        )
+        raise InvalidArgument(listing(violations, " "), violations)
     return out
 
 
@@ -163,6 +180,7 @@ def augmentation_to_pb(a: r.Augmentation) -> pb.Augmentation:
         reason=a.reason,
         state=AUG_STATE_TO_PB[a.state],
         create_time=timestamp(a.create_time_ms),
+        reviewed_augmentation_id=a.reviewed_augmentation_id,
     )
 
 
@@ -178,7 +196,32 @@ def decision_to_pb(d: r.Decision) -> pb.Decision:
         source=SOURCE_TO_PB[d.source],
         decide_time=timestamp(d.decide_time_ms),
         augmentations=[augmentation_to_pb(a) for a in d.augmentations],
+        chain=chain_to_pb(d.chain),
     )
+
+
+def chain_to_pb(link: r.ChainLink | None) -> pb.ChainLink | None:
+    if link is None:
+        return None
+    return pb.ChainLink(chain_id=link.chain_id, sequence=link.sequence, tag=link.tag)
+
+
+def chain_from_pb(d: pb.Decision, where: str) -> r.ChainLink | None:
+    """The decision's chain link (None when unset); a link is whole or refused."""
+    if not d.HasField("chain"):
+        return None
+    link = d.chain
+    if not link.chain_id or len(link.chain_id) > 64 or link.sequence < 0:
+        raise InvalidArgument.field(
+            f"{where}.chain", "needs a chain_id (at most 64 characters) and a sequence >= 0"
+        )
+    try:
+        tag = bytes.fromhex(link.tag)
+    except ValueError:
+        tag = b""
+    if len(tag) != 32:
+        raise InvalidArgument.field(f"{where}.chain.tag", "must be 64 hex digits")
+    return r.ChainLink(link.chain_id, link.sequence, link.tag)
 
 
 def decision_from_pb(d: pb.Decision, index: int) -> r.Decision:
@@ -198,7 +241,8 @@ def decision_from_pb(d: pb.Decision, index: int) -> r.Decision:
         key_hex=d.key,
         output=d.output,
         source=source,
-        decide_time_ms=d.decide_time.ToMilliseconds(),
+        decide_time_ms=timestamp_ms(d.decide_time, f"{where}.decide_time"),
+        chain=chain_from_pb(d, where),
     )
 
 

@@ -3,7 +3,19 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Self
+
+#: How much of a caller's value an error quotes: a 10,000-character name must not come back
+#: whole in the message and the trailers (clients refuse trailers over 8 KiB).
+MAX_QUOTED_CHARS = 100
+#: How much of a description an error message repeats (descriptions quote values themselves).
+MAX_DESCRIPTION_CHARS = 400
+#: How many bad fields an error names, in how many characters; the rest are counted.
+MAX_NAMED_VIOLATIONS = 20
+MAX_LISTING_CHARS = 1_500
 
 
 @dataclass(frozen=True)
@@ -14,6 +26,36 @@ class FieldViolation:
     description: str
 
 
+def clipped(text: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """Text cut to `limit` characters, saying how long it was: `abc... (10,000 chars)`."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} chars)"
+
+
+def quoted(value: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """A value from the request as an error quotes it: its repr, of at most `limit` of its
+    characters, then its length when it was longer."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value):,} chars)"
+
+
+def listing(violations: Sequence[FieldViolation], separator: str = ": ") -> str:
+    """Violations as a message names them: at most MAX_NAMED_VIOLATIONS (and MAX_LISTING_CHARS),
+    each field and description clipped, then how many more (`...; and 9,980 more`)."""
+    named: list[str] = []
+    length = 0
+    for v in violations[:MAX_NAMED_VIOLATIONS]:
+        text = f"{clipped(v.field)}{separator}{clipped(v.description, MAX_DESCRIPTION_CHARS)}"
+        if named and length + len(text) > MAX_LISTING_CHARS:
+            break
+        named.append(text)
+        length += len(text) + 2
+    rest = len(violations) - len(named)
+    return "; ".join(named) + (f"; and {rest:,} more" if rest > 0 else "")
+
+
 class RowcastError(Exception):
     """Base of every rowcast domain error."""
 
@@ -22,6 +64,16 @@ class RowcastError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def located(self, where: str) -> Self:
+        """The same error (class, reason, details) with its message prefixed by where it
+        happened (`stream[4]: model 'x' is not registered`)."""
+        if not where:
+            return self
+        clone = copy.copy(self)
+        clone.message = f"{where}: {self.message}"
+        clone.args = (clone.message,)
+        return clone
 
 
 class InvalidArgument(RowcastError):
@@ -36,17 +88,18 @@ class InvalidArgument(RowcastError):
     @classmethod
     def field(cls, field: str, description: str) -> InvalidArgument:
         """One bad field; the message names it."""
-        return cls(f"{field}: {description}", [FieldViolation(field, description)])
+        violation = FieldViolation(field, description)
+        return cls(listing([violation]), [violation])
 
     def prefixed(self, prefix: str) -> InvalidArgument:
-        """The same error with every field path prefixed (e.g. `inputs[3].`)."""
+        """The same error with every field path prefixed (e.g. `inputs[3].`); without field
+        paths, the message names the place (`inputs[3]: ...`)."""
         if not prefix:
             return self
+        if not self.violations:
+            return InvalidArgument(f"{prefix.rstrip('.')}: {self.message}")
         violations = [FieldViolation(prefix + v.field, v.description) for v in self.violations]
-        return InvalidArgument(
-            "; ".join(f"{v.field}: {v.description}" for v in violations) or self.message,
-            violations,
-        )
+        return InvalidArgument(listing(violations), violations)
 
 
 class NotFound(RowcastError):

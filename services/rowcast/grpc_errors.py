@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -45,34 +46,76 @@ def status_code_for(error: errors.RowcastError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+#: The most a status may take in the trailers (grpc-message percent-encoded, plus
+#: grpc-status-details-bin in base64): C-core clients, Python's own, refuse trailers over 8 KiB
+#: with a RESOURCE_EXHAUSTED of their own, and the caller would never see the real error.
+MAX_STATUS_BYTES = 6 * 1024
+#: A message longer than this is cut (it says how long it was).
+MAX_MESSAGE_CHARS = 2_000
+#: The ErrorInfo metadata key counting the field violations the BadRequest leaves out.
+OMITTED_VIOLATIONS = "omitted_violations"
+
+
 def to_status(error: errors.RowcastError) -> grpc.Status:
-    """A rich status (code, message, ErrorInfo, BadRequest) for a domain error."""
+    """A rich status (code, message, ErrorInfo, BadRequest) for a domain error, bounded: at
+    most MAX_NAMED_VIOLATIONS violations (ErrorInfo counts the rest), each field and
+    description clipped, and the whole under MAX_STATUS_BYTES whatever the error holds."""
     code = status_code_for(error)
-    details: list[any_pb2.Any] = []
-    info = any_pb2.Any()
-    info.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN))
-    details.append(info)
-    if isinstance(error, errors.InvalidArgument) and error.violations:
-        bad = any_pb2.Any()
-        bad.Pack(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(
-                        field=v.field, description=v.description
-                    )
-                    for v in error.violations
-                ]
-            )
+    violations = error.violations if isinstance(error, errors.InvalidArgument) else []
+    kept = [
+        error_details_pb2.BadRequest.FieldViolation(
+            field=errors.clipped(v.field),
+            description=errors.clipped(v.description, errors.MAX_DESCRIPTION_CHARS),
         )
-        details.append(bad)
-    status = status_pb2.Status(
-        code=getattr(code_pb2, code.name), message=error.message, details=details
-    )
+        for v in violations[: errors.MAX_NAMED_VIOLATIONS]
+    ]
+    message_chars = MAX_MESSAGE_CHARS
+    while True:
+        status = _status_pb(
+            code, error, errors.clipped(error.message, message_chars), kept, len(violations)
+        )
+        if _trailer_bytes(status) <= MAX_STATUS_BYTES:
+            break
+        # Multi-byte text costs up to 12 bytes a character once percent-encoded: give up
+        # violations first, then message.
+        if kept:
+            kept.pop()
+        else:
+            message_chars //= 2
     rich: grpc.Status = rpc_status.to_status(status)
     if isinstance(error, errors.StoreUnavailable) and not error.retryable:
         # gRPC server pushback: a negative delay tells clients' retry policies not to retry.
         return _Status(rich.code, rich.details, (*rich.trailing_metadata, (PUSHBACK, "-1")))
     return rich
+
+
+def _status_pb(
+    code: grpc.StatusCode,
+    error: errors.RowcastError,
+    message: str,
+    kept: list[error_details_pb2.BadRequest.FieldViolation],
+    violation_count: int,
+) -> status_pb2.Status:
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN)
+    if violation_count > len(kept):
+        info.metadata[OMITTED_VIOLATIONS] = str(violation_count - len(kept))
+    details = [_packed(info)]
+    if kept:
+        details.append(_packed(error_details_pb2.BadRequest(field_violations=kept)))
+    return status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
+
+
+def _packed(message: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def _trailer_bytes(status: status_pb2.Status) -> int:
+    """What the status takes in the trailers: grpc-message percent-encoded (printable ASCII
+    but `%` as is, every other byte as %XX) and the details in base64."""
+    encoded = sum(1 if 0x20 <= b <= 0x7E and b != 0x25 else 3 for b in status.message.encode())
+    return encoded + 4 * -(-int(status.ByteSize()) // 3)
 
 
 PUSHBACK = "grpc-retry-pushback-ms"

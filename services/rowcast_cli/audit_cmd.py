@@ -1,7 +1,7 @@
-"""`rowcast audit`: read, count, augment (one or a file of them) and export decisions.
+"""`rowcast audit`: read, count, augment (one or a file of them), export and verify decisions.
 
 Exit codes as for every admin command (see admin_cmd); a bulk augmentation exits 1 when any
-row was rejected, so scripts notice partial failures.
+row was rejected, and `verify` exits 1 when it finds a problem, so scripts notice.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ from rich.console import Console
 from rich.table import Table
 
 from rowcast.config import Settings
+from rowcast.core.chain import Finding, Problem, Report, verify
+from rowcast.core.records import Decision
+from rowcast.security.chain_key import ChainKeyError, load_chain_key
+from rowcast.store.audit import AuditStore
+from rowcast.store.client import HBaseClient
 from rowcast.v1 import resources_pb2 as pb
 from rowcast_cli.admin_cmd import as_dict, client, echo_json, json_option, reports_errors
 from rowcast_cli.bulk_augment import BulkReport, apply_rows, file_request_prefix, read_rows
@@ -251,6 +256,97 @@ def _print_report(report: BulkReport, rejects: Path | None, as_json: bool) -> No
         click.echo(
             f"  ... {len(report.rejected) - 50} more" + (" (see --rejects)" if rejects else "")
         )
+
+
+#: With --since, decisions this much older are read too, as the predecessors of the first
+#: records in the window (a chain's records are made in order, within moments of each other).
+PREDECESSOR_MARGIN_MS = 60_000
+#: The whole walk is one store call per salt bucket: allow it time.
+VERIFY_TIMEOUT_S = 3600.0
+
+
+async def verify_audit(
+    client: HBaseClient, key: bytes, *, model: str = "", since: datetime | None = None
+) -> Report:
+    """Walk the audit table and check every record against its chain (core/chain.py).
+
+    `model`: only the chains holding a decision of it (a chain holds every model its server
+    served), and its unlinked records. `since`: only decisions made at or after it; the
+    first record of each chain in the window is checked against a predecessor read from just
+    before the window, or counted as unanchored."""
+    start_ms = int(since.timestamp() * 1000) if since is not None else None
+    read_from = None if start_ms is None else max(start_ms - PREDECESSOR_MARGIN_MS, 0)
+    decisions, unreadable = await AuditStore(client).scan(
+        start_ms=read_from, timeout_s=VERIFY_TIMEOUT_S
+    )
+    chains = {d.chain.chain_id for d in decisions if d.chain is not None and d.model == model}
+
+    def checked(d: Decision) -> bool:
+        if start_ms is not None and d.decide_time_ms < start_ms:
+            return False
+        if not model:
+            return True
+        return d.model == model if d.chain is None else d.chain.chain_id in chains
+
+    report = verify(key, decisions, checked=checked, from_start=start_ms is None)
+    report.records += len(unreadable)
+    report.findings += [
+        Finding(i, Problem.CHANGED, "the row cannot be read as a decision") for i in unreadable
+    ]
+    return report
+
+
+@audit.command("verify")
+@click.option("--model", default="", help="Only the chains holding a decision of this model.")
+@click.option("--since", default=None, help="Only decisions made at or after (ISO 8601, UTC).")
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The audit chain key (default: ROWCAST_HOME/auth/audit-chain.key, the prediction "
+    "servers' own).",
+)
+@json_option
+def verify_cmd(model: str, since: str | None, key_file: Path | None, as_json: bool) -> None:
+    """Check every stored decision against its prediction server's audit chain: report each
+    record changed, removed or inserted behind rowcast's back (directly in HBase); exit 1 when
+    any is found. Reads HBase directly, as the prediction servers' key is needed."""
+    settings = Settings.from_env()
+    try:
+        key = load_chain_key(key_file or settings.security.chain_key_file, create=False)
+    except ChainKeyError as exc:
+        raise click.UsageError(str(exc)) from exc
+    client = HBaseClient(settings.hbase)
+    try:
+        report = asyncio.run(verify_audit(client, key, model=model, since=parse_time(since)))
+    finally:
+        client.close()
+    if as_json:
+        echo_json(
+            {
+                "records": report.records,
+                "chains": report.chains,
+                "unanchored": report.unanchored,
+                "problems": [
+                    {"decision_id": f.decision_id, "problem": f.problem.value, "detail": f.detail}
+                    for f in report.findings
+                ],
+            }
+        )
+    else:
+        click.echo(
+            f"records {report.records:,}, chains {report.chains:,}, "
+            f"problems {len(report.findings):,}"
+            + (
+                f", unanchored {report.unanchored:,} (their predecessor is before --since)"
+                if report.unanchored
+                else ""
+            )
+        )
+        for f in report.findings:
+            click.echo(f"  {f.decision_id}: {f.problem.value}: {f.detail}")
+    if report.findings:
+        raise SystemExit(1)
 
 
 @audit.command("export")

@@ -91,9 +91,11 @@ def write_rows(path: Path, rows: list[dict[str, object]]) -> None:
 async def test_bulk_augment_reports_accepted_and_rejected_rows(
     cli_env: Env, tmp_path: Path, suffix: str
 ) -> None:
-    """Valid rows are applied; an unknown decision, a non-number, a better output outside
-    the model's [0, 1], a missing actor and an unknown state are rejected with reasons."""
+    """Valid rows are applied (an approval of someone else's proposal among them); an unknown
+    decision, a non-number, a better output outside the model's [0, 1], a missing actor and an
+    unknown state are rejected with reasons."""
     d = cli_env.decisions
+    await cli_env.client.augment(d[0].decision_id, 1.0, actor="ana")
 
     def row(
         decision_id: str, better: str, actor: str = "ops", state: str = ""

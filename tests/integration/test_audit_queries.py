@@ -181,6 +181,7 @@ async def test_counts_per_version_and_latest_augmentation_state(world: World) ->
     c = world.client
     await c.augment(of_b[0].decision_id, 1.0, actor="a", state=pb.AUGMENTATION_STATE_PROPOSED)
     await c.augment(of_b[0].decision_id, 1.0, actor="b", state=pb.AUGMENTATION_STATE_APPROVED)
+    await c.augment(of_b[1].decision_id, 0.0, actor="b")
     await c.augment(of_b[1].decision_id, 0.0, actor="a", state=pb.AUGMENTATION_STATE_REJECTED)
     await c.augment(of_b[2].decision_id, 0.0, actor="a")
     counts = {x.model_version: x for x in await c.count_decisions(MODEL)}

@@ -9,8 +9,13 @@ import pytest
 from rowcast.core.keys import key_bins
 from rowcast.jobs.train import representative_matrix
 from rowcast.v1 import resources_pb2 as pb
-from rowcast_client import AsyncRowcastClient, InvalidArgumentError, NotFoundError
-from tests.integration.conftest import MODEL, Published, audited
+from rowcast_client import (
+    AsyncRowcastClient,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from tests.integration.conftest import MODEL, Published, Suite, audited
 
 CUSTOMER: dict[str, float | str] = {"balance": 1_800.0, "income": 30_000.0, "student": "No"}
 
@@ -75,24 +80,28 @@ async def test_list_decisions_by_subject_pages_newest_first(client: AsyncRowcast
     assert list(other.decisions) == []
 
 
-async def test_augment_keeps_history(client: AsyncRowcastClient) -> None:
-    """Two augmentations of one decision are both kept, oldest first."""
+async def test_augment_keeps_history(client: AsyncRowcastClient, suite: Suite) -> None:
+    """Two augmentations of one decision are both kept, oldest first: a proposal, then its
+    approval by another identity (better output 0: the proposal's), which names it; each
+    actor recorded is the authenticated caller."""
     r = await client.predict(MODEL, CUSTOMER, subject="cust-aug")
     await audited(client, r.decision_id)
-    await client.augment(r.decision_id, 1.0, actor="alice", reason="defaulted")
-    response = await client.augment(
-        r.decision_id,
-        0.0,
-        actor="collections-bot",
-        source=pb.AUGMENTATION_SOURCE_PROGRAM,
-        state=pb.AUGMENTATION_STATE_APPROVED,
-        reason="paid in full",
-    )
+    await client.augment(r.decision_id, 1.0, actor="", reason="defaulted")
+    async with AsyncRowcastClient(suite.targets_as("approver.token"), timeout_s=5.0) as approver:
+        response = await approver.augment(
+            r.decision_id,
+            0.0,
+            actor="",
+            source=pb.AUGMENTATION_SOURCE_PROGRAM,
+            state=pb.AUGMENTATION_STATE_APPROVED,
+            reason="paid in full",
+        )
     d = response.decision
     assert [(a.actor, a.better_output) for a in d.augmentations] == [
-        ("alice", 1.0),
-        ("collections-bot", 0.0),
+        ("tester", 1.0),
+        ("approver-1", 1.0),
     ]
+    assert d.augmentations[1].reviewed_augmentation_id == d.augmentations[0].augmentation_id
     assert d.augmentations[0].state == pb.AUGMENTATION_STATE_PROPOSED
     assert d.augmentations[1].source == pb.AUGMENTATION_SOURCE_PROGRAM
     again = await client.get_decision(r.decision_id)
@@ -100,14 +109,17 @@ async def test_augment_keeps_history(client: AsyncRowcastClient) -> None:
 
 
 async def test_augment_rejects_bad_input_and_unknown_decisions(client: AsyncRowcastClient) -> None:
-    """Unknown decision: NOT_FOUND; empty actor: INVALID_ARGUMENT naming the field."""
+    """Unknown decision: NOT_FOUND; an actor other than the caller: PERMISSION_DENIED naming
+    the field; an approval by a caller without the approver role: PERMISSION_DENIED naming
+    the role."""
     with pytest.raises(NotFoundError):
-        await client.augment("0" * 32, 1.0, actor="alice")
+        await client.augment("0" * 32, 1.0, actor="")
     r = await client.predict(MODEL, CUSTOMER)
     await audited(client, r.decision_id)
-    with pytest.raises(InvalidArgumentError) as err:
-        await client.augment(r.decision_id, 1.0, actor=" ")
-    assert [v.field for v in err.value.violations] == ["augmentation.actor"]
+    with pytest.raises(PermissionDeniedError, match=r"augmentation\.actor"):
+        await client.augment(r.decision_id, 1.0, actor="alice")
+    with pytest.raises(PermissionDeniedError, match="needs role approver"):
+        await client.augment(r.decision_id, 1.0, actor="", state=pb.AUGMENTATION_STATE_APPROVED)
     with pytest.raises(InvalidArgumentError) as err:
         await client.get_decision("not-an-id")
     assert err.value.violations[0].field == "decision_id"

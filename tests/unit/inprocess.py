@@ -3,17 +3,15 @@ the in-memory stores, traced or not: what test_tracing.py and test_logs.py call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import grpc
 from opentelemetry.sdk.trace import TracerProvider
 
 from rowcast.audit.servicer import AuditServicer
 from rowcast.core.keys import prediction_key
-from rowcast.core.records import Decision, PredictionRow
+from rowcast.core.records import PredictionRow
 from rowcast.core.signature import NumericFeature, Signature
 from rowcast.prediction.answerer import Answerer
 from rowcast.prediction.audit_sink import AuditSink, SpoolConfig
@@ -21,8 +19,7 @@ from rowcast.prediction.lookup import Lookup, VersionCaches
 from rowcast.prediction.router import VersionRouter
 from rowcast.prediction.servicer import PredictionServicer
 from rowcast.server import RunningServer, start_server
-from rowcast.store.audit import AuditStore
-from rowcast.store.memory import MemoryModels, MemoryPredictions
+from rowcast.store.memory import MemoryDecisions, MemoryModels, MemoryPredictions
 from rowcast.store.schema import prediction_table
 from rowcast.telemetry import tracing
 from rowcast.v1 import audit_service_pb2_grpc as audit_grpc
@@ -39,18 +36,6 @@ SIGNATURE = Signature(
 )
 
 
-class MemoryAuditStore:
-    """Keeps decisions by id; StreamDecisions only calls `record`."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, Decision] = {}
-
-    async def record(self, decisions: Sequence[Decision], timeout_s: float | None = None) -> int:
-        for d in decisions:
-            self.rows[d.decision_id] = d
-        return len(decisions)
-
-
 @dataclass
 class Suite:
     """The two servers, the sink between them, their stores and a channel to the first."""
@@ -58,7 +43,7 @@ class Suite:
     prediction: RunningServer
     audit: RunningServer
     sink: AuditSink
-    store: MemoryAuditStore
+    store: MemoryDecisions
     predictions: MemoryPredictions
     channel: grpc.aio.Channel
 
@@ -70,9 +55,8 @@ class Suite:
 async def start_suite(tmp_path: Path, provider: TracerProvider | None) -> Suite:
     """Both servers on free ports, traced with `provider` (None: tracing off)."""
     interceptors = tracing.server_interceptors(provider)
-    store = MemoryAuditStore()
-    # The fake is no full AuditStore on purpose: StreamDecisions only calls `record`.
-    audit_servicer = AuditServicer(cast(AuditStore, store), 2.0)
+    store = MemoryDecisions()
+    audit_servicer = AuditServicer(store, 2.0)
     audit = await start_server(
         lambda s: audit_grpc.add_AuditServiceServicer_to_server(audit_servicer, s),
         ["rowcast.v1.AuditService"],

@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 from rowcast.audit.servicer import AuditServicer, refusal_reason
 from rowcast.config import HBaseSettings
 from rowcast.core.keys import new_decision_id
-from rowcast.core.records import Decision, PredictionRow, Propagation, Source
+from rowcast.core.records import Decision, PredictionRow, Propagation, RecordResult, Source
 from rowcast.core.signature import NumericFeature, Signature
 from rowcast.errors import InvalidArgument, StoreUnavailable
 from rowcast.jobs.verify import Verification
@@ -225,10 +225,12 @@ class MemoryAuditStore:
     def __init__(self) -> None:
         self.rows: dict[str, Decision] = {}
 
-    async def record(self, decisions: Sequence[Decision], timeout_s: float | None = None) -> int:
+    async def record(
+        self, decisions: Sequence[Decision], timeout_s: float | None = None, **_: bool
+    ) -> RecordResult:
         for d in decisions:
             self.rows[d.decision_id] = d
-        return len(decisions)
+        return RecordResult(len(decisions), 0)
 
 
 def decision(i: int, model: str = "credit") -> Decision:

@@ -13,6 +13,7 @@ import grpc
 import pytest
 import pytest_asyncio
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.message_factory import GetMessageClass
 
 from rowcast.errors import PermissionDenied
 from rowcast.security.identity import Role
@@ -62,8 +63,8 @@ def test_health_and_reflection_are_public_and_nothing_else() -> None:
 
 def _reached_handler(m: MethodDescriptor) -> grpc.RpcMethodHandler[Any, Any]:
     """A handler of the method's kind that answers UNIMPLEMENTED ('reached'): behind the gate."""
-    req = m.input_type._concrete_class
-    resp = m.output_type._concrete_class
+    req: Any = GetMessageClass(m.input_type)
+    resp: Any = GetMessageClass(m.output_type)
 
     async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "reached")
@@ -72,7 +73,10 @@ def _reached_handler(m: MethodDescriptor) -> grpc.RpcMethodHandler[Any, Any]:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "reached")
         yield resp()
 
-    kwargs = {"request_deserializer": req.FromString, "response_serializer": resp.SerializeToString}
+    kwargs: dict[str, Any] = {
+        "request_deserializer": req.FromString,
+        "response_serializer": resp.SerializeToString,
+    }
     if m.client_streaming and m.server_streaming:
         return grpc.stream_stream_rpc_method_handler(stream, **kwargs)
     if m.client_streaming:
@@ -115,23 +119,30 @@ def _matrix() -> Iterator[Any]:
 async def _call(
     channel: grpc.aio.Channel, m: MethodDescriptor, token: str | None
 ) -> grpc.aio.AioRpcError:
-    req = m.input_type._concrete_class
-    resp = m.output_type._concrete_class
+    req: Any = GetMessageClass(m.input_type)
+    resp: Any = GetMessageClass(m.output_type)
     metadata = () if token is None else (("authorization", f"Bearer {token}"),)
-    kw = {"request_serializer": req.SerializeToString, "response_deserializer": resp.FromString}
+    kw: dict[str, Any] = {
+        "request_serializer": req.SerializeToString,
+        "response_deserializer": resp.FromString,
+    }
     p = path(m)
+    # Request streams send nothing (half-closed at once): grpc.aio's client can report a status
+    # the server sent while the client was still writing as INTERNAL (grpc/grpc#36066).
+    none: Any = iter(())
+    ch: Any = channel
     try:
         if m.client_streaming and m.server_streaming:
-            call = channel.stream_stream(p, **kw)(iter([req()]), metadata=metadata, timeout=5)
+            call = ch.stream_stream(p, **kw)(none, metadata=metadata, timeout=5)
             async for _ in call:
                 pass
         elif m.client_streaming:
-            await channel.stream_unary(p, **kw)(iter([req()]), metadata=metadata, timeout=5)
+            await ch.stream_unary(p, **kw)(none, metadata=metadata, timeout=5)
         elif m.server_streaming:
-            async for _ in channel.unary_stream(p, **kw)(req(), metadata=metadata, timeout=5):
+            async for _ in ch.unary_stream(p, **kw)(req(), metadata=metadata, timeout=5):
                 pass
         else:
-            await channel.unary_unary(p, **kw)(req(), metadata=metadata, timeout=5)
+            await ch.unary_unary(p, **kw)(req(), metadata=metadata, timeout=5)
     except grpc.aio.AioRpcError as exc:
         return exc
     raise AssertionError(f"{p} answered OK from a servicer that only aborts")

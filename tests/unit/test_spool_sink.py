@@ -16,7 +16,7 @@ import pytest_asyncio
 
 from rowcast.audit.servicer import AuditServicer
 from rowcast.core.keys import new_decision_id
-from rowcast.core.records import Decision, Source
+from rowcast.core.records import Decision, RecordResult, Source
 from rowcast.errors import Overloaded, StoreUnavailable
 from rowcast.prediction.audit_sink import AuditSink, Durability, SpoolConfig, spool_directory
 from rowcast.server import RunningServer, start_server
@@ -34,13 +34,15 @@ class MemoryAuditStore:
         self.writes = 0
         self.down = False
 
-    async def record(self, decisions: Sequence[Decision], timeout_s: float | None = None) -> int:
+    async def record(
+        self, decisions: Sequence[Decision], timeout_s: float | None = None, **_: bool
+    ) -> RecordResult:
         if self.down:
             raise StoreUnavailable("HBase is down (test)")
         for d in decisions:
             self.rows[d.decision_id] = d
         self.writes += len(decisions)
-        return len(decisions)
+        return RecordResult(len(decisions), 0)
 
 
 def decision(i: int, model: str = "credit_default") -> Decision:

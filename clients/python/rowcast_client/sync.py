@@ -180,7 +180,7 @@ class RowcastClient:
         decision_id: str,
         better_output: float,
         *,
-        actor: str,
+        actor: str = "",
         source: pb.AugmentationSource.ValueType = pb.AUGMENTATION_SOURCE_PERSON,
         reason: str = "",
         state: pb.AugmentationState.ValueType = pb.AUGMENTATION_STATE_PROPOSED,
@@ -233,7 +233,7 @@ class RowcastClient:
         self,
         model: str,
         *,
-        creator: str,
+        creator: str = "",
         lightgbm_model: bytes | None = None,
         training: model_pb.TrainingSpec | None = None,
         evaluation_dataset: str = "",
@@ -248,7 +248,7 @@ class RowcastClient:
         return self._unary(self._models.CreateVersion, request, timeout).version
 
     def retire_version(
-        self, model: str, version: int, *, actor: str, timeout: float | None = None
+        self, model: str, version: int, *, actor: str = "", timeout: float | None = None
     ) -> pb.ModelVersion:
         """RetireVersion: retire a version and drop its table (refused for the current one)."""
         request = model_pb.RetireVersionRequest(model=model, version=version, actor=actor)
@@ -317,7 +317,7 @@ class RowcastClient:
         model: str,
         version: int,
         *,
-        actor: str,
+        actor: str = "",
         reason: str = "",
         timeout: float | None = None,
     ) -> model_pb.ActivateVersionResponse:
@@ -329,7 +329,7 @@ class RowcastClient:
         return self._unary(self._models.ActivateVersion, request, timeout)
 
     def rollback_model(
-        self, model: str, *, actor: str, reason: str = "", timeout: float | None = None
+        self, model: str, *, actor: str = "", reason: str = "", timeout: float | None = None
     ) -> model_pb.RollbackModelResponse:
         """RollbackModel: serve the previous version again; the model after it and
         `propagation`."""

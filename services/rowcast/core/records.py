@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from rowcast.core.signature import RawValue, Signature
-from rowcast.errors import InvalidArgument
+from rowcast.errors import InvalidArgument, quoted
 
 MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 ALIAS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -24,7 +24,7 @@ def check_alias(alias: str, field_name: str = "alias", *, user: bool = True) -> 
     if not alias:
         raise InvalidArgument.field(field_name, "is required")
     if not ALIAS_NAME.match(alias):
-        raise InvalidArgument.field(field_name, f"{alias!r} is not an alias name")
+        raise InvalidArgument.field(field_name, f"{quoted(alias)} is not an alias name")
     if user and alias in RESERVED_ALIASES:
         raise InvalidArgument.field(
             field_name, f"{alias!r} is managed by ActivateVersion and RollbackModel"
@@ -39,7 +39,7 @@ def check_model_name(name: str, field_name: str = "model") -> str:
     if not MODEL_NAME.match(name):
         raise InvalidArgument.field(
             field_name,
-            f"{name!r} is not a model name (a lower-case letter, then up to 62 lower-case "
+            f"{quoted(name)} is not a model name (a lower-case letter, then up to 62 lower-case "
             "letters, digits or underscores)",
         )
     return name
@@ -153,6 +153,20 @@ class Augmentation:
     reason: str
     state: AugmentationState
     create_time_ms: int
+    #: For an approval or a rejection: the id of the proposal it reviews ("" for a proposal).
+    reviewed_augmentation_id: str = ""
+
+
+@dataclass(frozen=True)
+class ChainLink:
+    """A decision's place in its prediction server's audit chain (core/chain.py)."""
+
+    #: One chain per prediction server process start (uuid4 hex).
+    chain_id: str
+    #: Position in the chain, from 0, without gaps.
+    sequence: int
+    #: HMAC-SHA256 over the previous record's tag and this record's canonical content, hex.
+    tag: str
 
 
 @dataclass(frozen=True)
@@ -167,6 +181,8 @@ class Decision:
     source: Source
     decide_time_ms: int
     augmentations: tuple[Augmentation, ...] = field(default=())
+    #: None for a decision recorded by a server that does not chain.
+    chain: ChainLink | None = None
 
 
 @dataclass(frozen=True)
@@ -220,3 +236,14 @@ class VersionCount:
     @property
     def unaugmented(self) -> int:
         return self.decisions - sum(self.by_state.values())
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """What storing a batch of decisions did: each is written once, and a decision id already
+    stored is either the same record again (replayed, a no-op) or a conflict (never applied)."""
+
+    written: int
+    replayed: int
+    #: (position in the batch, decision id) of each decision refused as a conflict.
+    conflicts: tuple[tuple[int, str], ...] = ()

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rowcast.errors import FieldViolation, InvalidArgument
+from rowcast.errors import FieldViolation, InvalidArgument, listing, quoted
 
 #: Bin indices are stored as unsigned 16-bit integers in row keys.
 MAX_BINS = 65_535
@@ -119,9 +119,9 @@ class CategoricalFeature:
             return index, False
         if self.oov_bucket:
             return len(self.vocabulary), False
-        shown = ", ".join(self.vocabulary[:10])
+        shown = ", ".join(quoted(v, 20) for v in self.vocabulary[:10])
         raise InvalidArgument.field(
-            f"features.{self.name}", f"unknown category {value!r} (known: {shown})"
+            f"features.{self.name}", f"unknown category {quoted(value)} (known: {shown})"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,11 +153,7 @@ class Signature:
     def __post_init__(self) -> None:
         violations = self.violations()
         if violations:
-            raise InvalidArgument(
-                "invalid signature: "
-                + "; ".join(f"{v.field}: {v.description}" for v in violations),
-                violations,
-            )
+            raise InvalidArgument("invalid signature: " + listing(violations), violations)
 
     def violations(self) -> list[FieldViolation]:
         out: list[FieldViolation] = []
@@ -165,7 +161,9 @@ class Signature:
             out.append(FieldViolation("signature.features", "a signature needs at least 1 feature"))
         names = [f.name for f in self.features]
         for name in sorted({n for n in names if names.count(n) > 1}):
-            out.append(FieldViolation("signature.features", f"duplicate feature name {name!r}"))
+            out.append(
+                FieldViolation("signature.features", f"duplicate feature name {quoted(name)}")
+            )
         for f in self.features:
             if not f.name:
                 out.append(FieldViolation("signature.features", "a feature name is empty"))
@@ -204,10 +202,7 @@ class Signature:
             if was_clamped:
                 clamped.append(f.name)
         if violations:
-            raise InvalidArgument(
-                "bad features: " + "; ".join(f"{v.field} {v.description}" for v in violations),
-                violations,
-            )
+            raise InvalidArgument("bad features: " + listing(violations, " "), violations)
         return BinnedInput(tuple(bins), tuple(clamped))
 
     def representative(self, bins: Sequence[int]) -> list[RawValue]:

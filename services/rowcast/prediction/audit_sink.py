@@ -8,6 +8,10 @@ crash too. A sender streams the spool to the AuditService (`StreamDecisions`) an
 was acknowledged; while the AuditService or HBase is down, the spool grows, and when it reaches
 its size limit `record` raises Overloaded (RESOURCE_EXHAUSTED) rather than drop a record.
 See docs/audit.md for what each level promises and costs.
+
+With a chain key, each decision is linked into this sink's audit chain (core/chain.py) before
+it is spooled: one chain per sink start, its state advanced only once the spool took the
+batch, so a refused batch leaves no gap in the sequence.
 """
 
 from __future__ import annotations
@@ -23,9 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import grpc
+
 from rowcast.convert import decision_to_pb
+from rowcast.core.chain import Chain
 from rowcast.core.records import Decision
 from rowcast.errors import Overloaded
+from rowcast.security.chain_key import load_chain_key
 from rowcast.spool.files import LOCK_FILE, list_segments
 from rowcast.spool.group_commit import GroupCommitter
 from rowcast.spool.sender import SpoolSender
@@ -65,6 +73,9 @@ class SpoolConfig:
     segment_bytes: int = DEFAULT_SEGMENT_BYTES
     #: Also deliver spools that other, dead servers left in sibling directories.
     adopt_orphans: bool = True
+    #: The audit chain key (security/chain_key.py; created at start when missing); None: the
+    #: decisions are not chained.
+    chain_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.durability not in DURABILITY_LEVELS:
@@ -77,8 +88,18 @@ class AuditSink:
     """Makes each decision durable in the local spool, and keeps the spool flowing to the
     AuditService."""
 
-    def __init__(self, target: str, spool: SpoolConfig, batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        target: str,
+        spool: SpoolConfig,
+        batch_size: int = 500,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        """`credentials`: how the sender reaches the AuditService (TLS + the recorder's
+        token); None: plain text (--insecure)."""
         self.config = spool
+        self._credentials = credentials
         self._spool = Spool(
             spool.directory,
             max_bytes=spool.max_bytes,
@@ -89,7 +110,9 @@ class AuditSink:
         # fsync never holds up delivery and vice versa.
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-spool-io")
         self._fsync = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-spool-fsync")
-        self._sender = SpoolSender(self._spool, target, self._io, batch_size=batch_size)
+        self._sender = SpoolSender(
+            self._spool, target, self._io, batch_size=batch_size, credentials=credentials
+        )
         self._committer = (
             GroupCommitter(self._spool, self._fsync) if spool.durability == "fsync" else None
         )
@@ -97,10 +120,17 @@ class AuditSink:
         self._batch_size = batch_size
         self._adopted: list[tuple[Spool, SpoolSender, asyncio.Task[None]]] = []
         self.recovery: RecoveryReport | None = None
+        #: This start's audit chain (None without a key, or before start).
+        self.chain: Chain | None = None
 
     async def record(self, decisions: Sequence[Decision]) -> None:
         """Return once the decisions are in the spool (all or none); Overloaded when full.
-        Each carries the trace context of the call that made it, when that call is traced."""
+        Each carries the trace context of the call that made it, when that call is traced,
+        and its link in the audit chain."""
+        advanced: Chain | None = None
+        if self.chain is not None:
+            # Nothing awaits between linking and appending: records link in spool order.
+            decisions, advanced = self.chain.link(decisions)
         parent = current_traceparent()
         if parent:
             messages = [decision_to_pb(d) for d in decisions]
@@ -115,6 +145,8 @@ class AuditSink:
             raise Overloaded(f"{exc}; not serving decisions that could not be audited") from exc
         except OSError as exc:
             raise Overloaded(f"could not write the audit spool: {exc}") from exc
+        if self.chain is not None and advanced is not None:
+            self.chain.advance(advanced)
         self._sender.notify()
         if self._committer is not None:
             try:
@@ -144,6 +176,9 @@ class AuditSink:
     async def start(self) -> None:
         """Open the spool (delivering what an earlier run left) and start sending."""
         loop = asyncio.get_running_loop()
+        key_file = self.config.chain_key_file
+        if key_file is not None:
+            self.chain = Chain(await loop.run_in_executor(self._io, load_chain_key, key_file))
         self.recovery = await loop.run_in_executor(self._io, self._spool.open)
         if self._committer is not None:
             self._committer.start()
@@ -178,7 +213,12 @@ class AuditSink:
                 report.pending_records,
             )
             sender = SpoolSender(
-                orphan, self._target, self._io, batch_size=self._batch_size, name="audit-adopted"
+                orphan,
+                self._target,
+                self._io,
+                batch_size=self._batch_size,
+                name="audit-adopted",
+                credentials=self._credentials,
             )
             sender.start()
             task = asyncio.create_task(self._release_when_drained(orphan, sender))

@@ -64,33 +64,37 @@ class PredictionServicer(pred_grpc.PredictionServiceServicer):
         self._store_timeout_s = store_timeout_s
 
     async def _one(
-        self, request: pred_pb.PredictRequest, context: Context, where: str
+        self, request: pred_pb.PredictRequest, context: Context
     ) -> pred_pb.PredictResponse:
         model = check_model_name(request.model)
-        item = parse_input(request.features, request.subject, where)
-        alias = (
-            check_alias(request.alias, f"{where}alias", user=False) if request.alias else "current"
-        )
+        item = parse_input(request.features, request.subject, "")
+        alias = check_alias(request.alias, user=False) if request.alias else "current"
         (answer,) = await self._answerer.answer(
             model,
             [item],
             timeout_s=remaining_s(context, self._store_timeout_s),
-            where=where,
             alias=alias,
         )
         return answer_to_pb(answer)
 
     async def _stream_one(
-        self, request: pred_pb.PredictRequest, context: Context, where: str
+        self, request: pred_pb.PredictRequest, context: Context, position: int
     ) -> pred_pb.PredictResponse:
+        """One request of a stream; any error that ends the stream names its position: field
+        paths as `stream[4].model`, other errors' messages as `stream[4]: ...`."""
         with message_span(STREAM_MESSAGE_SPAN):
-            return await self._one(request, context, where)
+            try:
+                return await self._one(request, context)
+            except InvalidArgument as exc:
+                raise exc.prefixed(f"stream[{position}].") from None
+            except RowcastError as exc:
+                raise exc.located(f"stream[{position}]") from None
 
     @handles_errors
     async def Predict(
         self, request: pred_pb.PredictRequest, context: Context
     ) -> pred_pb.PredictResponse:
-        return await self._one(request, context, "")
+        return await self._one(request, context)
 
     @handles_errors
     async def PredictBatch(
@@ -127,9 +131,7 @@ class PredictionServicer(pred_grpc.PredictionServiceServicer):
         async def read() -> None:
             position = 0
             async for message in request_iterator:
-                task = asyncio.create_task(
-                    self._stream_one(message.request, context, f"stream[{position}].")
-                )
+                task = asyncio.create_task(self._stream_one(message.request, context, position))
                 await order.put(task)
                 position += 1
             await order.put(None)

@@ -1,9 +1,22 @@
 """The audit tables: one row per decision (keyed by its id) and the indexes that find them.
 
-Every cell of a decision, its index rows included, is written with the decision's own time as
-its HBase timestamp, so a replayed write (a retry, a spool re-send) lands on the same cells:
-never a duplicate. An augmentation is one cell in the `g` family, qualified by its own id, so
-history is kept; the `audit_augmented` index holds each augmented decision's latest state.
+A decision is written once. `record` reads the batch's existing rows first (one multi-get):
+an id not stored yet is written; one stored with the same content (core/chain.py
+`same_record`, chain link included) is a replay and changes nothing; one stored with other
+content is a conflict, refused, and none of its cells or index rows is written. Every cell of
+a decision, its index rows included, carries the decision's own time as its HBase timestamp,
+so a replay that does re-put the index rows (to repair a crash between the record and its
+index rows) lands on the same cells: never a duplicate.
+
+The check and the write are not one atomic step (Thrift1 has no check-and-put over a batch):
+two writers of one *new* id at the same moment may both find it absent and both write, and
+HBase keeps, cell by cell, whichever came last. Decision ids are minted by one prediction
+server each (48-bit time + 80 random bits), so the second writer can only be a forger racing
+it; whatever mix survives does not carry a valid chain tag, and `rowcast audit verify` reports
+the record as changed.
+
+An augmentation is one cell in the `g` family, qualified by its own id, so history is kept;
+the `audit_augmented` index holds each augmented decision's latest state.
 Index layouts: rowcast.core.keys.
 """
 
@@ -18,6 +31,7 @@ from collections.abc import Iterator, Sequence
 import happybase
 
 from rowcast.core import keys as ik
+from rowcast.core.chain import same_record
 from rowcast.core.keys import (
     AUDIT_CELL_TS_MS,
     DECISION_ID_BYTES,
@@ -31,7 +45,9 @@ from rowcast.core.records import (
     Augmentation,
     AugmentationSource,
     AugmentationState,
+    ChainLink,
     Decision,
+    RecordResult,
     Source,
     VersionCount,
 )
@@ -47,6 +63,9 @@ from rowcast.store.schema import (
 )
 
 _INDEX_COL = b"i:d"
+_CHAIN_COL = b"d:chain"
+#: The decision's own cells (the `d` family: everything but its augmentations).
+_DECISION_FAMILY = b"d"
 _STATE_COL = b"i:s"
 #: Server-side filter for counting: row keys only, one cell per row.
 _KEYS_ONLY = "KeyOnlyFilter() AND FirstKeyOnlyFilter()"
@@ -54,7 +73,7 @@ _COUNT_BATCH = 5000
 
 
 def _decision_cells(d: Decision) -> dict[bytes, bytes]:
-    return {
+    cells = {
         b"d:id": d.decision_id.encode(),
         b"d:model": d.model.encode(),
         b"d:version": str(d.model_version).encode(),
@@ -65,6 +84,9 @@ def _decision_cells(d: Decision) -> dict[bytes, bytes]:
         b"d:source": d.source.value.encode(),
         b"d:time": str(d.decide_time_ms).encode(),
     }
+    if d.chain is not None:
+        cells[_CHAIN_COL] = json.dumps([d.chain.chain_id, d.chain.sequence, d.chain.tag]).encode()
+    return cells
 
 
 def _augmentation_cell(a: Augmentation, request_id: str = "") -> tuple[bytes, bytes]:
@@ -83,6 +105,8 @@ def _augmentation_cell(a: Augmentation, request_id: str = "") -> tuple[bytes, by
         "state": a.state.value,
         "time": a.create_time_ms,
     }
+    if a.reviewed_augmentation_id:
+        payload["reviewed"] = a.reviewed_augmentation_id
     return col, json.dumps(payload).encode()
 
 
@@ -97,6 +121,7 @@ def _decision_from_row(row: dict[bytes, bytes]) -> Decision:
                 reason=p["reason"],
                 state=AugmentationState(p["state"]),
                 create_time_ms=int(p["time"]),
+                reviewed_augmentation_id=p.get("reviewed", ""),
             )
             for col, raw in row.items()
             if col.startswith(b"g:")
@@ -115,7 +140,24 @@ def _decision_from_row(row: dict[bytes, bytes]) -> Decision:
         source=Source(row[b"d:source"].decode()),
         decide_time_ms=int(row[b"d:time"]),
         augmentations=tuple(augmentations),
+        chain=_chain_from_cell(row.get(_CHAIN_COL)),
     )
+
+
+def _chain_from_cell(raw: bytes | None) -> ChainLink | None:
+    if raw is None:
+        return None
+    chain_id, sequence, tag = json.loads(raw)
+    return ChainLink(str(chain_id), int(sequence), str(tag))
+
+
+def _stored_or_none(row: dict[bytes, bytes]) -> Decision | None:
+    """The decision a stored row holds; None when the row cannot be read as one (a cell
+    changed behind rowcast's back): never the same record as anything sent."""
+    try:
+        return _decision_from_row(row)
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 def _index_rows(d: Decision) -> Iterator[tuple[str, bytes]]:
@@ -131,6 +173,35 @@ def _index_rows(d: Decision) -> Iterator[tuple[str, bytes]]:
         yield AUDIT_BY_KEY, ik.input_key_index_key(d.model, key, d.decision_id, AUDIT_SALT_BUCKETS)
 
 
+def _sorted_out(
+    conn: happybase.Connection, decisions: Sequence[Decision]
+) -> tuple[list[Decision], list[Decision], list[tuple[int, str]]]:
+    """(new, replayed, conflicts as (position, id)) of a batch, by one multi-get of the rows
+    already stored. A decision repeated within the batch is compared with its first copy."""
+    keys = list({audit_key(d.decision_id, AUDIT_SALT_BUCKETS) for d in decisions})
+    # rows() answers only the rows that exist, in no promised order: match them by key.
+    rows = dict(conn.table(AUDIT).rows(keys, columns=[_DECISION_FAMILY])) if keys else {}
+    stored: dict[str, Decision | None] = {}
+    for d in decisions:
+        row = rows.get(audit_key(d.decision_id, AUDIT_SALT_BUCKETS))
+        if row and d.decision_id not in stored:
+            stored[d.decision_id] = _stored_or_none(row)
+    new: list[Decision] = []
+    replayed: list[Decision] = []
+    conflicts: list[tuple[int, str]] = []
+    for i, d in enumerate(decisions):
+        if d.decision_id not in stored:
+            stored[d.decision_id] = d
+            new.append(d)
+            continue
+        first = stored[d.decision_id]
+        if first is not None and same_record(first, d):
+            replayed.append(d)
+        else:
+            conflicts.append((i, d.decision_id))
+    return new, replayed, conflicts
+
+
 class AuditStore:
     """Writes decisions and augmentations; reads them by id, lists and counts them."""
 
@@ -140,27 +211,35 @@ class AuditStore:
         self._client = client
         self._cell_ts_ms = cell_ts_ms
 
-    async def record(self, decisions: Sequence[Decision], *, timeout_s: float) -> int:
-        """Store decisions (idempotent); decision rows are written before their index rows,
-        so an index never points at a row that a crash left unwritten.
+    async def record(
+        self, decisions: Sequence[Decision], *, timeout_s: float, all_or_nothing: bool = False
+    ) -> RecordResult:
+        """Store each decision once: new ids are written, replays change nothing, conflicts
+        (an id stored with other content) are refused. With `all_or_nothing`, one conflict
+        refuses the whole batch: nothing is written.
 
-        Every cell's timestamp is its decision's time, truncated to `cell_ts_ms` (a minute):
-        a replay writes the same cells again, and TTL-based retention sees the decision's age.
-        Thrift1 gives one timestamp to a whole batch, so a batch costs one call per distinct
-        timestamp per table: truncation makes that one or two, where exact milliseconds made
-        it one per decision (measured: bench/audit_write.py)."""
+        Decision rows are written before their index rows, so an index never points at a row
+        that a crash left unwritten; a replay re-puts its index rows (the same cells), which
+        repairs such a crash. Every cell's timestamp is its decision's time, truncated to
+        `cell_ts_ms` (a minute), so TTL-based retention sees the decision's age. Thrift1 gives
+        one timestamp to a whole batch, so a batch costs one call per distinct timestamp per
+        table: truncation makes that one or two, where exact milliseconds made it one per
+        decision (measured: bench/audit_write.py)."""
         step = self._cell_ts_ms
 
-        def work(conn: happybase.Connection) -> int:
+        def work(conn: happybase.Connection) -> RecordResult:
+            new, replayed, conflicts = _sorted_out(conn, decisions)
+            if conflicts and all_or_nothing:
+                return RecordResult(0, 0, tuple(conflicts))
             by_time: dict[int, list[Decision]] = {}
-            for d in decisions:
+            for d in new:
                 by_time.setdefault(cell_timestamp(d.decide_time_ms, step), []).append(d)
             for ts, group in by_time.items():
                 with conn.table(AUDIT).batch(timestamp=ts) as batch:
                     for d in group:
                         batch.put(audit_key(d.decision_id, AUDIT_SALT_BUCKETS), _decision_cells(d))
             index: dict[tuple[str, int], list[bytes]] = {}
-            for d in decisions:
+            for d in [*new, *replayed]:
                 ts = cell_timestamp(d.decide_time_ms, step)
                 for table, key in _index_rows(d):
                     index.setdefault((table, ts), []).append(key)
@@ -168,7 +247,37 @@ class AuditStore:
                 with conn.table(table).batch(timestamp=ts) as batch:
                     for key in keys:
                         batch.put(key, {_INDEX_COL: b""})
-            return len(decisions)
+            return RecordResult(len(new), len(replayed), tuple(conflicts))
+
+        return await self._client.run(work, timeout_s=timeout_s)
+
+    async def scan(
+        self, *, start_ms: int | None, timeout_s: float
+    ) -> tuple[list[Decision], list[str]]:
+        """Every stored decision (its own cells, not its augmentations) with an id at or after
+        `start_ms` (None: all), in no particular order, and the ids of rows that cannot be
+        read as a decision (a cell changed or deleted behind rowcast's back): what `rowcast
+        audit verify` walks. One scan per salt bucket, one call for them all (`timeout_s`
+        should be generous: the cost grows with the table)."""
+        lo = ik.id_floor(start_ms) if start_ms is not None else b""
+
+        def work(conn: happybase.Connection) -> tuple[list[Decision], list[str]]:
+            decisions: list[Decision] = []
+            unreadable: list[str] = []
+            table = conn.table(AUDIT)
+            for bucket in range(AUDIT_SALT_BUCKETS):
+                for key, row in table.scan(
+                    row_start=bytes([bucket]) + lo,
+                    row_stop=bytes([bucket + 1]),
+                    columns=[_DECISION_FAMILY],
+                    batch_size=_COUNT_BATCH,
+                ):
+                    d = _stored_or_none(row)
+                    if d is None:
+                        unreadable.append(key[1:].hex())
+                    else:
+                        decisions.append(d)
+            return decisions, unreadable
 
         return await self._client.run(work, timeout_s=timeout_s)
 

@@ -1,7 +1,8 @@
 """In-memory stores for tests, shipped in the package as httpx ships `MockTransport`.
 
-`MemoryPredictions` implements `PredictionReader` and `MemoryModels` implements `ModelReader`
-(store/protocols.py) over plain dicts: no HBase, no threads. Each records the calls it receives
+`MemoryPredictions` implements `PredictionReader`, `MemoryModels` implements `ModelReader` and
+`VersionReader`, and `MemoryDecisions` implements `DecisionStore` (store/protocols.py) over
+plain dicts: no HBase, no threads. Each records the calls it receives
 so that a test can assert what reached the store, and can be told to fail (StoreUnavailable
 by default) or to answer late. A late answer obeys the caller's `timeout_s` as the HBase client
 does: past the deadline (less its margin) the call raises StoreUnavailable, not retryable.
@@ -14,10 +15,29 @@ import dataclasses
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from rowcast.core.records import ModelInfo, OutputKind, PredictionRow
+from rowcast.core.chain import same_record
+from rowcast.core.query import DecisionQuery
+from rowcast.core.records import (
+    Augmentation,
+    AugmentationState,
+    Decision,
+    ModelInfo,
+    OutputKind,
+    PredictionRow,
+    RecordResult,
+    VersionCount,
+    VersionInfo,
+    VersionState,
+)
 from rowcast.core.signature import Signature
 from rowcast.deadlines import within_deadline
-from rowcast.errors import ModelNotFound, RowcastError, StoreUnavailable
+from rowcast.errors import (
+    DecisionNotFound,
+    ModelNotFound,
+    RowcastError,
+    StoreUnavailable,
+    VersionNotFound,
+)
 
 
 class _Faults:
@@ -115,6 +135,7 @@ class MemoryModels:
 
     def __init__(self) -> None:
         self._models: dict[str, ModelInfo] = {}
+        self._versions: dict[tuple[str, int], VersionInfo] = {}
         self._generation = 0
         self.calls: Counter[str] = Counter()
         self._faults: dict[str, _Faults] = {}
@@ -145,6 +166,23 @@ class MemoryModels:
             dict(aliases or {}),
         )
         return self._models[name]
+
+    def add_version(self, name: str, version: int) -> VersionInfo:
+        """Record a READY version of a registered model."""
+        self._model(name)
+        info = VersionInfo(
+            model=name,
+            version=version,
+            state=VersionState.READY,
+            table=f"pred_{name}_v{version}",
+            row_count=0,
+            creator="",
+            metrics={},
+            create_time_ms=0,
+            update_time_ms=0,
+        )
+        self._versions[(name, version)] = info
+        return info
 
     def set_current(self, name: str, version: int, *, bump: bool = True) -> int:
         """Activate a version: the old current one becomes `previous`; the generation."""
@@ -196,6 +234,14 @@ class MemoryModels:
         await self._call("list_models", timeout_s)
         return list(self._models.values())
 
+    async def get_version(self, model: str, version: int, *, timeout_s: float) -> VersionInfo:
+        await self._call("get_version", timeout_s)
+        self._model(model)
+        info = self._versions.get((model, version))
+        if info is None:
+            raise VersionNotFound(f"model {model!r} has no version {version}")
+        return info
+
     async def generation(self, *, timeout_s: float) -> int:
         await self._call("generation", timeout_s)
         return self._generation
@@ -230,3 +276,109 @@ def _with_aliases(model: ModelInfo, aliases: dict[str, int]) -> ModelInfo:
         current_version=aliases.get("current", 0),
         previous_version=aliases.get("previous", 0),
     )
+
+
+class MemoryDecisions:
+    """Decisions by id, written once as the HBase audit store writes them (a replay is a
+    no-op, a conflict is refused), with their augmentations; can be made to fail.
+
+    `writes` counts the decisions written. Listing ignores page tokens (one page) and time
+    ranges' ids: enough for servicer tests, not a model of the indexes.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Decision] = {}
+        self.writes = 0
+        self._requests: set[tuple[str, str]] = set()
+        self._faults = _Faults()
+
+    def fail(self, error: RowcastError | None = None) -> None:
+        """Make every call raise `error` (StoreUnavailable when not given)."""
+        self._faults.error = error or StoreUnavailable("HBase is down (memory store)")
+
+    def heal(self) -> None:
+        self._faults = _Faults()
+
+    async def record(
+        self, decisions: Sequence[Decision], *, timeout_s: float, all_or_nothing: bool = False
+    ) -> RecordResult:
+        await self._faults.apply(timeout_s)
+        seen = dict(self.rows)
+        new: list[Decision] = []
+        replayed = 0
+        conflicts: list[tuple[int, str]] = []
+        for i, d in enumerate(decisions):
+            stored = seen.get(d.decision_id)
+            if stored is None:
+                seen[d.decision_id] = d
+                new.append(d)
+            elif same_record(stored, d):
+                replayed += 1
+            else:
+                conflicts.append((i, d.decision_id))
+        if conflicts and all_or_nothing:
+            return RecordResult(0, 0, tuple(conflicts))
+        for d in new:
+            self.rows[d.decision_id] = d
+        self.writes += len(new)
+        return RecordResult(len(new), replayed, tuple(conflicts))
+
+    async def augment(
+        self,
+        decision_id: str,
+        augmentation: Augmentation,
+        *,
+        timeout_s: float,
+        request_id: str = "",
+    ) -> tuple[Decision, bool]:
+        await self._faults.apply(timeout_s)
+        decision = self._row(decision_id)
+        if request_id and (decision_id, request_id) in self._requests:
+            return decision, True
+        if request_id:
+            self._requests.add((decision_id, request_id))
+        decision = dataclasses.replace(
+            decision, augmentations=(*decision.augmentations, augmentation)
+        )
+        self.rows[decision_id] = decision
+        return decision, False
+
+    async def get(self, decision_id: str, *, timeout_s: float) -> Decision:
+        await self._faults.apply(timeout_s)
+        return self._row(decision_id)
+
+    async def list_decisions(
+        self, query: DecisionQuery, page_size: int, page_token: str, *, timeout_s: float
+    ) -> tuple[list[Decision], str]:
+        await self._faults.apply(timeout_s)
+        chosen = [
+            d
+            for d in self.rows.values()
+            if (not query.subject or d.subject == query.subject)
+            and (not query.model or d.model == query.model)
+            and (not query.version or d.model_version == query.version)
+            and (not query.key or d.key_hex == query.key.hex())
+        ]
+        chosen.sort(key=lambda d: d.decision_id, reverse=True)
+        return chosen[:page_size], ""
+
+    async def count(self, model: str, *, timeout_s: float) -> list[VersionCount]:
+        await self._faults.apply(timeout_s)
+        totals: Counter[int] = Counter()
+        states: dict[int, Counter[AugmentationState]] = {}
+        for d in self.rows.values():
+            if d.model != model:
+                continue
+            totals[d.model_version] += 1
+            if d.augmentations:
+                states.setdefault(d.model_version, Counter())[d.augmentations[-1].state] += 1
+        return [
+            VersionCount(v, totals[v], dict(states.get(v, {})))
+            for v in sorted(totals, reverse=True)
+        ]
+
+    def _row(self, decision_id: str) -> Decision:
+        decision = self.rows.get(decision_id)
+        if decision is None:
+            raise DecisionNotFound(f"decision {decision_id!r} not found")
+        return decision

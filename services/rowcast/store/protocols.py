@@ -13,7 +13,15 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from rowcast.core.query import DecisionQuery
-from rowcast.core.records import Augmentation, Decision, ModelInfo, PredictionRow, VersionCount
+from rowcast.core.records import (
+    Augmentation,
+    Decision,
+    ModelInfo,
+    PredictionRow,
+    RecordResult,
+    VersionCount,
+    VersionInfo,
+)
 
 
 class PredictionReader(Protocol):
@@ -46,6 +54,14 @@ class ModelReader(Protocol):
         ...
 
 
+class VersionReader(Protocol):
+    """Reads one model version: what the AuditService checks recorded decisions against."""
+
+    async def get_version(self, model: str, version: int, *, timeout_s: float) -> VersionInfo:
+        """One version; ModelNotFound or VersionNotFound when there is none."""
+        ...
+
+
 class GenerationCounter(Protocol):
     """The registry generation that every route change bumps: what propagation needs."""
 
@@ -57,8 +73,12 @@ class GenerationCounter(Protocol):
 class DecisionWriter(Protocol):
     """Stores decisions and their augmentations (the AuditService's writes)."""
 
-    async def record(self, decisions: Sequence[Decision], *, timeout_s: float) -> int:
-        """Store decisions, idempotently; how many were written."""
+    async def record(
+        self, decisions: Sequence[Decision], *, timeout_s: float, all_or_nothing: bool = False
+    ) -> RecordResult:
+        """Store each decision once: a replay (same id, same content) is a no-op, a conflict
+        (same id, other content) is refused and never applied; with `all_or_nothing` one
+        conflict refuses the whole batch."""
         ...
 
     async def augment(

@@ -84,12 +84,14 @@ DECISIONS_DELIVERED = Counter(
 
 DECISIONS_RECORDED = Counter(
     "rowcast_decisions_recorded_total",
-    "Decisions the AuditService wrote to HBase (count of decisions; a re-sent one counts again).",
+    "Decisions the AuditService stored (count of decisions; a re-sent one counts again, and is "
+    "not written again).",
     registry=None,
 )
 DECISIONS_REFUSED = Counter(
     "rowcast_decisions_refused_total",
-    "Decisions the AuditService refused as malformed, by reason (count of decisions).",
+    "Decisions the AuditService refused (malformed, failing the checks, or conflicting with a "
+    "stored decision), by reason (count of decisions).",
     ["reason"],
 )
 

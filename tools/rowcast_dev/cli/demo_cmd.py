@@ -10,8 +10,9 @@ from rowcast.config import Settings
 from rowcast.jobs.publish import PublishSpec
 from rowcast.v1 import resources_pb2 as pb
 from rowcast_cli.admin_cmd import client, fidelity_text, reports_errors
+from rowcast_cli.connect import targets_from_env
 from rowcast_cli.jobs_cmd import run_with_progress
-from rowcast_client import RowcastClient
+from rowcast_client import Credentials, RowcastClient
 from rowcast_dev.cli.suite_cmd import bring_up
 
 CUSTOMERS: list[tuple[str, dict[str, float | str]]] = [
@@ -84,10 +85,13 @@ def demo(model: str, republish: bool) -> None:
                 f"output {d.output:.4f}, key {d.key}"
             )
 
+        # Two people: the analyst (admin.token) proposes, another (approver.token) approves;
+        # each is recorded by the identity their token proves, not by a name they type.
+        secure = settings.security.auth
         d = c.augment(
             decisions[-1],
             1.0,
-            actor="analyst@example.com",
+            actor="" if secure else "analyst@example.com",
             reason="customer defaulted 30 days later",
         ).decision
         a = d.augmentations[-1]
@@ -95,6 +99,25 @@ def demo(model: str, republish: bool) -> None:
             f"\naugmented {d.decision_id}: better output {a.better_output} by {a.actor} "
             f"({pb.AugmentationState.Name(a.state)}): {a.reason}"
         )
+        if secure:
+            approver = targets_from_env().secured(
+                Credentials.from_files(
+                    settings.security.ca_file,
+                    token_file=settings.security.auth_dir / "approver.token",
+                )
+            )
+            with RowcastClient(approver, timeout_s=10.0) as second:
+                d = second.augment(
+                    d.decision_id,
+                    0.0,  # 0: the proposal's better output
+                    state=pb.AUGMENTATION_STATE_APPROVED,
+                    reason="checked against the collections record",
+                ).decision
+            a = d.augmentations[-1]
+            click.echo(
+                f"approved by {a.actor} ({pb.AugmentationState.Name(a.state)}), reviewing "
+                f"{a.reviewed_augmentation_id}: feeds `rowcast models retrain`"
+            )
     s = settings.server
     click.echo(
         f"\nthe suite is running: prediction {s.host}:{s.prediction_port}, audit "

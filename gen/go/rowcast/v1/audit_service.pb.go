@@ -71,7 +71,7 @@ func (x *RecordDecisionsRequest) GetDecisions() []*Decision {
 // Response of AuditService.RecordDecisions.
 type RecordDecisionsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Output only. How many decisions were stored.
+	// Output only. How many decisions are stored (written now, or already stored the same).
 	RecordedCount int32 `protobuf:"varint,1,opt,name=recorded_count,json=recordedCount,proto3" json:"recorded_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -176,10 +176,12 @@ type StreamDecisionsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Output only. The batch acknowledged. It and every earlier batch of the stream are stored.
 	BatchId int64 `protobuf:"varint,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
-	// Output only. How many decisions of the batch were stored.
+	// Output only. How many decisions of the batch are stored (written now, or already stored
+	// the same).
 	RecordedCount int32 `protobuf:"varint,2,opt,name=recorded_count,json=recordedCount,proto3" json:"recorded_count,omitempty"`
-	// Output only. Decisions of the batch that can never be stored because they are malformed.
-	// The sender must not re-send them (it keeps them aside for inspection).
+	// Output only. Decisions of the batch that can never be stored: malformed, failing the
+	// checks, or conflicting with a stored decision of the same id. The sender must not re-send
+	// them (it keeps them aside for inspection).
 	Rejected      []*RejectedDecision `protobuf:"bytes,3,rep,name=rejected,proto3" json:"rejected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -33,13 +33,19 @@ const (
 //
 // Keeps the record of every decision served and the better answers attached to them.
 type AuditServiceClient interface {
-	// Stores decisions served by prediction servers. Idempotent: a decision id written twice
-	// leaves one record.
+	// Stores decisions served by prediction servers, all or nothing. A decision is written once:
+	// re-sending a stored id with the same content (chain link included) is a no-op, with other
+	// content it is ALREADY_EXISTS (reason DECISION_CONFLICT, naming `decisions[i].decision_id`)
+	// and nothing of the call is written. Each decision is checked first: its model and version
+	// exist, its version is 1 or more, its output is finite and of the model's kind (a
+	// probability in [0, 1]); else INVALID_ARGUMENT, nothing written.
 	RecordDecisions(ctx context.Context, in *RecordDecisionsRequest, opts ...grpc.CallOption) (*RecordDecisionsResponse, error)
 	// Delivers decisions from a prediction server's spool over one long-lived stream. Each
 	// request carries one batch; the server answers each batch, in order, once it is stored, so
 	// the sender may delete what was acknowledged. Idempotent like RecordDecisions: re-sending
-	// an unacknowledged batch after a reconnect leaves one record per decision id.
+	// an unacknowledged batch after a reconnect leaves one record per decision id. Decisions
+	// RecordDecisions would refuse (malformed, unchecked, or conflicting with a stored one) are
+	// acknowledged as `rejected`, never applied; the rest of their batch is stored.
 	StreamDecisions(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamDecisionsRequest, StreamDecisionsResponse], error)
 	// Returns one decision with its augmentations.
 	GetDecision(ctx context.Context, in *GetDecisionRequest, opts ...grpc.CallOption) (*GetDecisionResponse, error)
@@ -129,13 +135,19 @@ func (c *auditServiceClient) Augment(ctx context.Context, in *AugmentRequest, op
 //
 // Keeps the record of every decision served and the better answers attached to them.
 type AuditServiceServer interface {
-	// Stores decisions served by prediction servers. Idempotent: a decision id written twice
-	// leaves one record.
+	// Stores decisions served by prediction servers, all or nothing. A decision is written once:
+	// re-sending a stored id with the same content (chain link included) is a no-op, with other
+	// content it is ALREADY_EXISTS (reason DECISION_CONFLICT, naming `decisions[i].decision_id`)
+	// and nothing of the call is written. Each decision is checked first: its model and version
+	// exist, its version is 1 or more, its output is finite and of the model's kind (a
+	// probability in [0, 1]); else INVALID_ARGUMENT, nothing written.
 	RecordDecisions(context.Context, *RecordDecisionsRequest) (*RecordDecisionsResponse, error)
 	// Delivers decisions from a prediction server's spool over one long-lived stream. Each
 	// request carries one batch; the server answers each batch, in order, once it is stored, so
 	// the sender may delete what was acknowledged. Idempotent like RecordDecisions: re-sending
-	// an unacknowledged batch after a reconnect leaves one record per decision id.
+	// an unacknowledged batch after a reconnect leaves one record per decision id. Decisions
+	// RecordDecisions would refuse (malformed, unchecked, or conflicting with a stored one) are
+	// acknowledged as `rejected`, never applied; the rest of their batch is stored.
 	StreamDecisions(grpc.BidiStreamingServer[StreamDecisionsRequest, StreamDecisionsResponse]) error
 	// Returns one decision with its augmentations.
 	GetDecision(context.Context, *GetDecisionRequest) (*GetDecisionResponse, error)

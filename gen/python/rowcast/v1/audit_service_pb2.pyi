@@ -52,7 +52,7 @@ class RecordDecisionsResponse(_message.Message):
 
     RECORDED_COUNT_FIELD_NUMBER: _builtins.int
     recorded_count: _builtins.int
-    """Output only. How many decisions were stored."""
+    """Output only. How many decisions are stored (written now, or already stored the same)."""
     def __init__(
         self,
         *,
@@ -110,11 +110,14 @@ class StreamDecisionsResponse(_message.Message):
     batch_id: _builtins.int
     """Output only. The batch acknowledged. It and every earlier batch of the stream are stored."""
     recorded_count: _builtins.int
-    """Output only. How many decisions of the batch were stored."""
+    """Output only. How many decisions of the batch are stored (written now, or already stored
+    the same).
+    """
     @_builtins.property
     def rejected(self) -> _containers.RepeatedCompositeFieldContainer[Global___RejectedDecision]:
-        """Output only. Decisions of the batch that can never be stored because they are malformed.
-        The sender must not re-send them (it keeps them aside for inspection).
+        """Output only. Decisions of the batch that can never be stored: malformed, failing the
+        checks, or conflicting with a stored decision of the same id. The sender must not re-send
+        them (it keeps them aside for inspection).
         """
 
     def __init__(

@@ -72,8 +72,12 @@ class AuditServiceServicer:
     """
 
     def RecordDecisions(self, request, context):
-        """Stores decisions served by prediction servers. Idempotent: a decision id written twice
-        leaves one record.
+        """Stores decisions served by prediction servers, all or nothing. A decision is written once:
+        re-sending a stored id with the same content (chain link included) is a no-op, with other
+        content it is ALREADY_EXISTS (reason DECISION_CONFLICT, naming `decisions[i].decision_id`)
+        and nothing of the call is written. Each decision is checked first: its model and version
+        exist, its version is 1 or more, its output is finite and of the model's kind (a
+        probability in [0, 1]); else INVALID_ARGUMENT, nothing written.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -83,7 +87,9 @@ class AuditServiceServicer:
         """Delivers decisions from a prediction server's spool over one long-lived stream. Each
         request carries one batch; the server answers each batch, in order, once it is stored, so
         the sender may delete what was acknowledged. Idempotent like RecordDecisions: re-sending
-        an unacknowledged batch after a reconnect leaves one record per decision id.
+        an unacknowledged batch after a reconnect leaves one record per decision id. Decisions
+        RecordDecisions would refuse (malformed, unchecked, or conflicting with a stored one) are
+        acknowledged as `rejected`, never applied; the rest of their batch is stored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -34,14 +34,20 @@ class AuditServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AuditServiceAsyncStub: ...
     RecordDecisions: _grpc.UnaryUnaryMultiCallable[_audit_service_pb2.RecordDecisionsRequest, _audit_service_pb2.RecordDecisionsResponse]
-    """Stores decisions served by prediction servers. Idempotent: a decision id written twice
-    leaves one record.
+    """Stores decisions served by prediction servers, all or nothing. A decision is written once:
+    re-sending a stored id with the same content (chain link included) is a no-op, with other
+    content it is ALREADY_EXISTS (reason DECISION_CONFLICT, naming `decisions[i].decision_id`)
+    and nothing of the call is written. Each decision is checked first: its model and version
+    exist, its version is 1 or more, its output is finite and of the model's kind (a
+    probability in [0, 1]); else INVALID_ARGUMENT, nothing written.
     """
     StreamDecisions: _grpc.StreamStreamMultiCallable[_audit_service_pb2.StreamDecisionsRequest, _audit_service_pb2.StreamDecisionsResponse]
     """Delivers decisions from a prediction server's spool over one long-lived stream. Each
     request carries one batch; the server answers each batch, in order, once it is stored, so
     the sender may delete what was acknowledged. Idempotent like RecordDecisions: re-sending
-    an unacknowledged batch after a reconnect leaves one record per decision id.
+    an unacknowledged batch after a reconnect leaves one record per decision id. Decisions
+    RecordDecisions would refuse (malformed, unchecked, or conflicting with a stored one) are
+    acknowledged as `rejected`, never applied; the rest of their batch is stored.
     """
     GetDecision: _grpc.UnaryUnaryMultiCallable[_audit_service_pb2.GetDecisionRequest, _audit_service_pb2.GetDecisionResponse]
     """Returns one decision with its augmentations."""
@@ -60,14 +66,20 @@ class AuditServiceAsyncStub(AuditServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     RecordDecisions: _aio.UnaryUnaryMultiCallable[_audit_service_pb2.RecordDecisionsRequest, _audit_service_pb2.RecordDecisionsResponse]  # type: ignore[assignment]
-    """Stores decisions served by prediction servers. Idempotent: a decision id written twice
-    leaves one record.
+    """Stores decisions served by prediction servers, all or nothing. A decision is written once:
+    re-sending a stored id with the same content (chain link included) is a no-op, with other
+    content it is ALREADY_EXISTS (reason DECISION_CONFLICT, naming `decisions[i].decision_id`)
+    and nothing of the call is written. Each decision is checked first: its model and version
+    exist, its version is 1 or more, its output is finite and of the model's kind (a
+    probability in [0, 1]); else INVALID_ARGUMENT, nothing written.
     """
     StreamDecisions: _aio.StreamStreamMultiCallable[_audit_service_pb2.StreamDecisionsRequest, _audit_service_pb2.StreamDecisionsResponse]  # type: ignore[assignment]
     """Delivers decisions from a prediction server's spool over one long-lived stream. Each
     request carries one batch; the server answers each batch, in order, once it is stored, so
     the sender may delete what was acknowledged. Idempotent like RecordDecisions: re-sending
-    an unacknowledged batch after a reconnect leaves one record per decision id.
+    an unacknowledged batch after a reconnect leaves one record per decision id. Decisions
+    RecordDecisions would refuse (malformed, unchecked, or conflicting with a stored one) are
+    acknowledged as `rejected`, never applied; the rest of their batch is stored.
     """
     GetDecision: _aio.UnaryUnaryMultiCallable[_audit_service_pb2.GetDecisionRequest, _audit_service_pb2.GetDecisionResponse]  # type: ignore[assignment]
     """Returns one decision with its augmentations."""
@@ -89,8 +101,12 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _audit_service_pb2.RecordDecisionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_audit_service_pb2.RecordDecisionsResponse, _abc.Awaitable[_audit_service_pb2.RecordDecisionsResponse]]:
-        """Stores decisions served by prediction servers. Idempotent: a decision id written twice
-        leaves one record.
+        """Stores decisions served by prediction servers, all or nothing. A decision is written once:
+        re-sending a stored id with the same content (chain link included) is a no-op, with other
+        content it is ALREADY_EXISTS (reason DECISION_CONFLICT, naming `decisions[i].decision_id`)
+        and nothing of the call is written. Each decision is checked first: its model and version
+        exist, its version is 1 or more, its output is finite and of the model's kind (a
+        probability in [0, 1]); else INVALID_ARGUMENT, nothing written.
         """
 
     @_abc_1.abstractmethod
@@ -102,7 +118,9 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         """Delivers decisions from a prediction server's spool over one long-lived stream. Each
         request carries one batch; the server answers each batch, in order, once it is stored, so
         the sender may delete what was acknowledged. Idempotent like RecordDecisions: re-sending
-        an unacknowledged batch after a reconnect leaves one record per decision id.
+        an unacknowledged batch after a reconnect leaves one record per decision id. Decisions
+        RecordDecisions would refuse (malformed, unchecked, or conflicting with a stored one) are
+        acknowledged as `rejected`, never applied; the rest of their batch is stored.
         """
 
     @_abc_1.abstractmethod
