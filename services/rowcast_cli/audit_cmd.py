@@ -142,7 +142,12 @@ def count(model: str, as_json: bool) -> None:
     help="CSV or Parquet with columns decision_id, better_output, and optionally actor, "
     "source, reason, state: augment every row.",
 )
-@click.option("--actor", default="", help="Who supplies it (default for --file rows).")
+@click.option(
+    "--actor",
+    default="",
+    help="Who supplies it (default for --file rows). Optional: the server records your token's "
+    "name (an actor given must equal it); required with --insecure.",
+)
 @click.option(
     "--source", type=click.Choice(["person", "program"]), default="person", show_default=True
 )
@@ -190,8 +195,8 @@ def augment(
         if report.rejected:
             raise SystemExit(1)
         return
-    if not decision_id or better is None or not actor:
-        raise click.UsageError("the single form needs DECISION_ID, --better and --actor")
+    if not decision_id or better is None:
+        raise click.UsageError("the single form needs DECISION_ID and --better")
     src = pb.AUGMENTATION_SOURCE_PERSON if source == "person" else pb.AUGMENTATION_SOURCE_PROGRAM
     st = {
         "proposed": pb.AUGMENTATION_STATE_PROPOSED,
