@@ -6,7 +6,10 @@ are, categories as vocabulary indices, unknown categories as missing) and predic
 per request with LightGBM's Python API, single-threaded, on the event loop: on one pinned
 core a thread pool would only add hand-offs.
 
-    python -m rowcast_bench.compute --port 50062 --model-file v1.txt --signature-file sig.json
+    python -m rowcast_bench.compute --port 50062 --model-file v1.txt --signature-file sig.json \
+        [--tls-dir .rowcast/tls]
+
+--tls-dir serves TLS, as rowcast_bench.echo does.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from rowcast.server import serve_until_signal, start_server
 from rowcast.v1 import prediction_service_pb2 as pred_pb
 from rowcast.v1 import prediction_service_pb2_grpc as pred_grpc
 from rowcast.v1 import resources_pb2 as pb
+from rowcast_bench.echo import tls_credentials
 
 SERVICE_NAME = pred_pb.DESCRIPTOR.services_by_name["PredictionService"].full_name
 
@@ -80,12 +84,15 @@ class ComputeServicer(pred_grpc.PredictionServiceServicer):
         )
 
 
-async def serve(host: str, port: int, servicer: ComputeServicer) -> None:
+async def serve(
+    host: str, port: int, servicer: ComputeServicer, tls_dir: Path | None = None
+) -> None:
     running = await start_server(
         lambda s: pred_grpc.add_PredictionServiceServicer_to_server(servicer, s),
         [SERVICE_NAME],
         host,
         port,
+        credentials=tls_credentials(tls_dir),
     )
     await serve_until_signal(running, 1.0, "rowcast bench compute server")
 
@@ -106,13 +113,26 @@ async def serve(host: str, port: int, servicer: ComputeServicer) -> None:
     help="The model's signature as JSON (Signature.to_dict), for the input encoding.",
 )
 @click.option("--version", type=int, default=0, show_default=True, help="Version to report.")
-def main(host: str, port: int, model_file: Path, signature_file: Path, version: int) -> None:
+@click.option(
+    "--tls-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Serve TLS with server.pem and server-key.pem from here (default: plain text).",
+)
+def main(
+    host: str,
+    port: int,
+    model_file: Path,
+    signature_file: Path,
+    version: int,
+    tls_dir: Path | None,
+) -> None:
     """Serve the compute-on-request PredictionService until SIGINT/SIGTERM."""
     booster = lgb.Booster(model_file=str(model_file))
     signature = Signature.from_dict(json.loads(signature_file.read_text()))
     # Predict only, on purpose: the generated base answers the other RPCs UNIMPLEMENTED.
     servicer = ComputeServicer(booster, RowEncoder(signature), version)  # type: ignore[abstract]
-    asyncio.run(serve(host, port, servicer))
+    asyncio.run(serve(host, port, servicer, tls_dir))
 
 
 if __name__ == "__main__":

@@ -49,11 +49,24 @@ class Ghz:
     scratch: Path
     #: The contract as a protoset; None makes ghz ask the server (reflection).
     protoset: Path | None = None
+    #: ghz metadata JSON with the run's `authorization: Bearer <token>`, sent on every call to
+    #: a TLS server (a file, so that the token shows in no command line).
+    metadata_file: Path | None = None
 
-    def command(self, run: GhzRun, target: str, report: Path) -> list[str]:
+    def command(
+        self, run: GhzRun, target: str, report: Path, ca_file: Path | None = None
+    ) -> list[str]:
+        """ghz's command line; over TLS checked against `ca_file`, with the token, when the
+        server serves TLS (None: plain text)."""
+        if ca_file is None:
+            security = ["--insecure"]
+        else:
+            security = ["--cacert", str(ca_file)]
+            if self.metadata_file is not None:
+                security += ["--metadata-file", str(self.metadata_file)]
         argv = [
             str(self.binary),
-            "--insecure",
+            *security,
             "--call", run.call,
             "--data-file", str(run.data_file),
             "--concurrency", str(run.concurrency),
@@ -78,11 +91,12 @@ class Ghz:
             argv += ["--stream-call-count", str(run.stream_messages)]
         return [*pinned(self.cpu, argv), target]
 
-    def run(self, run: GhzRun, target: str) -> Measurement:
-        """Run ghz against `target` (host:port) and return its measurement."""
+    def run(self, run: GhzRun, target: str, ca_file: Path | None = None) -> Measurement:
+        """Run ghz against `target` (host:port; TLS when `ca_file` is given) and return its
+        measurement."""
         report = self.scratch / f"ghz-{run.name}.json"
         report.unlink(missing_ok=True)
-        argv = self.command(run, target, report)
+        argv = self.command(run, target, report, ca_file)
         try:
             done = subprocess.run(
                 argv,

@@ -35,6 +35,12 @@ class BenchOptions:
     quiet_wait_s: float = 20.0
     #: Turns of the metrics on / off pair (rowcast_bench.session: _metrics_cost).
     metrics_turns: int = 3
+    #: TLS and token authentication on the measured servers, as `rowcast suite up` runs them
+    #: (False: `rowcast bench --insecure`, every server in plain text). The TLS + auth on / off
+    #: pair (session: _security_cost) runs either way.
+    secure: bool = True
+    #: Turns of the TLS + auth on / off pair.
+    security_turns: int = 3
     client_cpu: int = 0
     server_cpu: int = 1
     tools_dir: Path = Path(".tools/bin")
@@ -51,6 +57,7 @@ class BenchOptions:
             stream_messages=min(self.stream_messages, 20),
             attempts=1,
             metrics_turns=1,
+            security_turns=1,
             quiet_wait_s=0.0,
             quick=True,
         )
@@ -64,12 +71,17 @@ def server_env(
     audit: bool | None = None,
     durability: str | None = None,
     metrics: bool | None = None,
+    secure: bool = True,
 ) -> dict[str, str]:
-    """ROWCAST_* variables (docs/config.md) that point a server at this run's HBase.
+    """ROWCAST_* variables (docs/config.md) that point a server at this run's HBase and at the
+    run's TLS and token files (those of `settings.security`), or make it insecure.
 
     Metrics endpoints bind free ports (0): a suite running beside the bench keeps the defaults.
+    Security is always spelled out, so that a ROWCAST_INSECURE in the caller's environment
+    does not decide what a measurement means.
     """
     hb = settings.hbase
+    sec = settings.security
     env = {
         "ROWCAST_PREDICTION_METRICS_PORT": "0",
         "ROWCAST_AUDIT_METRICS_PORT": "0",
@@ -82,6 +94,11 @@ def server_env(
         "ROWCAST_HBASE_ZK_PORT": str(hb.zookeeper_port),
         "ROWCAST_HBASE_MASTER_PORT": str(hb.master_port),
         "ROWCAST_HBASE_RS_PORT": str(hb.regionserver_port),
+        "ROWCAST_INSECURE": "off" if secure else "on",
+        "ROWCAST_TLS_DIR": str(sec.tls_dir),
+        "ROWCAST_AUTH_DIR": str(sec.auth_dir),
+        # Tokens only: the bench measures what a token-carrying caller costs.
+        "ROWCAST_CLIENT_CERTS": "none",
     }
     if audit_port is not None:
         env["ROWCAST_AUDIT_PORT"] = str(audit_port)

@@ -29,12 +29,14 @@ class ServerStartError(Exception):
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """How to run one server: its name, command line, extra environment and port."""
+    """How to run one server: its name, command line, extra environment and port, and the CA
+    its TLS certificate is checked against (None: it serves plain text)."""
 
     name: str
     argv: Sequence[str]
     port: int
     env: Mapping[str, str] = field(default_factory=dict)
+    ca_file: Path | None = None
 
     @property
     def target(self) -> str:
@@ -77,7 +79,7 @@ class ServerProcess:
     def wait_serving(self, timeout_s: float) -> None:
         """Block until the health check answers SERVING; raise if it exits or times out."""
         deadline = time.monotonic() + timeout_s
-        with grpc.insecure_channel(self.spec.target) as channel:
+        with _channel(self.spec) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
                 if self._proc.poll() is not None:
@@ -116,6 +118,14 @@ class ServerProcess:
                     self._proc.kill()
                 self._proc.wait(_KILL_WAIT_S)
         self._log.close()
+
+
+def _channel(spec: ServerSpec) -> grpc.Channel:
+    """A channel for the health check (which needs no token): TLS when the server serves it."""
+    if spec.ca_file is None:
+        return grpc.insecure_channel(spec.target)
+    tls = grpc.ssl_channel_credentials(spec.ca_file.read_bytes())
+    return grpc.secure_channel(spec.target, tls)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""The ratios issues 4 and 13 set goals for, computed from a run's measurements.
+"""The ratios issues 4 and 13 set goals for (and what issue 10's TLS + auth costs), computed
+from a run's measurements.
 
 Each goal is a comparison against a floor measured in the same run on the same machine, so
 the verdicts travel across machines better than absolute numbers do.
@@ -162,6 +163,17 @@ GOALS: Final[tuple[Goal, ...]] = (
         "metrics_rps_vs_off",
         "max rps of cached Predict, side by side: metrics on (default) / ROWCAST_METRICS=off",
         lambda ms: _m(ms, "predict_hit_metrics_on").rps / _m(ms, "predict_hit_metrics_off").rps,
+    ),
+    Goal(
+        "tls_auth_server_cpu_vs_off",
+        "server CPU per call of cached Predict at one fixed rate: TLS + token auth on "
+        "(default) / ROWCAST_INSECURE=on, median over turns of the ratio within a turn",
+        lambda ms: paired_median(ms, "predict_hit_secure_70pct", "predict_hit_insecure_70pct"),
+    ),
+    Goal(
+        "tls_auth_rps_vs_off",
+        "max rps of cached Predict, side by side: TLS + token auth on (default) / off",
+        lambda ms: _m(ms, "predict_hit_secure").rps / _m(ms, "predict_hit_insecure").rps,
     ),
     Goal(
         "stream_keys_per_s_vs_unary",

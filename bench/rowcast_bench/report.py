@@ -105,6 +105,8 @@ def markdown(result: RunResult, verdicts: list[Verdict], name: str, images: str 
         f"code at {meta.get('git', '?')}",
         f"- ghz {meta.get('ghz', '?')} pinned to core {o.client_cpu}; every server pinned to "
         f"core {o.server_cpu}; HBase ({meta.get('hbase', '?')}) and the AuditService not pinned",
+        f"- servers: {meta.get('security', '?')} (the floors echo and compute_* serve the same "
+        "transport); the predict_hit_secure / predict_hit_insecure pair runs either way",
         f"- model {model.get('name', '?')} v{model.get('version', '?')} "
         f"({model.get('table', '?')}); large model: {model.get('large_model', '?')}",
         f"- {o.duration_s:g} s per measurement after {o.warmup_s:g} s warm-up per server; "

@@ -22,6 +22,7 @@ from rowcast_bench.ghz import Ghz
 from rowcast_bench.measurement import RunResult
 from rowcast_bench.plan import BenchOptions
 from rowcast_bench.protoset import write_protoset
+from rowcast_bench.secure import prepare
 from rowcast_bench.session import Session
 from rowcast_bench.tools import GHZ_VERSION, GhzInstaller, available_cpus, taskset
 
@@ -66,7 +67,11 @@ class BenchRun:
                 result.meta["loadavg_before"] = os.getloadavg()
                 self._say(f"model {o.model} v{model.version} ({model.table})")
                 protoset = write_protoset(scratch / "rowcast.protoset")
-                ghz = Ghz(binary, o.client_cpu, scratch, protoset)
+                # Made even with --insecure: the TLS + auth pair runs in every run.
+                creds = prepare(settings.security, scratch)
+                security = "TLS + token" if o.secure else "plain text (--insecure)"
+                self._say(f"servers: {security}; CA {creds.ca_file}")
+                ghz = Ghz(binary, o.client_cpu, scratch, protoset, creds.metadata_file)
                 Session(o, settings, model, ghz, scratch, result, self._say, lease.pids).run_all()
                 result.meta["loadavg_after"] = os.getloadavg()
             ok = not result.failures
@@ -90,6 +95,7 @@ def _meta(o: BenchOptions, model: BenchModel, hbase_started: bool) -> dict[str, 
         "ghz": GHZ_VERSION,
         "git": _git_head(),
         "pinning": {"ghz": o.client_cpu, "servers": o.server_cpu, "hbase_and_audit": None},
+        "security": "TLS + token auth" if o.secure else "insecure (plain text, no auth)",
         "hbase": "started by the run" if hbase_started else "already running",
         "model": {
             "name": model.name,

@@ -34,6 +34,21 @@ class _DataFiles:
     stream_hot: Path
 
 
+@dataclass(frozen=True)
+class _Pair:
+    """Two servers measured side by side: a feature on and off (session: _side_by_side)."""
+
+    on: ServerSpec
+    off: ServerSpec
+    #: Measurement names: `<name>` at full speed, `<name>_70pct_<turn>` at the fixed rate.
+    on_name: str
+    off_name: str
+    #: How the descriptions name each side ("metrics on").
+    on_what: str
+    off_what: str
+    turns: int
+
+
 class Session:
     """The measurements of one run against one HBase and one published model."""
 
@@ -58,6 +73,10 @@ class Session:
         #: Pids of long-lived processes under test: HBase, and the audit server once started.
         self.under_test = under_test
         self._extra_pids: list[int] = []
+        #: The CA of the run's TLS servers (made by the runner: rowcast_bench.secure.prepare).
+        self._ca = settings.security.ca_file
+        #: The AuditService ports by whether they serve TLS + auth (set in run_all).
+        self._audit_ports: dict[bool, int] = {}
         self._gate = QuietGate(o.max_other_cores, o.attempts, o.quiet_wait_s, say)
         self._hot = wl.customers(o.hot_inputs, seed=1)
         self._cold = wl.customers(o.cold_inputs, seed=2)
@@ -86,20 +105,26 @@ class Session:
             self._model.large_model_file,
             f"large model ({LARGE_PARAMS.num_trees} trees, {LARGE_PARAMS.num_leaves} leaves)",
         )
-        audit_port, *_ = free_ports(1)
-        audit = ServerSpec(
-            "rowcast-audit", rowcast_serve("audit", audit_port), audit_port,
-            server_env(self._settings),
-        )  # fmt: skip
         # The AuditService is downstream, like HBase: not pinned, so that its writes do not
-        # take the measured server's core (in production it runs elsewhere).
-        with running([audit], None, self._scratch) as (audit_proc,):
-            self._extra_pids = [audit_proc.pid]
-            self._rowcast_cached(audit_port)
-            self._metrics_cost(audit_port)
-            self._rowcast_audit_off(audit_port)
-            self._rowcast_audit_fsync(audit_port)
-            self._rowcast_uncached(audit_port)
+        # take the measured server's core (in production it runs elsewhere). Two of them: a
+        # prediction server reaches its AuditService the way it is itself served (TLS and its
+        # recorder token, or plain text), and the TLS + auth pair needs both.
+        secure_port, plain_port = free_ports(2)
+        audits = [
+            ServerSpec("rowcast-audit", rowcast_serve("audit", secure_port), secure_port,
+                       server_env(self._settings), ca_file=self._ca),
+            ServerSpec("rowcast-audit-insecure", rowcast_serve("audit", plain_port), plain_port,
+                       server_env(self._settings, secure=False)),
+        ]  # fmt: skip
+        self._audit_ports = {True: secure_port, False: plain_port}
+        with running(audits, None, self._scratch) as procs:
+            self._extra_pids = [proc.pid for proc in procs]
+            self._rowcast_cached()
+            self._metrics_cost()
+            self._security_cost()
+            self._rowcast_audit_off()
+            self._rowcast_audit_fsync()
+            self._rowcast_uncached()
 
     def _raw_row(self) -> None:
         self._say("raw happybase row() loop")
@@ -125,9 +150,17 @@ class Session:
             return
         self._record(m)
 
+    def _floor_tls(self) -> tuple[list[str], Path | None]:
+        """The floors serve TLS when the measured servers do (same transport under both)."""
+        if not self._o.secure:
+            return [], None
+        return ["--tls-dir", str(self._settings.security.tls_dir)], self._ca
+
     def _echo(self) -> None:
         (port,) = free_ports(1)
-        spec = ServerSpec("echo", module_main("rowcast_bench.echo", "--port", str(port)), port)
+        tls, ca = self._floor_tls()
+        argv = module_main("rowcast_bench.echo", "--port", str(port), *tls)
+        spec = ServerSpec("echo", argv, port, ca_file=ca)
         self._with_server(
             spec,
             self._data.predict_hot,
@@ -140,11 +173,12 @@ class Session:
     def _compute(self, name: str, model_file: Path, what: str) -> None:
         (port,) = free_ports(1)
         signature = self._model.write_signature(self._scratch / "signature.json")
+        tls, ca = self._floor_tls()
         argv = module_main(
             "rowcast_bench.compute", "--port", str(port), "--model-file", str(model_file),
-            "--signature-file", str(signature), "--version", str(self._model.version),
+            "--signature-file", str(signature), "--version", str(self._model.version), *tls,
         )  # fmt: skip
-        spec = ServerSpec(name.replace("_", "-"), argv, port)
+        spec = ServerSpec(name.replace("_", "-"), argv, port, ca_file=ca)
         run = replace(
             self._unary(name, f"LightGBM computes on request: {what}", spec.name),
             data_file=self._data.predict_cold,
@@ -154,26 +188,30 @@ class Session:
     def _rowcast(
         self,
         name: str,
-        audit_port: int,
         *,
         cache_size: int | None,
         audit: bool,
         durability: str | None = None,
         metrics: bool | None = None,
+        secure: bool | None = None,
     ) -> ServerSpec:
+        """A prediction server; TLS + auth as the run says (`secure` None) or as given."""
         (port,) = free_ports(1)
+        tls = self._o.secure if secure is None else secure
         env = server_env(
             self._settings,
-            audit_port=audit_port,
+            audit_port=self._audit_ports[tls],
             cache_size=cache_size,
             audit=audit,
             durability=durability,
             metrics=metrics,
+            secure=tls,
         )
-        return ServerSpec(name, rowcast_serve("prediction", port), port, env)
+        ca = self._ca if tls else None
+        return ServerSpec(name, rowcast_serve("prediction", port), port, env, ca_file=ca)
 
-    def _rowcast_cached(self, audit_port: int) -> None:
-        spec = self._rowcast("rowcast", audit_port, cache_size=None, audit=True)
+    def _rowcast_cached(self) -> None:
+        spec = self._rowcast("rowcast", cache_size=None, audit=True)
         hot = self._data.predict_hot
         batch = self._batch("predict_batch32_c1", "32 cached inputs per call", spec.name, c=1)
         self._with_server(
@@ -201,26 +239,55 @@ class Session:
             ],
         )  # fmt: skip
 
-    def _metrics_cost(self, audit_port: int) -> None:
-        """Cached Predict on two servers side by side, metrics on (the default) and
-        ROWCAST_METRICS=off: each at full speed once (rps), then in turns at one fixed rate,
-        70 % of the slower one's rps (turn i: on then off, or off then on; recorded as
-        `..._70pct_<i>`, and ratios.py compares the two runs of each turn).
+    def _metrics_cost(self) -> None:
+        """Cached Predict with metrics on (the default) and ROWCAST_METRICS=off, side by side.
 
         What metrics cost is a few percent of server CPU per call: less than a shared machine
         drifts between two runs minutes apart, and less than CPU per call moves with the load
-        (a busier event loop spends less per call), hence the same rate and the turns. The
-        idle server of the pair shares the server core but does next to nothing meanwhile.
+        (a busier event loop spends less per call), hence the same rate and the turns.
         """
-        on = self._rowcast("rowcast-metrics-on", audit_port, cache_size=None, audit=True)
-        off = self._rowcast(
-            "rowcast-metrics-off", audit_port, cache_size=None, audit=True, metrics=False
+        self._side_by_side(
+            _Pair(
+                on=self._rowcast("rowcast-metrics-on", cache_size=None, audit=True),
+                off=self._rowcast(
+                    "rowcast-metrics-off", cache_size=None, audit=True, metrics=False
+                ),
+                on_name="predict_hit_metrics_on",
+                off_name="predict_hit_metrics_off",
+                on_what="metrics on",
+                off_what="metrics off",
+                turns=self._o.metrics_turns,
+            )
         )
+
+    def _security_cost(self) -> None:
+        """Cached Predict with TLS + token authentication on (the default: TLS on the call and
+        on the audit stream, the token checked and the role looked up on every call) and off
+        (ROWCAST_INSECURE=on, plain text everywhere), side by side, whatever --insecure says
+        about the rest of the run."""
+        self._side_by_side(
+            _Pair(
+                on=self._rowcast("rowcast-secure", cache_size=None, audit=True, secure=True),
+                off=self._rowcast("rowcast-insecure", cache_size=None, audit=True, secure=False),
+                on_name="predict_hit_secure",
+                off_name="predict_hit_insecure",
+                on_what="TLS + auth on",
+                off_what="TLS + auth off",
+                turns=self._o.security_turns,
+            )
+        )
+
+    def _side_by_side(self, pair: _Pair) -> None:
+        """Two servers side by side, each at full speed once (rps), then in turns at one fixed
+        rate, 70 % of the slower one's rps (turn i: on then off, or off then on; recorded as
+        `<name>_70pct_<i>`, and ratios.py compares the two runs of each turn). The idle server
+        of the pair shares the server core but does next to nothing meanwhile."""
+        on, off = pair.on, pair.off
         peak = {
-            on.name: self._unary("predict_hit_metrics_on", "Predict, warm cache, metrics on "
-                                 "(beside metrics off)", on.name),
-            off.name: self._unary("predict_hit_metrics_off", "Predict, warm cache, metrics off "
-                                  "(beside metrics on)", off.name),
+            on.name: self._unary(pair.on_name, f"Predict, warm cache, {pair.on_what} "
+                                 f"(beside {pair.off_what})", on.name),
+            off.name: self._unary(pair.off_name, f"Predict, warm cache, {pair.off_what} "
+                                  f"(beside {pair.on_what})", off.name),
         }  # fmt: skip
         self._say(f"servers {on.name} and {off.name}: starting, measured side by side")
         extra = self._extra_pids
@@ -238,16 +305,17 @@ class Session:
                     rates.append(m.rps)
                 fixed = {
                     name: replace(run, name=run.name + "_70pct", rps=0.7 * min(rates),
-                                  description=f"Predict, warm cache, metrics {state}, at 70% of "
+                                  description=f"Predict, warm cache, {what}, at 70% of "
                                   "the pair's lower rps, in turns")
-                    for (name, run), state in zip(peak.items(), ("on", "off"), strict=True)
+                    for (name, run), what in zip(peak.items(), (pair.on_what, pair.off_what),
+                                                 strict=True)
                 }  # fmt: skip
-                for turn in range(1, self._o.metrics_turns + 1):
+                for turn in range(1, pair.turns + 1):
                     for spec in (on, off) if turn % 2 else (off, on):
                         run = replace(fixed[spec.name], name=f"{fixed[spec.name].name}_{turn}")
                         self._record(self._measured(spec, run, pids[spec.name]))
         except Exception as exc:  # a server or a run failed: its measurements are failures
-            for name in (*(run.name for run in peak.values()), "predict_hit_metrics_70pct"):
+            for name in (pair.on_name, pair.off_name, f"{pair.on_name}_70pct"):
                 if name not in self._result.measurements:
                     self._result.failures.setdefault(name, f"{type(exc).__name__}: {exc}")
         finally:
@@ -261,26 +329,24 @@ class Session:
             run.name, self._ours(server_pid), partial(self._once, spec, run, server_pid)
         )
 
-    def _rowcast_audit_off(self, audit_port: int) -> None:
-        spec = self._rowcast("rowcast-audit-off", audit_port, cache_size=None, audit=False)
+    def _rowcast_audit_off(self) -> None:
+        spec = self._rowcast("rowcast-audit-off", cache_size=None, audit=False)
         self._with_server(
             spec,
             self._data.predict_hot,
             [self._unary("predict_hit_audit_off", "Predict, warm cache, audit off", spec.name)],
         )
 
-    def _rowcast_audit_fsync(self, audit_port: int) -> None:
-        spec = self._rowcast(
-            "rowcast-audit-fsync", audit_port, cache_size=None, audit=True, durability="fsync"
-        )
+    def _rowcast_audit_fsync(self) -> None:
+        spec = self._rowcast("rowcast-audit-fsync", cache_size=None, audit=True, durability="fsync")
         self._with_server(
             spec,
             self._data.predict_hot,
             [self._unary("predict_hit_audit_fsync", "Predict, warm cache, audit fsync", spec.name)],
         )
 
-    def _rowcast_uncached(self, audit_port: int) -> None:
-        spec = self._rowcast("rowcast-no-cache", audit_port, cache_size=0, audit=True)
+    def _rowcast_uncached(self) -> None:
+        spec = self._rowcast("rowcast-no-cache", cache_size=0, audit=True)
         cold = self._data.predict_cold
         self._with_server(
             spec,
@@ -337,7 +403,7 @@ class Session:
         warm = self._unary("warmup-" + spec.name, "discarded", spec.name)
         warm = replace(warm, data_file=data, duration_s=self._o.warmup_s)
         try:
-            self._ghz.run(warm, spec.target)
+            self._ghz.run(warm, spec.target, spec.ca_file)
         except GhzError as exc:
             self._say(f"  warm-up of {spec.name} failed: {exc}")
 
@@ -372,7 +438,7 @@ class Session:
     def _once(self, spec: ServerSpec, run: GhzRun, server_pid: int) -> Measurement:
         meter = self._meter(server_pid)
         meter.start()
-        m = self._ghz.run(run, spec.target)
+        m = self._ghz.run(run, spec.target, spec.ca_file)
         use = meter.stop()
         calls = m.count + m.errors
         per_call = (

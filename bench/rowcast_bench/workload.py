@@ -6,6 +6,12 @@ answers stay cached after a warm-up) drives cache-hit runs; a large *cold* set d
 cache-miss runs. Requests are protobuf JSON, the form ghz sends over server reflection.
 
 `python -m rowcast_bench.workload bench/ghz` rewrites the checked-in ghz configs.
+
+The configs call the suite as `rowcast suite up` starts it, with TLS: `cacert` is the CA the
+suite writes (ROWCAST_HOME .rowcast, relative to the repository root, where ghz runs). The
+token is not in the config (it is a secret, and it expires): pass it on the command line,
+which overrides the config (`-m '{"authorization":"Bearer ..."}'`, see docs/benchmarks.md);
+`--insecure` on the command line calls a suite started with --insecure.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ STREAM_PREDICT: Final = f"{SERVICE}.StreamPredict"
 #: Inputs of the batch measurements (the lead's brief: PredictBatch of 32).
 BATCH_SIZE: Final = 32
 DEFAULT_HOST: Final = "127.0.0.1:50051"
+#: The CA `rowcast suite up` writes with the default ROWCAST_HOME, from the repository root.
+DEFAULT_CACERT: Final = ".rowcast/tls/ca.pem"
 
 Features = dict[str, float | str]
 
@@ -97,11 +105,12 @@ def stream_data(model: str, people: Sequence[Customer], messages: int) -> list[d
 def ghz_config(
     call: str, data: list[dict[str, Any]], *, concurrency: int = 16, duration: str = "10s"
 ) -> dict[str, Any]:
-    """A ghz JSON config over server reflection (no proto file), bounded in time."""
+    """A ghz JSON config over server reflection (no proto file), bounded in time, over TLS
+    checked against the suite's CA."""
     return {
         "call": call,
         "host": DEFAULT_HOST,
-        "insecure": True,
+        "cacert": DEFAULT_CACERT,
         "concurrency": concurrency,
         "connections": 1,
         "duration": duration,

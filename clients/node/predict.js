@@ -8,12 +8,19 @@
 // protos/google/rpc (protobufjs) into the ErrorInfo reason and the BadRequest field violations.
 //
 //   node predict.js 127.0.0.1:50051 credit_default balance=1800 income=30000 student=No \
-//     [--subject cust-1] [--alias canary] [--timeout-ms 5000] [--protos DIR]
+//     [--subject cust-1] [--alias canary] [--timeout-ms 5000] [--protos DIR] \
+//     [--cacert FILE] [--token-file FILE | --token T] [--insecure]
+//
+// The suite is secure by default: TLS checked against the CA (--cacert) and a bearer token on
+// every call (--token-file or --token). Without the options it reads ROWCAST_CA_FILE,
+// ROWCAST_TOKEN / ROWCAST_TOKEN_FILE, then ROWCAST_HOME's tls/ca.pem and auth/admin.token, as the
+// Python client does; --insecure (or ROWCAST_INSECURE=on) calls a suite started with --insecure.
 //
 // A value that reads as a number is sent as number_value, any other as string_value.
 // Exit codes: 0 answered, 1 gRPC error, 2 bad command line.
 'use strict';
 
+const fs = require('node:fs');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
 
@@ -26,9 +33,42 @@ const protobuf = require('protobufjs');
 const LOAD_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
 const USAGE =
   'usage: node predict.js TARGET MODEL name=value... ' +
-  '[--subject S] [--alias A] [--timeout-ms N] [--protos DIR]';
+  '[--subject S] [--alias A] [--timeout-ms N] [--protos DIR] ' +
+  '[--cacert FILE] [--token-file FILE | --token T] [--insecure]';
+const ON = new Set(['on', '1', 'true', 'yes']);
 
-function parseCommandLine(argv) {
+// grpc-js hands the target's host to TLS as the server name (SNI); for an IP address such as
+// 127.0.0.1 Node warns once on stderr (DEP0123, RFC 6066 allows no IP there). The certificate
+// is still checked against the IP (its subjectAltName), so the warning is noise here, and it
+// would break the one-JSON-line contract of stderr: drop that one warning, keep all others.
+const emitWarning = process.emitWarning;
+process.emitWarning = function emitUnlessIpServerName(warning, ...args) {
+  const code = typeof args[0] === 'object' ? args[0]?.code : args[1];
+  if (code !== 'DEP0123') {
+    emitWarning.call(process, warning, ...args);
+  }
+};
+
+// A file that exists, else '' (the ROWCAST_HOME defaults apply only when the files are there).
+function existing(file) {
+  return fs.statSync(file, { throwIfNoEntry: false })?.isFile() ? file : '';
+}
+
+// The defaults of rowcast_client.Credentials.from_env.
+function securityDefaults(env) {
+  const home = env.ROWCAST_HOME || '.rowcast';
+  const token = env.ROWCAST_TOKEN || '';
+  return {
+    cacert: env.ROWCAST_CA_FILE || existing(path.join(home, 'tls', 'ca.pem')),
+    token,
+    'token-file':
+      env.ROWCAST_TOKEN_FILE || (token ? '' : existing(path.join(home, 'auth', 'admin.token'))),
+    insecure: ON.has((env.ROWCAST_INSECURE || '').trim().toLowerCase()),
+  };
+}
+
+function parseCommandLine(argv, env) {
+  const defaults = securityDefaults(env);
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -37,6 +77,10 @@ function parseCommandLine(argv) {
       alias: { type: 'string', default: '' },
       'timeout-ms': { type: 'string', default: '5000' },
       protos: { type: 'string', default: path.resolve(__dirname, '..', '..', 'protos') },
+      cacert: { type: 'string', default: defaults.cacert },
+      token: { type: 'string', default: defaults.token },
+      'token-file': { type: 'string', default: defaults['token-file'] },
+      insecure: { type: 'boolean', default: defaults.insecure },
     },
   });
   const [target, model, ...pairs] = positionals;
@@ -57,7 +101,33 @@ function parseCommandLine(argv) {
         ? { number_value: number }
         : { string_value: value };
   }
+  if (!values.insecure && !values.cacert) {
+    throw new Error(
+      'no CA: give --cacert (or ROWCAST_CA_FILE, or ROWCAST_HOME with tls/ca.pem), ' +
+        `or --insecure for a suite started with --insecure\n${USAGE}`,
+    );
+  }
   return { target, model, features, timeoutMs, ...values };
+}
+
+// TLS checked against the CA, composed with call credentials that add
+// `authorization: Bearer <token>` to every call (grpc-js sends call credentials only over TLS).
+function channelCredentials(args) {
+  if (args.insecure) {
+    return grpc.credentials.createInsecure();
+  }
+  const tls = grpc.credentials.createSsl(fs.readFileSync(args.cacert));
+  const file = args['token-file'];
+  const token = args.token || (file ? fs.readFileSync(file, 'utf8').trim() : '');
+  if (!token) {
+    return tls;
+  }
+  const bearer = grpc.credentials.createFromMetadataGenerator((_params, callback) => {
+    const metadata = new grpc.Metadata();
+    metadata.set('authorization', `Bearer ${token}`);
+    callback(null, metadata);
+  });
+  return grpc.credentials.combineChannelCredentials(tls, bearer);
 }
 
 // The rowcast.v1 services, from protos/ (google/protobuf/* come bundled with protobufjs).
@@ -110,14 +180,16 @@ function describeError(err, protosDir) {
 
 function main() {
   let args;
+  let credentials;
   try {
-    args = parseCommandLine(process.argv.slice(2));
+    args = parseCommandLine(process.argv.slice(2), process.env);
+    credentials = channelCredentials(args); // reads the CA and token files: a bad path exits 2
   } catch (err) {
     process.stderr.write(`${err.message}\n`);
     process.exit(2);
   }
   const rowcast = loadRowcast(args.protos);
-  const client = new rowcast.PredictionService(args.target, grpc.credentials.createInsecure());
+  const client = new rowcast.PredictionService(args.target, credentials);
   const request = {
     model: args.model,
     features: args.features,

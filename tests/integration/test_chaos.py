@@ -1,5 +1,6 @@
 """`rowcast chaos audit`, short: kill -9 and SIGSTOP the serving stack under Predict load and
-find every acknowledged decision on record exactly once; plus the verdict's own rules.
+find every acknowledged decision on record exactly once, with TLS and token authentication
+on (the services' audit stream included); plus the verdict's own rules.
 
 Slow (2.5-3 min on 2 cores): the run starts an HBase of its own (the session HBase of the other
 tests is never touched), publishes the demo model into it, kills its master JVM once (a ~30 s
@@ -29,8 +30,9 @@ MODEL = "credit_default"
 
 def test_short_chaos_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     """2,000+ decisions through kill -9 of the AuditService, both prediction servers and the
-    HBase master, and SIGSTOP of HBase: lost 0, duplicated 0, every field as received; the
-    headline fields are printed as JSON and the whole result is written to --out."""
+    HBase master, and SIGSTOP of HBase, every service secure: lost 0, duplicated 0, every
+    field as received, and no call refused for its credentials; the headline fields are
+    printed as JSON and the whole result is written to --out."""
     out = tmp_path / "chaos.json"
     argv = [sys.executable, "-m", "rowcast_cli.main", "chaos", "audit", "--decisions", "2000"]
     argv += ["--kills", "4", "--seed", "7", "--rate", "150", "--pause", "0.5", "1.5"]
@@ -72,6 +74,11 @@ def test_short_chaos_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     killed = [f["target"] for f in result["faults"] if f["signal"] == "SIGKILL"]
     assert by_target == {t: killed.count(t) for t in set(killed)}
     assert result["drain_seconds"] is not None
+    assert result["settings"]["security"] == "tls+token"
+    failed = result["requests"]["failed"]
+    assert not {"UNAUTHENTICATED", "PERMISSION_DENIED"} & set(failed), failed
+    home = tmp_path / "home"
+    assert (home / "tls" / "ca.pem").is_file() and (home / "auth" / "chaos-load.token").is_file()
     headline = ("acknowledged", "found", "lost", "duplicated", "kills", "drain_seconds")
     printed = [json.loads(ln) for ln in text.splitlines() if ln.startswith('{"acknowledged"')]
     assert printed == [{k: result[k] for k in headline}], text[-3000:]

@@ -1,6 +1,7 @@
 """The Go stubs (gen/go) are up to date, and the Go example caller (clients/go) works against
-the real suite: it builds with `go build`, calls Predict and PredictBatch, prints what it got,
-and on a bad request prints the ErrorInfo reason and BadRequest field violations it decoded.
+the real, secure suite: it builds with `go build`, calls Predict and PredictBatch over TLS with
+the suite's CA and a bearer token, prints what it got, and on a bad request prints the
+ErrorInfo reason and BadRequest field violations it decoded.
 
 The protoc plugins the stubs need install themselves (scripts/install-go-tools), so these tests
 run wherever `go` does: a missing plugin is installed, never a reason to skip.
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from rowcast.config import SecuritySettings
 from tests.integration.conftest import MODEL, Published, Suite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,12 +109,24 @@ def test_generated_go_is_not_stale(go_plugins: Path, tmp_path: Path) -> None:
     )
 
 
+def _secured(security: SecuritySettings, token_file: str | None = "admin.token") -> list[str]:
+    """The flags that point the caller at the suite's CA and one of its tokens (None: none)."""
+    flags = ["-cacert", str(security.ca_file)]
+    if token_file is not None:
+        flags += ["-token-file", str(security.auth_dir / token_file)]
+    return flags
+
+
 async def _run(binary: Path, *args: str) -> tuple[int, str, str]:
     # Async on purpose: the servers under test run on this event loop, so a blocking
     # subprocess.run would stall them until the caller's deadline.
+    # No ROWCAST_* from the environment, and a working directory without a .rowcast home:
+    # every credential comes from the flags.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROWCAST_")}
     proc = await asyncio.create_subprocess_exec(
-        str(binary), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
+        str(binary), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env, cwd=binary.parent,
+    )  # fmt: skip
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     except TimeoutError:
@@ -126,10 +140,12 @@ async def _run(binary: Path, *args: str) -> tuple[int, str, str]:
 async def test_go_caller_predicts_one_and_a_batch(
     predict_binary: Path, suite: Suite, published: Published
 ) -> None:
-    """The Go caller gets one answer and a batch of answers, all from the active version."""
+    """Over TLS with a bearer token, the Go caller gets one answer and a batch of answers, all
+    from the active version."""
     code, out, err = await _run(
-        predict_binary, "-addr", suite.targets.prediction, "-model", MODEL, "-timeout", "5s"
-    )
+        predict_binary, "-addr", suite.targets.prediction, "-model", MODEL, "-timeout", "5s",
+        *_secured(suite.security),
+    )  # fmt: skip
     assert code == 0, out + err
     version = published.v1.version.version
     single = _PREDICT.search(out)
@@ -149,7 +165,7 @@ async def test_go_caller_exits_non_zero_on_an_error(predict_binary: Path, suite:
     """An unknown model ends the Go caller with exit code 1 and the code (Go's name) on stderr."""
     code, out, err = await _run(
         predict_binary, "-addr", suite.targets.prediction, "-model", "no_such_model",
-        "-timeout", "5s",
+        "-timeout", "5s", *_secured(suite.security),
     )  # fmt: skip
     assert code == 1, out + err
     assert "NotFound" in err
@@ -162,9 +178,59 @@ async def test_go_caller_decodes_the_details_of_a_bad_request(
     details and prints the ErrorInfo reason and the BadRequest field violation."""
     code, out, err = await _run(
         predict_binary, "-addr", suite.targets.prediction, "-model", MODEL, "-timeout", "5s",
-        "-feature", "income=lots",
+        "-feature", "income=lots", *_secured(suite.security),
     )  # fmt: skip
     assert code == 1, out + err
     assert "InvalidArgument" in err
     assert "reason=INVALID_ARGUMENT domain=rowcast.dev" in err
     assert 'field_violation field=features.income description="must be a number, got str"' in err
+
+
+async def test_go_caller_without_a_token_is_unauthenticated(
+    predict_binary: Path, suite: Suite
+) -> None:
+    """Over TLS but with no token, the secure suite answers Unauthenticated, which the Go
+    caller prints with its reason."""
+    code, out, err = await _run(
+        predict_binary, "-addr", suite.targets.prediction, "-model", MODEL, "-timeout", "5s",
+        *_secured(suite.security, None),
+    )  # fmt: skip
+    assert code == 1, out + err
+    assert "Predict: Unauthenticated:" in err
+    assert "reason=UNAUTHENTICATED domain=rowcast.dev" in err
+
+
+async def test_go_caller_with_a_token_lacking_the_role_is_permission_denied(
+    predict_binary: Path, suite: Suite
+) -> None:
+    """A token whose roles do not include predictor (the approver's) is PermissionDenied,
+    and the message names the role Predict needs."""
+    code, out, err = await _run(
+        predict_binary, "-addr", suite.targets.prediction, "-model", MODEL, "-timeout", "5s",
+        *_secured(suite.security, "approver.token"),
+    )  # fmt: skip
+    assert code == 1, out + err
+    assert "Predict: PermissionDenied:" in err
+    assert "predictor" in err
+
+
+async def test_go_caller_refuses_to_run_without_a_ca(predict_binary: Path, suite: Suite) -> None:
+    """With no CA (no flag, no ROWCAST_* environment) and no -insecure, the Go caller does
+    not fall back to plain text: it exits 1 saying it needs -cacert."""
+    code, out, err = await _run(
+        predict_binary, "-addr", suite.targets.prediction, "-model", MODEL, "-timeout", "5s"
+    )
+    assert code == 1, out + err
+    assert "no CA: give -cacert" in err
+
+
+async def test_go_caller_in_plain_text_is_refused_by_the_tls_suite(
+    predict_binary: Path, suite: Suite
+) -> None:
+    """-insecure (plain text) against the TLS suite never gets an answer: Unavailable."""
+    code, out, err = await _run(
+        predict_binary, "-addr", suite.targets.prediction, "-model", MODEL, "-timeout", "5s",
+        "-insecure",
+    )  # fmt: skip
+    assert code == 1, out + err
+    assert "Predict: Unavailable:" in err

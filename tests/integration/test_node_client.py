@@ -1,7 +1,7 @@
-"""The Node example caller (clients/node/predict.js) works against the real suite: it loads
-protos/ with @grpc/proto-loader, calls Predict and prints the answer as JSON, and on an error
-decodes `grpc-status-details-bin` with the vendored protos/google/rpc into the ErrorInfo reason
-and the BadRequest field violations.
+"""The Node example caller (clients/node/predict.js) works against the real, secure suite: it
+loads protos/ with @grpc/proto-loader, calls Predict over TLS (the suite's CA) with a bearer
+token and prints the answer as JSON, and on an error decodes `grpc-status-details-bin` with
+the vendored protos/google/rpc into the ErrorInfo reason and the BadRequest field violations.
 
 Its packages install themselves (`npm ci`, from the committed package-lock.json) when
 clients/node/node_modules is missing, so these tests run wherever `node` and `npm` do.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from rowcast.config import SecuritySettings
 from tests.integration.conftest import MODEL, Published, Suite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,11 +52,22 @@ def node() -> str:
     return node
 
 
-async def _run(node: str, *args: str) -> tuple[int, str, str]:
+def _secured(security: SecuritySettings, token_file: str | None = "admin.token") -> list[str]:
+    """The options that point the caller at the suite's CA and one of its tokens (None: none)."""
+    options = ["--cacert", str(security.ca_file)]
+    if token_file is not None:
+        options += ["--token-file", str(security.auth_dir / token_file)]
+    return options
+
+
+async def _run(node: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     # Async on purpose: the servers under test run on this event loop (see test_go_client).
+    # No ROWCAST_* but those given, and a working directory without a .rowcast home.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ROWCAST_")}
     proc = await asyncio.create_subprocess_exec(
-        node, str(PREDICT_JS), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
+        node, str(PREDICT_JS), *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env={**clean, **(env or {})}, cwd=NODE_CLIENT,
+    )  # fmt: skip
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     except TimeoutError:
@@ -77,7 +90,7 @@ async def test_node_caller_predicts(node: str, suite: Suite, published: Publishe
     names, int64 as a decimal string and enums by name."""
     code, out, err = await _run(
         node, suite.targets.prediction, MODEL, *FEATURES, "--subject", "node-cust-1",
-        "--timeout-ms", "5000",
+        "--timeout-ms", "5000", *_secured(suite.security),
     )  # fmt: skip
     assert code == 0, out + err
     answer = _json_line(out)
@@ -95,8 +108,9 @@ async def test_node_caller_decodes_the_field_violation_of_a_bad_request(
     """A string for a numeric feature is INVALID_ARGUMENT; the Node caller exits 1 and prints
     the ErrorInfo reason and the BadRequest field violation it decoded from the trailers."""
     code, out, err = await _run(
-        node, suite.targets.prediction, MODEL, "balance=1800", "income=lots", "student=No"
-    )
+        node, suite.targets.prediction, MODEL, "balance=1800", "income=lots", "student=No",
+        *_secured(suite.security),
+    )  # fmt: skip
     assert code == 1, out + err
     failure = _json_line(err)
     assert "features.income" in failure.pop("message")
@@ -112,10 +126,59 @@ async def test_node_caller_decodes_the_field_violation_of_a_bad_request(
 
 async def test_node_caller_reports_the_reason_of_an_unknown_model(node: str, suite: Suite) -> None:
     """An unknown model is NOT_FOUND with the MODEL_NOT_FOUND reason, and no field violations."""
-    code, out, err = await _run(node, suite.targets.prediction, "no_such_model", *FEATURES)
+    code, out, err = await _run(
+        node, suite.targets.prediction, "no_such_model", *FEATURES, *_secured(suite.security)
+    )
     assert code == 1, out + err
     failure = _json_line(err)
     assert failure["code"] == "NOT_FOUND"
     assert failure["reason"] == "MODEL_NOT_FOUND"
     assert failure["domain"] == "rowcast.dev"
     assert "field_violations" not in failure
+
+
+async def test_node_caller_finds_the_ca_and_token_under_rowcast_home(
+    node: str, suite: Suite, published: Published
+) -> None:
+    """With only ROWCAST_HOME set, the Node caller uses its tls/ca.pem and auth/admin.token
+    (as the Python client does) and gets an answer."""
+    home = suite.security.tls_dir.parent
+    code, out, err = await _run(
+        node, suite.targets.prediction, MODEL, *FEATURES, env={"ROWCAST_HOME": str(home)}
+    )
+    assert code == 0, out + err
+    assert _json_line(out)["model_version"] == str(published.v1.version.version)
+
+
+async def test_node_caller_without_a_token_is_unauthenticated(node: str, suite: Suite) -> None:
+    """Over TLS but with no token, the secure suite answers UNAUTHENTICATED with its reason."""
+    code, out, err = await _run(
+        node, suite.targets.prediction, MODEL, *FEATURES, *_secured(suite.security, None)
+    )
+    assert code == 1, out + err
+    failure = _json_line(err)
+    assert failure["code"] == "UNAUTHENTICATED"
+    assert failure["reason"] == "UNAUTHENTICATED"
+
+
+async def test_node_caller_with_a_token_lacking_the_role_is_permission_denied(
+    node: str, suite: Suite
+) -> None:
+    """The approver's token has no predictor role: PERMISSION_DENIED naming the role needed."""
+    code, out, err = await _run(
+        node, suite.targets.prediction, MODEL, *FEATURES,
+        *_secured(suite.security, "approver.token"),
+    )  # fmt: skip
+    assert code == 1, out + err
+    failure = _json_line(err)
+    assert failure["code"] == "PERMISSION_DENIED"
+    assert failure["reason"] == "PERMISSION_DENIED"
+    assert "predictor" in failure["message"]
+
+
+async def test_node_caller_without_a_ca_exits_2(node: str, suite: Suite) -> None:
+    """No CA (no option, no ROWCAST_* environment) and no --insecure: the Node caller does
+    not fall back to plain text; it exits 2 asking for --cacert."""
+    code, out, err = await _run(node, suite.targets.prediction, MODEL, *FEATURES)
+    assert code == 2, out + err
+    assert "no CA: give --cacert" in err

@@ -1,5 +1,9 @@
 """Everything a chaos run starts: a standalone HBase, one AuditService and N prediction servers,
-each its own OS process on a fixed loopback port, and the teardown of all of it."""
+each its own OS process on a fixed loopback port, and the teardown of all of it.
+
+The services run secure, as in production: TLS with the home's certificates, tokens checked
+on every call (the prediction servers' audit stream included), made when missing as `rowcast
+suite up` makes them; the load calls with a predictor token of its own."""
 
 from __future__ import annotations
 
@@ -10,7 +14,10 @@ import signal
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rowcast.config import HBaseSettings, Settings
+from rowcast.config import HBaseSettings, SecuritySettings, Settings
+from rowcast.security.identity import Role
+from rowcast_cli.security_cmd import init_security, write_token
+from rowcast_client import Credentials
 from rowcast_dev.chaos.services import ServiceProcess
 from rowcast_dev.hbase.ports import free_ports, on_free_ports
 from rowcast_dev.hbase.runtime import Component, HBaseError, StandaloneHBase
@@ -19,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: HBase start attempts after a kill; a start can fail while the killed JVM's ports linger.
 HBASE_START_ATTEMPTS = 3
+#: The load's token (role predictor) under the home's auth/, and how long it lives.
+LOAD_TOKEN = "chaos-load.token"
+LOAD_TOKEN_TTL_S = 7 * 86_400
 
 
 @dataclass(frozen=True)
@@ -46,14 +56,15 @@ class Cluster:
     def __init__(self, spec: ClusterSpec) -> None:
         self.spec = spec
         hb = replace(hbase_settings(spec.home), timeout_s=spec.hbase_timeout_s)
-        self.settings = Settings(hbase=hb)
+        self.settings = Settings(hbase=hb, security=SecuritySettings.under(hb.home))
         self.hbase = StandaloneHBase(hb)
         self.started_hbase = False
         self._stopped: set[Component] = set()
         audit_port, *prediction_ports = free_ports(1 + spec.prediction_servers)
         logs = spec.home / "logs"
+        sec = self.settings.security
         self.audit = ServiceProcess(
-            "audit", "audit", audit_port, self._env(audit_port), logs / "chaos-audit.log"
+            "audit", "audit", audit_port, self._env(audit_port), logs / "chaos-audit.log", sec
         )
         self.predictions = [
             ServiceProcess(
@@ -62,12 +73,23 @@ class Cluster:
                 port,
                 self._env(audit_port),
                 logs / f"chaos-prediction-{i}.log",
+                sec,
             )
             for i, port in enumerate(prediction_ports)
         ]
 
+    def prepare_security(self) -> Credentials:
+        """The home's CA, certificates and keys (made when missing) and the load's credentials:
+        the CA and a predictor token."""
+        sec = self.settings.security
+        init_security(sec)
+        token = sec.auth_dir / LOAD_TOKEN
+        write_token(sec, "chaos-load", frozenset({Role.PREDICTOR}), LOAD_TOKEN_TTL_S, token)
+        return Credentials.from_files(sec.ca_file, token_file=token)
+
     def _env(self, audit_port: int) -> dict[str, str]:
         hb = self.settings.hbase
+        sec = self.settings.security
         return {
             "ROWCAST_HOME": str(hb.home),
             "ROWCAST_HBASE_HOST": hb.host,
@@ -80,6 +102,11 @@ class Cluster:
             # Several prediction servers on one machine: each binds a free metrics port.
             "ROWCAST_PREDICTION_METRICS_PORT": "0",
             "ROWCAST_AUDIT_METRICS_PORT": "0",
+            # Secure whatever the caller's environment says: the run checks the real thing.
+            "ROWCAST_INSECURE": "off",
+            "ROWCAST_TLS_DIR": str(sec.tls_dir),
+            "ROWCAST_AUTH_DIR": str(sec.auth_dir),
+            "ROWCAST_CLIENT_CERTS": "none",
         }
 
     @property

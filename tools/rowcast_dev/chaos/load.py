@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from rowcast.convert import SOURCE_FROM_PB
-from rowcast_client import AsyncRowcastClient, RowcastClientError, Targets
+from rowcast_client import AsyncRowcastClient, Credentials, RowcastClientError, Targets
 
 #: Seconds a Predict call may take; under faults a slower answer counts as not received.
 PREDICT_TIMEOUT_S = 2.0
@@ -83,8 +83,11 @@ class LoadDriver:
         seed: int,
         record_file: Path,
         max_rate: float | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         self._model = model
+        #: TLS and the token the load calls with (None: plain text, no token).
+        self._credentials = credentials
         self._targets = targets
         self._run_id = run_id
         self._concurrency = concurrency
@@ -141,7 +144,9 @@ class LoadDriver:
 
     async def _worker(self, index: int) -> None:
         clients = [
-            AsyncRowcastClient(Targets(prediction=t), timeout_s=PREDICT_TIMEOUT_S)
+            AsyncRowcastClient(
+                Targets(prediction=t, credentials=self._credentials), timeout_s=PREDICT_TIMEOUT_S
+            )
             for t in self._targets
         ]
         turn = index

@@ -38,6 +38,8 @@ class ChaosReport:
     #: Why the run stopped short of its targets ("" when it reached them).
     incomplete: str = ""
     home: str = ""
+    #: How the services ran: TLS on every call (the audit stream included) and tokens checked.
+    security: str = "tls+token"
 
     @property
     def kills(self) -> int:
@@ -91,6 +93,7 @@ class ChaosReport:
                 "durability": self.durability,
                 "prediction_servers": self.prediction_servers,
                 "concurrency": self.concurrency,
+                "security": self.security,
             },
             "faults": [f.to_json() for f in self.faults],
             "started_at": self.started_at,

@@ -123,7 +123,8 @@ async def run_chaos(
         progress(f"HBase in {home} ...")
         await cluster.start_hbase(first=True)
         version = await ensure_model(cluster, options.model)
-        progress(f"{options.model} v{version} active; starting the services ...")
+        progress(f"{options.model} v{version} active; starting the services (TLS + auth) ...")
+        credentials = await asyncio.to_thread(cluster.prepare_security)
         await cluster.start_services()
         load = LoadDriver(
             options.model,
@@ -133,6 +134,7 @@ async def run_chaos(
             seed=rng.randrange(2**31),
             record_file=home / "chaos" / f"{run_id}-received.jsonl",
             max_rate=options.max_rate,
+            credentials=credentials,
         )
         window_lo = int(time.time() * 1000) - WINDOW_MARGIN_MS
         t_load = time.monotonic()

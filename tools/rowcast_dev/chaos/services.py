@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from rowcast.config import SecuritySettings
 from rowcast_dev.suite import health_serving
 
 
@@ -24,13 +25,21 @@ class ServiceProcess:
     only ever signals the process it started itself."""
 
     def __init__(
-        self, name: str, service: str, port: int, env: dict[str, str], log_file: Path
+        self,
+        name: str,
+        service: str,
+        port: int,
+        env: dict[str, str],
+        log_file: Path,
+        security: SecuritySettings | None = None,
     ) -> None:
         self.name = name
         self.service = service
         self.port = port
         self._env = env
         self._log_file = log_file
+        #: How the health check reaches it (TLS against the CA); None: plain text.
+        self._security = security
         self._proc: subprocess.Popen[bytes] | None = None
         #: Processes started, the first start included.
         self.starts = 0
@@ -65,7 +74,9 @@ class ServiceProcess:
         self._proc = self._spawn()
         self.starts += 1
         deadline = time.monotonic() + timeout_s
-        while not await asyncio.to_thread(health_serving, "127.0.0.1", self.port, 0.5):
+        while not await asyncio.to_thread(
+            health_serving, "127.0.0.1", self.port, 0.5, self._security
+        ):
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 code = self._proc.poll()
                 await self.stop(2.0)

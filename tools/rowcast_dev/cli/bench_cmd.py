@@ -111,6 +111,12 @@ _DEFAULTS = BenchOptions()
     help="Where ghz is installed (go install) if it is not there yet.",
 )
 @click.option(
+    "--insecure",
+    is_flag=True,
+    help="Serve the measured servers (and the floors) in plain text, without authentication "
+    "(local experiments only); the TLS + auth on/off pair still runs.",
+)
+@click.option(
     "--check/--no-check",
     default=False,
     show_default=True,
@@ -131,6 +137,7 @@ def bench(
     server_cpu: int,
     out_dir: Path,
     tools_dir: Path,
+    insecure: bool,
     check: bool,
 ) -> None:
     """Benchmark Predict, PredictBatch and StreamPredict against their floors.
@@ -140,8 +147,11 @@ def bench(
       echo           a bare grpc.aio server (the Python gRPC floor)
       raw_row        a happybase row() loop on the version table (the store floor)
       compute_*      LightGBM computing on request (demo model, and 1,000 trees)
-      predict_*      rowcast Predict: warm cache, cache off, audit off / fsync, 70% load
+      predict_*      rowcast Predict: warm cache, cache off, audit off / fsync, 70% load,
+                     metrics on / off and TLS + auth on / off side by side
       *_batch32_*    PredictBatch of 32;  stream_predict: StreamPredict
+    Servers run secure, as `rowcast suite up` runs them: TLS with ROWCAST_HOME's
+    certificates (made if missing) and a predictor token of the run's own on every call.
     Uses the HBase of ROWCAST_HOME if it runs, else starts one on free ports (and stops
     it). Writes bench/results/<timestamp>.json/.md and latest.json/.md, prints the ratios.
     """
@@ -159,7 +169,14 @@ def bench(
         server_cpu=server_cpu,
         tools_dir=tools_dir,
         out_dir=out_dir,
+        secure=not insecure,
     )
+    if insecure:
+        click.echo(
+            "warning: --insecure: the measured servers serve plain text and check no "
+            "credentials (local experiments only)",
+            err=True,
+        )
     if quick:
         options = options.quickened()
     try:

@@ -8,7 +8,14 @@
 // name=value (repeatable) overrides an input of the single Predict, e.g. -feature income=lots
 // to see a bad request's details.
 //
-//	go run ./cmd/predict -addr 127.0.0.1:50051 -model credit_default -timeout 5s
+// The suite is secure by default: the caller checks the server's certificate against the CA
+// (-cacert) and sends a bearer token (-token or -token-file) on every call. Without the flags
+// it reads ROWCAST_CA_FILE, ROWCAST_TOKEN / ROWCAST_TOKEN_FILE, then ROWCAST_HOME's tls/ca.pem
+// and auth/admin.token, as the Python client does; -insecure (or ROWCAST_INSECURE=on) calls a
+// suite started with --insecure in plain text.
+//
+//	go run ./cmd/predict -addr 127.0.0.1:50051 -model credit_default -timeout 5s \
+//	  -cacert .rowcast/tls/ca.pem -token-file .rowcast/auth/predictor.token
 package main
 
 import (
@@ -24,7 +31,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	rowcastv1 "github.com/rowcast/rowcast/gen/go/rowcast/v1"
@@ -79,19 +85,32 @@ func main() {
 	timeout := flag.Duration("timeout", 5*time.Second, "deadline of each call")
 	set := overrides{}
 	flag.Var(set, "feature", "name=value: override an input of the single Predict (repeatable)")
+	sec := securityFromEnv()
+	flag.StringVar(&sec.caFile, "cacert", sec.caFile,
+		"CA certificate (PEM) the server's certificate is checked against (TLS)")
+	flag.StringVar(&sec.token, "token", sec.token, "bearer token sent on every call")
+	flag.StringVar(&sec.tokenFile, "token-file", sec.tokenFile, "file holding the bearer token")
+	flag.BoolVar(&sec.insecure, "insecure", sec.insecure,
+		"plain text, no token: a suite started with --insecure (local experiments only)")
 	flag.Parse()
 
-	if err := run(os.Stdout, *addr, *model, *timeout, set); err != nil {
+	if err := run(os.Stdout, *addr, *model, *timeout, set, sec); err != nil {
 		fmt.Fprintf(os.Stderr, "predict: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(out io.Writer, addr, model string, timeout time.Duration, set overrides) error {
+func run(
+	out io.Writer, addr, model string, timeout time.Duration, set overrides, sec security,
+) error {
 	if timeout <= 0 {
 		return fmt.Errorf("-timeout must be positive, got %s", timeout)
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts, err := sec.dialOptions()
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", addr, err)
 	}
