@@ -237,8 +237,8 @@ class LogSettings:
         return cls(format=fmt, level=level)
 
 
-ClientCertMode = Literal["none", "optional", "require"]
-CLIENT_CERT_MODES: tuple[ClientCertMode, ...] = ("none", "optional", "require")
+ClientCertMode = Literal["none", "require"]
+CLIENT_CERT_MODES: tuple[ClientCertMode, ...] = ("none", "require")
 
 
 @dataclass(frozen=True)
@@ -256,8 +256,10 @@ class SecuritySettings:
     #: ROWCAST_HOME/auth: token-signing.pub (verifies tokens; the private key beside it only
     #: on the machine that issues them), audit-chain.key, and the service's own tokens.
     auth_dir: Path = field(default_factory=lambda: Path(".rowcast/auth").resolve())
-    #: mTLS: "none" (tokens only), "optional" (a client certificate signed by the CA is an
-    #: identity too), "require" (every connection must present one).
+    #: mTLS: "none" (tokens only) or "require" (every connection presents a client
+    #: certificate signed by the CA; a call is then identified by its token when it sends one,
+    #: else by its certificate). grpc's Python server cannot ask for a certificate without
+    #: requiring one, so there is no "optional".
     client_certs: ClientCertMode = "none"
     #: How often servers re-read the revoked tokens from HBase, in seconds.
     revocation_refresh_s: float = 2.0
@@ -306,18 +308,16 @@ class SecuritySettings:
         mode = env.get("ROWCAST_CLIENT_CERTS", "none").strip().lower()
         if mode not in CLIENT_CERT_MODES:
             raise ValueError(
-                f"ROWCAST_CLIENT_CERTS must be none, optional or require, got {mode!r}"
+                f"ROWCAST_CLIENT_CERTS must be none or require, got {mode!r} (grpc's Python "
+                "server can require a client certificate or not ask for one; it cannot ask "
+                "without requiring)"
             )
         insecure = _flag(env.get("ROWCAST_INSECURE", "off"), "ROWCAST_INSECURE")
         secured = replace(
             base,
             tls_dir=Path(env.get("ROWCAST_TLS_DIR", str(base.tls_dir))).resolve(),
             auth_dir=Path(env.get("ROWCAST_AUTH_DIR", str(base.auth_dir))).resolve(),
-            client_certs="optional"
-            if mode == "optional"
-            else "require"
-            if mode == "require"
-            else "none",
+            client_certs="require" if mode == "require" else "none",
             revocation_refresh_s=float(
                 env.get("ROWCAST_REVOCATION_REFRESH_S", base.revocation_refresh_s)
             ),

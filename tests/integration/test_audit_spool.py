@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from rowcast.apps import start_prediction_server
+from rowcast.apps import start_audit_server, start_prediction_server
 from rowcast.config import Settings
 from rowcast.prediction.audit_sink import AuditSink, SpoolConfig
+from rowcast.security.runtime import audit_channel_credentials
 from rowcast_client import AsyncRowcastClient, NotFoundError, ResourceExhaustedError, Targets
 from rowcast_dev.hbase.ports import free_port
-from tests.integration.audit_helpers import made_up, start_audit
-from tests.integration.conftest import MODEL, Published
+from tests.integration.audit_helpers import made_up
+from tests.integration.conftest import MODEL, Published, credentials
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,8 +61,12 @@ async def test_spooled_decisions_survive_an_hbase_outage(
     when an AuditService with HBase comes up on the same address, everything is stored."""
     port = free_port()
     dead = replace(settings, hbase=replace(settings.hbase, thrift_port=free_port(), timeout_s=1.0))
-    cut_off = await start_audit(dead, port)
-    sink = AuditSink(f"127.0.0.1:{port}", SpoolConfig(tmp_path / "spool", durability="fsync"))
+    cut_off = await start_audit_server(dead, port)
+    sink = AuditSink(
+        f"127.0.0.1:{port}",
+        SpoolConfig(tmp_path / "spool", durability="fsync"),
+        credentials=audit_channel_credentials(settings.security),
+    )
     await sink.start()
     made = [made_up(MODEL, 1, subject="outage") for _ in range(200)]
     try:
@@ -70,9 +75,11 @@ async def test_spooled_decisions_survive_an_hbase_outage(
         await asyncio.sleep(1.5)
         assert sink.pending_bytes > 0 and sink.sent == 0
         await cut_off.stop(0.1)
-        healthy = await start_audit(settings, port)
+        healthy = await start_audit_server(settings, port)
         try:
-            async with AsyncRowcastClient(Targets(audit=f"127.0.0.1:{port}"), 5.0) as client:
+            async with AsyncRowcastClient(
+                Targets(audit=f"127.0.0.1:{port}", credentials=credentials(settings.security)), 5.0
+            ) as client:
                 await all_stored(client, [d.decision_id for d in made])
                 stored = await client.get_decision(made[5].decision_id)
                 assert stored.subject == "outage" and stored.output == made[5].output
@@ -87,11 +94,17 @@ CRASHER = textwrap.dedent(
     """
     import asyncio, sys
     from pathlib import Path
+    from rowcast.config import SecuritySettings
     from rowcast.prediction.audit_sink import AuditSink, SpoolConfig
+    from rowcast.security.runtime import audit_channel_credentials
     from tests.integration.audit_helpers import made_up
 
-    async def main(target, spool, durability):
-        sink = AuditSink(target, SpoolConfig(Path(spool), durability=durability))
+    async def main(target, spool, durability, home):
+        # TLS and the recorder token, as a prediction server sends them.
+        credentials = audit_channel_credentials(SecuritySettings.under(Path(home)))
+        sink = AuditSink(
+            target, SpoolConfig(Path(spool), durability=durability), credentials=credentials
+        )
         await sink.start()
         while True:
             d = made_up("credit_default", 1, subject="crash")
@@ -109,7 +122,7 @@ async def test_kill_9_of_the_spooling_process_loses_no_acknowledged_decision(
 ) -> None:
     """A process spooling decisions is killed with SIGKILL mid-stream; a new sink over its
     spool delivers the rest: every id the process handed out is stored, once."""
-    audit = await start_audit(settings)
+    audit = await start_audit_server(settings, 0)
     target = f"127.0.0.1:{audit.port}"
     spool = tmp_path / "spool"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -123,6 +136,7 @@ async def test_kill_9_of_the_spooling_process_loses_no_acknowledged_decision(
                 target,
                 str(spool),
                 durability,
+                str(settings.hbase.home),
                 stdout=asyncio.subprocess.PIPE,
                 env=env,
             )
@@ -141,14 +155,18 @@ async def test_kill_9_of_the_spooling_process_loses_no_acknowledged_decision(
             ids.extend(i for i in rest.decode().split() if len(i) == 32)
             assert len(ids) >= 2000
             handed_out.extend(ids)
-            sink = AuditSink(target, SpoolConfig(spool))
+            sink = AuditSink(
+                target, SpoolConfig(spool), credentials=audit_channel_credentials(settings.security)
+            )
             await sink.start()
             try:
                 await asyncio.wait_for(sink.delivered(), 60)
             finally:
                 await sink.stop(5.0)
             assert sink.pending_bytes == 0
-        async with AsyncRowcastClient(Targets(audit=target), 10.0) as client:
+        async with AsyncRowcastClient(
+            Targets(audit=target, credentials=credentials(settings.security)), 10.0
+        ) as client:
             stored = await listed(client, "crash")
             some = await client.get_decision(handed_out[-1])
         assert some.model == "credit_default" and some.subject == "crash"
@@ -175,7 +193,11 @@ async def test_predict_is_resource_exhausted_while_the_spool_is_full(
         server=replace(settings.server, audit_spool_max_bytes=4096),
     )
     prediction = await start_prediction_server(small, 0, audit_target=f"127.0.0.1:{audit_port}")
-    targets = Targets(prediction=f"127.0.0.1:{prediction.port}", audit=f"127.0.0.1:{audit_port}")
+    targets = Targets(
+        prediction=f"127.0.0.1:{prediction.port}",
+        audit=f"127.0.0.1:{audit_port}",
+        credentials=credentials(settings.security),
+    )
     run = uuid.uuid4().hex[:8]
     customer: dict[str, float | str] = {"balance": 1_800.0, "income": 30_000.0, "student": "No"}
     try:
@@ -188,7 +210,7 @@ async def test_predict_is_resource_exhausted_while_the_spool_is_full(
             assert full.value.reason == "OVERLOADED"
             assert 5 <= len(answered) < 100
             refused_subject = f"full-{run}-{len(answered)}"
-            audit = await start_audit(settings, audit_port)
+            audit = await start_audit_server(settings, audit_port)
             try:
                 await all_stored(client, answered)
                 stored = await client.get_decision(answered[-1])

@@ -53,10 +53,12 @@ print(json.dumps({
 
 CALL = """
 import asyncio, json, sys
-from rowcast_client import AsyncRowcastClient, NotFoundError, RowcastClient, Targets
+from rowcast_client import AsyncRowcastClient, Credentials, NotFoundError, RowcastClient, Targets
 
 target, model, features = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-with RowcastClient(Targets(prediction=target), timeout_s=10.0) as client:
+# TLS and the token from ROWCAST_CA_FILE / ROWCAST_TOKEN_FILE.
+targets = Targets(prediction=target, credentials=Credentials.from_env())
+with RowcastClient(targets, timeout_s=10.0) as client:
     answer = client.predict(model, features, subject="fresh-venv")
     try:
         client.predict("no_such_model", features)
@@ -66,7 +68,7 @@ with RowcastClient(Targets(prediction=target), timeout_s=10.0) as client:
 
 
 async def async_version() -> int:
-    async with AsyncRowcastClient(Targets(prediction=target), timeout_s=10.0) as client:
+    async with AsyncRowcastClient(targets, timeout_s=10.0) as client:
         return (await client.predict(model, features)).model_version
 
 
@@ -156,8 +158,9 @@ def test_the_installed_client_is_typed(venv: Venv) -> None:
 async def test_the_fresh_venv_predicts_and_gets_a_typed_error(
     venv: Venv, suite: Suite, published: Published
 ) -> None:
-    """With only the client installed: Predict answers from the active version (sync and
-    async clients), and an unknown model raises NotFoundError with reason MODEL_NOT_FOUND."""
+    """With only the client installed, over TLS with a token from the environment: Predict
+    answers from the active version (sync and async clients), and an unknown model raises
+    NotFoundError with reason MODEL_NOT_FOUND."""
     # Async on purpose: the servers under test run on this event loop.
     proc = await asyncio.create_subprocess_exec(
         str(venv.python),
@@ -168,7 +171,11 @@ async def test_the_fresh_venv_predicts_and_gets_a_typed_error(
         json.dumps(CUSTOMER),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=venv.env,
+        env={
+            **venv.env,
+            "ROWCAST_CA_FILE": str(suite.security.ca_file),
+            "ROWCAST_TOKEN_FILE": str(suite.security.auth_dir / "admin.token"),
+        },
         cwd=venv.python.parent,
     )
     try:

@@ -14,6 +14,7 @@ import time
 from asyncio.subprocess import Process
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -26,10 +27,10 @@ from rowcast.jobs.train import derive_signature
 from rowcast.v1 import model_service_pb2 as model_pb
 from rowcast.v1 import resources_pb2 as pb
 from rowcast_cli.models_cmd import models
-from rowcast_client import AsyncRowcastClient, Targets
+from rowcast_client import AsyncRowcastClient
 from rowcast_dev.hbase.ports import free_port
 from rowcast_dev.suite import health_serving
-from tests.integration.conftest import MODEL, Published, Suite
+from tests.integration.conftest import MODEL, Published, Suite, service_env
 
 NAME = "crash_resume"
 
@@ -59,7 +60,7 @@ async def model_service(settings: Settings) -> AsyncIterator[tuple[Process, str]
     )
     try:
         deadline = time.monotonic() + 60
-        while not health_serving("127.0.0.1", port):
+        while not health_serving("127.0.0.1", port, security=settings.security):
             assert proc.returncode is None, "serve model exited early"
             assert time.monotonic() < deadline, "ModelService did not come up"
             await asyncio.sleep(0.3)
@@ -86,11 +87,13 @@ async def test_a_crash_mid_write_never_makes_a_version_ready_and_resumes(
         served_before = await serving.predict(MODEL, customer)
 
         async with model_service(settings) as (proc, target):
-            async with AsyncRowcastClient(Targets(model=target), timeout_s=30.0) as client:
+            async with AsyncRowcastClient(
+                replace(suite.targets, model=target), timeout_s=30.0
+            ) as client:
                 grid = (await client.register_model(model)).grid_size
                 version = await client.create_version(
                     NAME,
-                    creator="test",
+                    creator="",
                     training=model_pb.TrainingSpec(dataset="default", num_leaves=7, num_trees=30),
                 )
                 op = await client.materialize_version(
@@ -132,7 +135,7 @@ async def test_a_crash_mid_write_never_makes_a_version_ready_and_resumes(
             CliRunner().invoke,
             models,
             ["operation", op.name, "--watch", "--json"],
-            env={"ROWCAST_HOST": "127.0.0.1", "ROWCAST_MODEL_PORT": str(suite.model.port)},
+            env={**service_env(settings), "ROWCAST_MODEL_PORT": str(suite.model.port)},
             catch_exceptions=False,
         )
         assert cli.exit_code == 5, cli.output
@@ -140,7 +143,7 @@ async def test_a_crash_mid_write_never_makes_a_version_ready_and_resumes(
 
         async with (
             model_service(settings) as (_, target),
-            AsyncRowcastClient(Targets(model=target), timeout_s=30.0) as client,
+            AsyncRowcastClient(replace(suite.targets, model=target), timeout_s=30.0) as client,
         ):
             # The ended operation no longer holds the version: a resume starts at once.
             resumed = await client.materialize_version(NAME, version.version)

@@ -72,7 +72,7 @@ async def _two_versions(client: AsyncRowcastClient) -> list[int]:
     for leaves in (7, 31):
         v = await client.create_version(
             LIFE,
-            creator="test",
+            creator="",
             training=model_pb.TrainingSpec(dataset="default", num_leaves=leaves, num_trees=50),
         )
         assert v.state == pb.VERSION_STATE_REGISTERED and v.metrics["auc_raw"] > 0.9
@@ -177,15 +177,15 @@ async def test_version_numbers_are_never_reused(
     """A new version gets a number above every earlier one, even after a retirement."""
     v = await client.create_version(
         LIFE,
-        creator="test",
+        creator="",
         training=model_pb.TrainingSpec(dataset="default", num_trees=20),
         timeout=120,
     )
     assert v.version > max(life)
-    await client.retire_version(LIFE, v.version, actor="test", timeout=120)
+    await client.retire_version(LIFE, v.version, actor="", timeout=120)
     again = await client.create_version(
         LIFE,
-        creator="test",
+        creator="",
         training=model_pb.TrainingSpec(dataset="default", num_trees=20),
         timeout=120,
     )
@@ -198,10 +198,10 @@ async def test_uploaded_model_must_match_the_signature(
     """A LightGBM file becomes a version when its features are the signature's, else it is
     INVALID_ARGUMENT; garbage is INVALID_ARGUMENT too."""
     content = published.v1.model_file.read_bytes()
-    v = await client.create_version(MODEL, creator="uploader", lightgbm_model=content)
+    v = await client.create_version(MODEL, creator="", lightgbm_model=content)
     assert v.state == pb.VERSION_STATE_REGISTERED
     with pytest.raises(InvalidArgumentError) as err:
-        await client.create_version(MODEL, creator="uploader", lightgbm_model=b"not a model")
+        await client.create_version(MODEL, creator="", lightgbm_model=b"not a model")
     assert err.value.violations[0].field == "lightgbm_model"
 
 
@@ -218,13 +218,13 @@ async def test_an_uploaded_model_is_evaluated_on_the_data_set_it_names(
     content = booster.model_to_string().encode()
     with pytest.raises(InvalidArgumentError) as err:
         await client.create_version(
-            LIFE, creator="uploader", lightgbm_model=content, evaluation_dataset="nope"
+            LIFE, creator="", lightgbm_model=content, evaluation_dataset="nope"
         )
     assert err.value.violations[0].field == "evaluation_dataset"
     evaluated = await client.create_version(
-        LIFE, creator="uploader", lightgbm_model=content, evaluation_dataset="default"
+        LIFE, creator="", lightgbm_model=content, evaluation_dataset="default"
     )
-    plain = await client.create_version(LIFE, creator="uploader", lightgbm_model=content)
+    plain = await client.create_version(LIFE, creator="", lightgbm_model=content)
     assert plain.version == evaluated.version + 1
     done = await materialized(client, evaluated.version)
     assert done.version.state == pb.VERSION_STATE_READY, done.error.message
@@ -234,7 +234,7 @@ async def test_an_uploaded_model_is_evaluated_on_the_data_set_it_names(
     assert done.version.evaluation_dataset == ""
     assert not any(k.startswith("auc") for k in done.version.metrics)
     for v in (evaluated.version, plain.version):
-        await client.retire_version(LIFE, v, actor="test")
+        await client.retire_version(LIFE, v, actor="")
 
 
 async def test_only_ready_versions_can_be_activated_or_aliased(
@@ -244,12 +244,12 @@ async def test_only_ready_versions_can_be_activated_or_aliased(
     INVALID_ARGUMENT."""
     v = await client.create_version(
         LIFE,
-        creator="test",
+        creator="",
         training=model_pb.TrainingSpec(dataset="default", num_trees=20),
         timeout=120,
     )
     with pytest.raises(FailedPreconditionError):
-        await client.activate_version(LIFE, v.version, actor="test")
+        await client.activate_version(LIFE, v.version, actor="")
     with pytest.raises(FailedPreconditionError):
         await client.set_alias(LIFE, "canary", v.version)
     with pytest.raises(InvalidArgumentError):
@@ -260,25 +260,25 @@ async def test_activate_alias_rollback_and_history(
     client: AsyncRowcastClient, life: list[int]
 ) -> None:
     """Activate a, then b; a canary alias routes Predict; rollback returns to a; the history
-    records every switch with its actor and reason, newest first."""
+    records every switch with the caller's identity as actor and its reason, newest first."""
     a, b = life
     with pytest.raises(FailedPreconditionError):
-        await client.rollback_model(LIFE, actor="ops")  # nothing to roll back to yet
-    await client.activate_version(LIFE, a, actor="alice", reason="first")
-    model = (await client.activate_version(LIFE, b, actor="bob", reason="better")).model
+        await client.rollback_model(LIFE, actor="")  # nothing to roll back to yet
+    await client.activate_version(LIFE, a, actor="", reason="first")
+    model = (await client.activate_version(LIFE, b, actor="", reason="better")).model
     assert (model.current_version, model.previous_version) == (b, a)
     await client.set_alias(LIFE, "canary", a)
     # Prediction servers learn of alias changes within their refresh interval (0.1 s here).
     await asyncio.sleep(0.5)
     r = await client.predict(LIFE, CUSTOMER, alias="canary")
     assert r.model_version == a
-    rolled = (await client.rollback_model(LIFE, actor="carol", reason="b misbehaves")).model
+    rolled = (await client.rollback_model(LIFE, actor="", reason="b misbehaves")).model
     assert (rolled.current_version, rolled.previous_version) == (a, b)
     history = await client.list_activations(LIFE)
-    assert [(h.from_version, h.to_version, h.actor) for h in history[:3]] == [
-        (b, a, "carol"),
-        (a, b, "bob"),
-        (0, a, "alice"),
+    assert [(h.from_version, h.to_version, h.actor, h.reason) for h in history[:3]] == [
+        (b, a, "tester", "rollback: b misbehaves"),
+        (a, b, "tester", "better"),
+        (0, a, "tester", "first"),
     ]
     await client.delete_alias(LIFE, "canary")
     await asyncio.sleep(0.5)
@@ -290,23 +290,23 @@ async def test_retire_refuses_the_active_version_and_drops_others(
     client: AsyncRowcastClient, life: list[int], settings: Settings
 ) -> None:
     """Retiring the active version is FAILED_PRECONDITION; retiring another drops its table."""
-    model = (await client.activate_version(LIFE, life[0], actor="ops")).model
+    model = (await client.activate_version(LIFE, life[0], actor="")).model
     with pytest.raises(FailedPreconditionError) as err:
-        await client.retire_version(LIFE, model.current_version, actor="ops")
+        await client.retire_version(LIFE, model.current_version, actor="")
     assert "active" in err.value.message
     extra = await client.create_version(
         LIFE,
-        creator="test",
+        creator="",
         training=model_pb.TrainingSpec(dataset="default", num_trees=20),
         timeout=120,
     )
     done = await materialized(client, extra.version)
     assert done.version.state == pb.VERSION_STATE_READY
-    retired = await client.retire_version(LIFE, extra.version, actor="ops", timeout=120)
+    retired = await client.retire_version(LIFE, extra.version, actor="", timeout=120)
     assert retired.state == pb.VERSION_STATE_RETIRED
     assert not TableAdmin(settings.hbase).exists(retired.table, timeout_s=30.0)
     with pytest.raises(FailedPreconditionError):
-        await client.activate_version(LIFE, extra.version, actor="ops")
+        await client.activate_version(LIFE, extra.version, actor="")
 
 
 async def test_diff_versions_reports_changes_over_the_whole_grid(
@@ -341,7 +341,7 @@ async def test_a_cancelled_materialisation_resumes_where_it_stopped(suite: Suite
         grid = (await client.register_model(model)).grid_size
         v = await client.create_version(
             "cancel_resume",
-            creator="test",
+            creator="",
             training=model_pb.TrainingSpec(dataset="default", num_leaves=7, num_trees=30),
         )
         op = await client.materialize_version(
@@ -374,7 +374,7 @@ async def test_concurrent_materialize_calls_start_one_operation(
     the other call is FAILED_PRECONDITION, and the version ends READY once."""
     v = await client.create_version(
         LIFE,
-        creator="test",
+        creator="",
         training=model_pb.TrainingSpec(dataset="default", num_leaves=7, num_trees=20),
     )
     results = await asyncio.gather(
@@ -387,4 +387,4 @@ async def test_concurrent_materialize_calls_start_one_operation(
     assert len(started) == 1 and len(refused) == 1, results
     states = [s async for s in client.watch_operation(started[0].name, timeout=120)]
     assert states[-1].version.state == pb.VERSION_STATE_READY, states[-1].error.message
-    await client.retire_version(LIFE, v.version, actor="test")
+    await client.retire_version(LIFE, v.version, actor="")

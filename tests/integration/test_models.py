@@ -48,7 +48,7 @@ async def test_activating_a_version_that_is_not_ready_fails(
     """A REGISTERED (not materialised) version cannot be activated: FAILED_PRECONDITION."""
     version = await registered_version(settings)
     with pytest.raises(FailedPreconditionError) as err:
-        await client.activate_version(MODEL, version, actor="test")
+        await client.activate_version(MODEL, version, actor="")
     assert "REGISTERED" in err.value.message
 
 
@@ -59,7 +59,7 @@ async def test_activation_reaches_running_prediction_server(
     v1, v2 = published.v1.version.version, published.v2.version.version
     assert (await client.predict(MODEL, CUSTOMER)).model_version == v1
     try:
-        model = (await client.activate_version(MODEL, v2, actor="test", reason="promote v2")).model
+        model = (await client.activate_version(MODEL, v2, actor="", reason="promote v2")).model
         assert (model.current_version, model.previous_version) == (v2, v1)
         switched_at = time.monotonic()
         while (await client.predict(MODEL, CUSTOMER)).model_version != v2:
@@ -68,7 +68,7 @@ async def test_activation_reaches_running_prediction_server(
         for _ in range(20):
             assert (await client.predict(MODEL, CUSTOMER)).model_version == v2
     finally:
-        await client.activate_version(MODEL, v1, actor="test", reason="restore v1")
+        await client.activate_version(MODEL, v1, actor="", reason="restore v1")
     deadline = time.monotonic() + 1.0
     while (await client.predict(MODEL, CUSTOMER)).model_version != v1:
         assert time.monotonic() < deadline

@@ -27,6 +27,8 @@ async def rowcast_models(suite: Suite, *args: str) -> Result:
         "ROWCAST_MODEL_PORT": str(suite.model.port),
         "ROWCAST_PREDICTION_PORT": str(suite.prediction.port),
         "ROWCAST_AUDIT_PORT": str(suite.audit.port),
+        "ROWCAST_CA_FILE": str(suite.security.ca_file),
+        "ROWCAST_TOKEN_FILE": str(suite.security.auth_dir / "admin.token"),
     }
     return await asyncio.to_thread(
         CliRunner().invoke, models, list(args), env=env, catch_exceptions=False
@@ -96,7 +98,7 @@ async def test_activating_a_version_that_is_not_ready_exits_4(
 ) -> None:
     """FAILED_PRECONDITION (a version that is not READY): exit 4, saying why."""
     version = await registered_version(settings)
-    result = await rowcast_models(suite, "activate", MODEL, str(version), "--actor", "t")
+    result = await rowcast_models(suite, "activate", MODEL, str(version))
     assert result.exit_code == 4, result.output
     assert "READY" in result.stderr
 
@@ -104,12 +106,12 @@ async def test_activating_a_version_that_is_not_ready_exits_4(
 @pytest.mark.parametrize(
     "args",
     [
-        ("activate", MODEL, "0", "--actor", "t"),  # rejected by the service
+        ("activate", MODEL, "0"),  # rejected by the service
         ("get", MODEL, "one"),  # rejected by click
         ("alias", MODEL, "canary"),  # neither VERSION nor --delete
         ("materialize", MODEL, "1", "--rate-limit", "-5"),
         ("materialize", MODEL, "1", "--rate-limit", "1e9"),  # above the server's cap
-        ("create-version", MODEL, "--creator", "t", "--train", "default", "--num-leaves", "-5"),
+        ("create-version", MODEL, "--train", "default", "--num-leaves", "-5"),
     ],
     ids=[
         "version-zero",

@@ -128,7 +128,7 @@ async def test_a_runner_declared_dead_stops_and_leaves_the_version_resumable(
         )
         version = await client.create_version(
             name,
-            creator="test",
+            creator="",
             training=model_pb.TrainingSpec(dataset="default", num_leaves=7, num_trees=20),
         )
         registry = Registry.over(hbase_client)

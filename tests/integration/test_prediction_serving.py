@@ -26,9 +26,9 @@ from rowcast_client import (
     InvalidArgumentError,
     NotFoundError,
     ResourceExhaustedError,
-    Targets,
     UnavailableError,
 )
+from rowcast_client.channel import aio_channel
 from rowcast_client.messages import feature_values
 from rowcast_dev.hbase.runtime import StandaloneHBase
 from tests.integration.conftest import MODEL, Published, Suite
@@ -48,9 +48,7 @@ async def own_server(
     overrides = getattr(request, "param", {})
     custom = replace(settings, server=replace(settings.server, **overrides))
     server = await start_prediction_server(custom, 0, audit_target=suite.targets.audit)
-    targets = Targets(
-        prediction=f"127.0.0.1:{server.port}", audit=suite.targets.audit, model=suite.targets.model
-    )
+    targets = replace(suite.targets, prediction=f"127.0.0.1:{server.port}")
     async with AsyncRowcastClient(targets, timeout_s=5.0) as client:
         yield client, server
     await server.stop(1.0)
@@ -120,7 +118,7 @@ async def test_bad_batches_name_the_offending_index_and_field(
 async def test_stream_answers_in_order_even_one_at_a_time(suite: Suite) -> None:
     """A burst of 100 requests gets 100 answers in order; a ping-pong caller is served too."""
     balances = [float(b) for b in range(0, 2_500, 25)]
-    async with grpc.aio.insecure_channel(suite.targets.prediction) as channel:
+    async with aio_channel(suite.targets.prediction, suite.targets.credentials) as channel:
         stub = pred_grpc.PredictionServiceStub(channel)
 
         async def burst() -> AsyncIterator[pred_pb.StreamPredictRequest]:
@@ -156,7 +154,7 @@ async def test_stream_answers_in_order_even_one_at_a_time(suite: Suite) -> None:
 
 async def test_bad_request_ends_the_stream_naming_its_position(suite: Suite) -> None:
     """Requests before the bad one are answered; then INVALID_ARGUMENT names stream[2]."""
-    async with grpc.aio.insecure_channel(suite.targets.prediction) as channel:
+    async with aio_channel(suite.targets.prediction, suite.targets.credentials) as channel:
         stub = pred_grpc.PredictionServiceStub(channel)
         requests: list[dict[str, float | str]] = [
             customer(100.0),

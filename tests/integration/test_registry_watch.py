@@ -13,7 +13,7 @@ import pytest
 
 from rowcast.apps import start_prediction_server
 from rowcast.config import Settings
-from rowcast_client import AsyncRowcastClient, NotFoundError, Targets
+from rowcast_client import AsyncRowcastClient, NotFoundError
 from tests.integration.conftest import MODEL, Published, Suite
 
 CUSTOMER: dict[str, float | str] = {"balance": 1_500.0, "income": 30_000.0, "student": "No"}
@@ -49,8 +49,10 @@ async def test_a_watching_server_follows_route_changes_without_polling(
     try:
         async with (
             AsyncRowcastClient(suite.targets) as admin,
-            AsyncRowcastClient(Targets(prediction=f"127.0.0.1:{watching.port}")) as w,
-            AsyncRowcastClient(Targets(prediction=f"127.0.0.1:{polling.port}")) as p,
+            AsyncRowcastClient(
+                replace(suite.targets, prediction=f"127.0.0.1:{watching.port}")
+            ) as w,
+            AsyncRowcastClient(replace(suite.targets, prediction=f"127.0.0.1:{polling.port}")) as p,
         ):
             assert await answers_with(w, 0) is None
             assert await answers_with(p, 0) is None

@@ -44,7 +44,7 @@ async def test_a_regression_version_is_verified_with_rmse_and_served(suite: Suit
         )
         v = await client.create_version(
             BALANCE,
-            creator="test",
+            creator="",
             training=model_pb.TrainingSpec(dataset="credit_balance", num_trees=100),
         )
         assert set(v.metrics) >= {"rmse_raw", "rmse_flattened"}
@@ -57,7 +57,7 @@ async def test_a_regression_version_is_verified_with_rmse_and_served(suite: Suit
         assert m["rmse_table"] == m["rmse_flattened"]
         spread = float(np.std(test_frame["balance"]))
         assert m["rmse_raw"] < 0.5 * spread and m["rmse_table"] < 0.5 * spread, (m, spread)
-        await client.activate_version(BALANCE, v.version, actor="test")
+        await client.activate_version(BALANCE, v.version, actor="")
         answer = await client.predict(BALANCE, HOLDER)
         assert answer.model_version == v.version
         assert 0.0 < answer.output < 2_500.0  # dollars, not a probability
@@ -79,7 +79,7 @@ async def test_a_data_set_of_the_wrong_kind_is_invalid_argument(suite: Suite) ->
         with pytest.raises(InvalidArgumentError) as err:
             await client.create_version(
                 "card_balance_prob",
-                creator="test",
+                creator="",
                 training=model_pb.TrainingSpec(dataset="credit_balance"),
             )
         assert await client.list_versions("card_balance_prob") == []

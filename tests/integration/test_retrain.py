@@ -21,7 +21,7 @@ from rowcast.jobs.train import TrainParams
 from rowcast.v1 import resources_pb2 as pb
 from rowcast_cli.models_cmd import models
 from rowcast_client import AsyncRowcastClient
-from tests.integration.conftest import audited
+from tests.integration.conftest import Suite, audited
 
 MODEL = "retrain_loop"
 #: A low-risk customer: the published model gives them a small default probability.
@@ -40,7 +40,9 @@ def hbase_env(settings: Settings) -> dict[str, str]:
     }
 
 
-async def serve_and_review(client: AsyncRowcastClient) -> dict[str, list[str]]:
+async def serve_and_review(
+    client: AsyncRowcastClient, approver: AsyncRowcastClient
+) -> dict[str, list[str]]:
     """Serve 40 decisions for CUSTOMER; approve 30 with better output 1.0, leave 5 proposed,
     reject 5 after an approval (the rejection is the latest review, so it does not count)."""
     ids = []
@@ -50,27 +52,32 @@ async def serve_and_review(client: AsyncRowcastClient) -> dict[str, list[str]]:
         ids.append(response.decision_id)
     await asyncio.gather(*(audited(client, i) for i in ids))
     groups = {"approved": ids[:30], "proposed": ids[30:35], "rejected": ids[35:]}
+    # A review needs a proposal by someone else: the tester (a reviewer) proposes, the
+    # approver reviews; each is recorded under its authenticated name.
+    for decision_id in [*groups["approved"], *groups["rejected"]]:
+        await client.augment(decision_id, 1.0, actor="", source=pb.AUGMENTATION_SOURCE_PROGRAM)
     for decision_id in groups["approved"]:
-        await client.augment(
-            decision_id, 1.0, actor="ana", reason="defaulted", state=pb.AUGMENTATION_STATE_APPROVED
+        await approver.augment(
+            decision_id, 1.0, actor="", reason="defaulted", state=pb.AUGMENTATION_STATE_APPROVED
         )
     for decision_id in groups["proposed"]:
-        await client.augment(decision_id, 1.0, actor="bot", source=pb.AUGMENTATION_SOURCE_PROGRAM)
+        await client.augment(decision_id, 1.0, actor="", source=pb.AUGMENTATION_SOURCE_PROGRAM)
     for decision_id in groups["rejected"]:
         for state in (pb.AUGMENTATION_STATE_APPROVED, pb.AUGMENTATION_STATE_REJECTED):
-            await client.augment(decision_id, 1.0, actor="ana", state=state)
+            await approver.augment(decision_id, 1.0, actor="", state=state)
     return groups
 
 
 @pytest.mark.timeout(600)
 async def test_retrain_learns_from_approved_augmentations(
-    settings: Settings, client: AsyncRowcastClient
+    settings: Settings, suite: Suite, client: AsyncRowcastClient
 ) -> None:
     params = TrainParams(num_trees=60, num_leaves=7)
     v1 = await publish(settings, PublishSpec(model=MODEL, params=params, activate=True))
     before = await client.predict(MODEL, CUSTOMER)
     assert before.model_version == 1
-    await serve_and_review(client)
+    async with AsyncRowcastClient(suite.targets_as("approver.token"), timeout_s=5.0) as approver:
+        await serve_and_review(client, approver)
 
     result = await asyncio.to_thread(
         CliRunner().invoke,
@@ -100,7 +107,7 @@ async def test_retrain_learns_from_approved_augmentations(
     assert v2.metrics["augmentations"] == 30
     assert (await client.get_model(MODEL)).current_version == 1  # ready, not active
 
-    await client.activate_version(MODEL, 2, actor="ana", reason="retrained")
+    await client.activate_version(MODEL, 2, actor="", reason="retrained")
     for _ in range(50):  # servers learn of an activation within a second
         after = await client.predict(MODEL, CUSTOMER)
         if after.model_version == 2:
@@ -146,11 +153,11 @@ async def test_a_model_whose_features_are_not_in_the_data_set_fails_cleanly(
             output=pb.OutputSpec(kind=pb.OUTPUT_KIND_PROBABILITY, description="P(default)"),
         )
     )
-    v = await client.create_version(name, creator="uploader", lightgbm_model=uploaded_model_file())
+    v = await client.create_version(name, creator="", lightgbm_model=uploaded_model_file())
     op = await client.materialize_version(name, v.version)
     states = [s async for s in client.watch_operation(op.name, timeout=120)]
     assert states[-1].done and not states[-1].HasField("error"), states[-1]
-    await client.activate_version(name, v.version, actor="ana")
+    await client.activate_version(name, v.version, actor="")
 
     result = await asyncio.to_thread(
         CliRunner().invoke, models, ["retrain", name, "--json"], env=hbase_env(settings)

@@ -9,15 +9,16 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 
 from rowcast.config import Settings
 from rowcast.server import start_server
-from rowcast_client import AsyncRowcastClient, Targets
+from rowcast_client import AsyncRowcastClient
 from rowcast_dev.hbase.ports import free_port
 from rowcast_dev.suite import health_serving
-from tests.integration.conftest import MODEL, Published, Suite
+from tests.integration.conftest import MODEL, Published, Suite, service_env
 
 
 def listeners(port: int) -> set[int]:
@@ -35,9 +36,7 @@ async def test_two_processes_serve_one_port(
     port = free_port()
     env = {
         **os.environ,
-        "ROWCAST_HOME": str(settings.hbase.home),
-        "ROWCAST_HBASE_THRIFT_PORT": str(settings.hbase.thrift_port),
-        "ROWCAST_HBASE_THRIFT2_PORT": str(settings.hbase.thrift2_port),
+        **service_env(settings),
         "ROWCAST_AUDIT_PORT": suite.targets.audit.rsplit(":", 1)[1],
         "ROWCAST_PREDICTION_METRICS_PORT": "0",  # free ones, beside any suite on this machine
     }
@@ -50,12 +49,16 @@ async def test_two_processes_serve_one_port(
     )
     try:
         deadline = time.monotonic() + 60
-        while len(listeners(port)) < 2 or not health_serving("127.0.0.1", port):
+        while len(listeners(port)) < 2 or not health_serving(
+            "127.0.0.1", port, security=suite.security
+        ):
             assert proc.returncode is None, "serve exited early"
             assert time.monotonic() < deadline, "two listeners did not come up"
             await asyncio.sleep(0.3)
         assert len(listeners(port)) == 2
-        async with AsyncRowcastClient(Targets(prediction=f"127.0.0.1:{port}")) as client:
+        async with AsyncRowcastClient(
+            replace(suite.targets, prediction=f"127.0.0.1:{port}")
+        ) as client:
             for _ in range(5):
                 r = await client.predict(MODEL, {"balance": 800.0, "income": 1.0, "student": "No"})
                 assert r.model_version == published.v1.version.version

@@ -18,7 +18,7 @@ from rowcast.config import Settings
 from rowcast_client import AsyncRowcastClient, Targets, UnavailableError
 from rowcast_dev.hbase.ports import free_port
 from rowcast_dev.hbase.runtime import StandaloneHBase
-from tests.integration.conftest import MODEL, Published, Suite, audited
+from tests.integration.conftest import MODEL, Published, Suite, audited, credentials
 
 CUSTOMER: dict[str, float | str] = {"balance": 900.0, "income": 40_000.0, "student": "No"}
 
@@ -43,7 +43,11 @@ async def cut_off(
     cut = replace(settings, hbase=hb)
     prediction = await start_prediction_server(cut, 0, audit_target="127.0.0.1:1")
     model = await start_model_server(cut, 0)
-    targets = Targets(prediction=f"127.0.0.1:{prediction.port}", model=f"127.0.0.1:{model.port}")
+    targets = Targets(
+        prediction=f"127.0.0.1:{prediction.port}",
+        model=f"127.0.0.1:{model.port}",
+        credentials=credentials(settings.security),
+    )
     async with AsyncRowcastClient(targets) as client:
         yield client
     await prediction.stop(0.5)
@@ -76,7 +80,9 @@ async def test_servers_survive_a_thrift_gateway_restart(
     uncached = replace(settings, server=replace(settings.server, cache_size=0))
     server = await start_prediction_server(uncached, 0, audit_target=suite.targets.audit)
     try:
-        async with AsyncRowcastClient(Targets(prediction=f"127.0.0.1:{server.port}")) as own:
+        async with AsyncRowcastClient(
+            replace(suite.targets, prediction=f"127.0.0.1:{server.port}")
+        ) as own:
             assert (
                 await own.predict(MODEL, CUSTOMER)
             ).model_version == published.v1.version.version

@@ -17,7 +17,7 @@ from rowcast.apps import start_audit_server, start_prediction_server
 from rowcast.config import Settings
 from rowcast.telemetry import tracing
 from rowcast_client import AsyncRowcastClient, Targets
-from tests.integration.conftest import MODEL, Published, audited
+from tests.integration.conftest import MODEL, Published, audited, credentials
 
 CUSTOMER: dict[str, float | str] = {"balance": 1_200.0, "income": 40_000.0, "student": "Yes"}
 PREDICT = "rowcast.v1.PredictionService/Predict"
@@ -40,6 +40,7 @@ async def traced(
         prediction=f"127.0.0.1:{prediction.port}",
         audit=f"127.0.0.1:{audit.port}",
         model="127.0.0.1:1",  # not called
+        credentials=credentials(settings.security),
     )
     try:
         async with AsyncRowcastClient(targets, timeout_s=5.0) as client:

@@ -122,13 +122,11 @@ async def test_activation_and_rollback_under_load_lose_nothing(
         try:
             await asyncio.sleep(1.0)
             asked = time.monotonic()
-            activation = await admin.activate_version(
-                MODEL, v2, actor="load-test", reason="under load"
-            )
+            activation = await admin.activate_version(MODEL, v2, actor="", reason="under load")
             activated = time.monotonic()
             await asyncio.sleep(2.0)
             asked_back = time.monotonic()
-            rollback = await admin.rollback_model(MODEL, actor="load-test", reason="roll back")
+            rollback = await admin.rollback_model(MODEL, actor="", reason="roll back")
             rolled_back = time.monotonic()
             await asyncio.sleep(2.0)
         finally:
@@ -137,7 +135,7 @@ async def test_activation_and_rollback_under_load_lose_nothing(
             for c in callers:
                 await c.close()
             if (await admin.get_model(MODEL)).current_version != v1:
-                await admin.activate_version(MODEL, v1, actor="load-test", reason="restore")
+                await admin.activate_version(MODEL, v1, actor="", reason="restore")
     print(
         f"activation acknowledged by {activation.propagation.servers} server(s) in "
         f"{activation.propagation.wait.ToTimedelta().total_seconds():.3f} s; rollback in "
