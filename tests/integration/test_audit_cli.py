@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
@@ -50,7 +51,10 @@ async def cli_env(
     settings: Settings, published: Published, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Env]:
     audit_server = await start_audit(settings)
-    model_server = await start_model_server(settings, 0)
+    # Plain text like start_audit: the CLI calls both the same way (ROWCAST_INSECURE below).
+    model_server = await start_model_server(
+        dataclasses.replace(settings, security=settings.security.insecure()), 0
+    )
     target = f"127.0.0.1:{audit_server.port}"
     sink = AuditSink(target, SpoolConfig(tmp_path_factory.mktemp("cli-spool")))
     await sink.start()
@@ -58,6 +62,9 @@ async def cli_env(
     await sink.record(decisions)
     await asyncio.wait_for(sink.delivered(), 60)
     env = {
+        # start_audit serves plain text without authentication (made-up model versions, no
+        # registry check): the CLI must call it the same way.
+        "ROWCAST_INSECURE": "on",
         "ROWCAST_HOST": "127.0.0.1",
         "ROWCAST_AUDIT_PORT": str(audit_server.port),
         "ROWCAST_MODEL_PORT": str(model_server.port),
@@ -194,7 +201,8 @@ async def test_export_writes_decisions_with_their_augmentations(
     assert int(row["model_version"]) == VERSION
     assert int(row["augmentation_count"]) >= 2
     assert row["augmentation_state"] == "rejected"
-    assert float(row["better_output"]) == 0.0
+    # A review (here a rejection sent with 0) carries the output of the proposal it reviews.
+    assert float(row["better_output"]) == 1.0
     assert float(row["input_balance"]) == 1000.0
     assert json.loads(row["inputs_json"])["student"] == "No"
     assert len(json.loads(row["augmentations_json"])) == int(row["augmentation_count"])
