@@ -7,6 +7,7 @@ is a matter of `ROWCAST_HBASE_HOST` / `ROWCAST_HBASE_THRIFT_PORT` / `ROWCAST_HBA
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -326,6 +327,40 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True)
+class FidelityDrop:
+    """How much worse a version's table may answer its evaluation data set's held-out rows
+    than its raw model before the verification gate refuses READY (ROWCAST_MAX_FIDELITY_DROP,
+    e.g. `auc=0.02,rmse=0.1`; `off`: no limit)."""
+
+    #: Largest AUC drop, raw model minus table, in AUC points (probability models).
+    auc: float = 0.02
+    #: Largest relative RMSE rise, (table - raw) / raw (regressions): 0.1 is 10 %.
+    rmse: float = 0.10
+
+    @classmethod
+    def parse(cls, value: str) -> FidelityDrop:
+        text = value.strip().lower()
+        if text == "off":
+            return cls(math.inf, math.inf)
+        limits: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, sep, number = part.partition("=")
+            try:
+                limit = float(number) if sep and name.strip() in ("auc", "rmse") else None
+            except ValueError:
+                limit = None
+            if limit is None:
+                raise ValueError(
+                    "ROWCAST_MAX_FIDELITY_DROP is `auc=X,rmse=Y` (either may be left out) "
+                    f"or `off`, got {value!r}"
+                )
+            if not limit >= 0:
+                raise ValueError(f"ROWCAST_MAX_FIDELITY_DROP: {name} must be >= 0, got {number}")
+            limits[name.strip()] = limit
+        return cls(**limits)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a rowcast process needs, built once."""
 
@@ -345,6 +380,8 @@ class Settings:
     materialize_rows_per_second: float | None = 5_000.0
     #: Decisions per second `rowcast audit export` reads at most (None: no limit).
     export_rows_per_second: float | None = 5_000.0
+    #: The verification gate's limit on the table's fidelity loss (docs/materialize.md).
+    max_fidelity_drop: FidelityDrop = field(default_factory=FidelityDrop)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -405,6 +442,7 @@ class Settings:
             export_rows_per_second=_rate(
                 env.get("ROWCAST_EXPORT_ROWS_PER_SECOND", "5000"), "ROWCAST_EXPORT_ROWS_PER_SECOND"
             ),
+            max_fidelity_drop=FidelityDrop.parse(env.get("ROWCAST_MAX_FIDELITY_DROP", "")),
         )
 
 

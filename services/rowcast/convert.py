@@ -53,6 +53,12 @@ SOURCE_FROM_PB = _inverse(SOURCE_TO_PB)
 AUG_SOURCE_FROM_PB = _inverse(AUG_SOURCE_TO_PB)
 AUG_STATE_FROM_PB = _inverse(AUG_STATE_TO_PB)
 OUTPUT_KIND_FROM_PB = _inverse(OUTPUT_KIND_TO_PB)
+HISTORY_KIND_TO_PB = {
+    r.HistoryKind.ACTIVATION: model_pb.HISTORY_KIND_ACTIVATION,
+    r.HistoryKind.ROLLBACK: model_pb.HISTORY_KIND_ROLLBACK,
+    r.HistoryKind.RETIREMENT: model_pb.HISTORY_KIND_RETIREMENT,
+    r.HistoryKind.DELETION: model_pb.HISTORY_KIND_DELETION,
+}
 
 
 def timestamp(ms: int) -> Timestamp:
@@ -121,6 +127,7 @@ def signature_to_pb(signature: Signature) -> pb.Signature:
                     numeric=pb.NumericBinning(
                         edges=f.edges,
                         representatives=f.representatives,
+                        # None leaves the bound unset: open.
                         lower=f.lower,
                         upper=f.upper,
                     ),
@@ -168,6 +175,9 @@ def version_to_pb(v: r.VersionInfo) -> pb.ModelVersion:
         rows_written=v.rows_written,
         failure_reason=v.failure_reason,
         evaluation_dataset=v.evaluation_dataset,
+        retired_by=v.retired_by,
+        retire_time=timestamp(v.retire_time_ms) if v.retire_time_ms else None,
+        table_dropped=v.table_dropped,
     )
 
 
@@ -257,8 +267,8 @@ def signature_from_pb(signature: pb.Signature) -> Signature:
                     name=f.name,
                     edges=tuple(f.numeric.edges),
                     representatives=tuple(f.numeric.representatives),
-                    lower=f.numeric.lower,
-                    upper=f.numeric.upper,
+                    lower=f.numeric.lower if f.numeric.HasField("lower") else None,
+                    upper=f.numeric.upper if f.numeric.HasField("upper") else None,
                 )
             )
         elif kind == "categorical":

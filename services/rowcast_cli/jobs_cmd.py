@@ -1,4 +1,4 @@
-"""`rowcast publish`: train a version on a shipped data set, flatten it into HBase, activate."""
+"""`rowcast publish`: train a version on a data set, flatten it into HBase, activate."""
 
 from __future__ import annotations
 
@@ -45,12 +45,6 @@ def materialise_bar() -> Iterator[MaterializeProgress]:
 def training_options(command: F) -> F:
     """The options of a training run, shared by `publish` and `models retrain`."""
     options = [
-        click.option(
-            "--dataset",
-            default="default",
-            show_default=True,
-            help="Shipped data set (ISLR Default).",
-        ),
         click.option("--num-trees", default=200, show_default=True, type=int),
         click.option("--num-leaves", default=15, show_default=True, type=int),
         click.option("--learning-rate", default=0.05, show_default=True, type=float),
@@ -74,6 +68,12 @@ def run_with_progress(settings: Settings, spec: PublishSpec) -> PublishResult:
 
 @click.command()
 @click.option("--model", default="credit_default", show_default=True, help="Model name.")
+@click.option(
+    "--dataset",
+    default="default",
+    show_default=True,
+    help="The data set: shipped (default: ISLR Default) or stored (rowcast datasets add).",
+)
 @training_options
 @click.option(
     "--balance-bins",

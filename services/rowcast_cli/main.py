@@ -17,6 +17,7 @@ from rowcast.server import serve_until_signal
 from rowcast.telemetry.logs import configure as configure_logging
 from rowcast_cli.admin_cmd import predict
 from rowcast_cli.audit_cmd import audit
+from rowcast_cli.datasets_cmd import datasets_group
 from rowcast_cli.jobs_cmd import publish
 from rowcast_cli.models_cmd import models
 from rowcast_cli.security_cmd import auth, certs
@@ -96,6 +97,7 @@ def serve(service: str, port: int | None, processes: int, insecure: bool) -> Non
 
 cli.add_command(publish)
 cli.add_command(models)
+cli.add_command(datasets_group)
 cli.add_command(audit)
 cli.add_command(predict)
 cli.add_command(top)

@@ -19,9 +19,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rowcast.config import Settings
+from rowcast.convert import OUTPUT_KIND_TO_PB, signature_to_pb
+from rowcast.core.records import OutputKind
+from rowcast.core.signature import MAX_BINS, CategoricalFeature, NumericFeature
+from rowcast.errors import InvalidArgument
+from rowcast.jobs import dataset as datasets
 from rowcast.jobs.retrain import RetrainResult, RetrainSpec
 from rowcast.jobs.retrain import retrain as run_retrain
 from rowcast.jobs.train import TrainParams
+from rowcast.store.client import HBaseClient
+from rowcast.store.registry import Registry
 from rowcast.v1 import model_service_pb2 as model_pb
 from rowcast.v1 import resources_pb2 as pb
 from rowcast_cli.admin_cmd import (
@@ -175,18 +182,75 @@ def activate(model: str, version: int, actor: str, reason: str, as_json: bool) -
 
 
 @models.command("register")
-@click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("spec_or_name")
+@click.option(
+    "--from-dataset",
+    "dataset",
+    help="Derive the signature from this data set (stored or shipped); SPEC_OR_NAME is then "
+    "the model's name.",
+)
+@click.option(
+    "--features",
+    default="",
+    help="With --from-dataset: the feature columns, comma-separated, in key order "
+    "(default: every column but the target).",
+)
+@click.option(
+    "--bins",
+    type=click.IntRange(min=2, max=MAX_BINS),
+    default=datasets.DEFAULT_BINS,
+    show_default=True,
+    help="With --from-dataset: most bins per numeric feature (quantiles of the training rows; "
+    "fewer when a column has fewer distinct values).",
+)
+@click.option(
+    "--max-grid-rows",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --from-dataset: refuse a signature whose grid has more cells "
+    "(default: ROWCAST_MAX_GRID_ROWS, 50,000,000).",
+)
+@click.option("--description", default="", help="With --from-dataset: the model's description.")
+@click.option(
+    "--dry-run", is_flag=True, help="With --from-dataset: print the signature, register nothing."
+)
 @json_option
 @reports_errors
-def register(spec: Path, as_json: bool) -> None:
-    """Register a model from SPEC, a JSON file in the form of the Model message
-    (name, description, signature, output); see docs/models.md for an example."""
+def register(
+    spec_or_name: str,
+    dataset: str | None,
+    features: str,
+    bins: int,
+    max_grid_rows: int | None,
+    description: str,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Register a model from SPEC, a JSON file in the form of the Model message (name,
+    description, signature, output; see docs/models.md), or derive its signature with
+    --from-dataset: NAME's bins from the data set's training rows (quantiles, each bin's
+    representative the median of its values, bounds the values seen), vocabularies from its
+    categories, the output kind from its target. The grid size is printed before anything is
+    written. Reads the data set from HBase (ROWCAST_HBASE_*) and registers through the
+    ModelService."""
     from google.protobuf.json_format import Parse, ParseError
 
-    try:
-        model = Parse(spec.read_text(), pb.Model())
-    except ParseError as exc:
-        raise click.BadParameter(str(exc), param_hint="SPEC") from exc
+    if dataset is None:
+        spec = Path(spec_or_name)
+        if not spec.is_file():
+            raise click.BadParameter(f"{spec} is not a file", param_hint="SPEC")
+        try:
+            model = Parse(spec.read_text(), pb.Model())
+        except ParseError as exc:
+            raise click.BadParameter(str(exc), param_hint="SPEC") from exc
+    else:
+        model = derived_model(
+            spec_or_name, dataset, features, bins, max_grid_rows, description, as_json
+        )
+        if dry_run:
+            if as_json:
+                echo_json(as_dict(model))
+            return
     with client() as c:
         m = c.register_model(model)
     if as_json:
@@ -195,6 +259,67 @@ def register(spec: Path, as_json: bool) -> None:
         click.echo(
             f"registered {m.name}: {len(m.signature.features)} features, grid {m.grid_size:,}"
         )
+
+
+def derived_model(
+    name: str,
+    dataset: str,
+    features: str,
+    bins: int,
+    max_grid_rows: int | None,
+    description: str,
+    quiet: bool,
+) -> pb.Model:
+    """The Model message of a signature derived from a data set; its grid printed first
+    (unless `quiet`), and refused (exit 2) above `max_grid_rows`."""
+    settings = Settings.from_env()
+    hbase = HBaseClient(settings.hbase)
+    try:
+        ds = datasets.Catalog(Registry.over(hbase).datasets).load(dataset)
+    except ValueError as exc:
+        raise InvalidArgument.field("dataset", str(exc)) from exc
+    finally:
+        hbase.close()
+    chosen = [f.strip() for f in features.split(",") if f.strip()] or list(ds.features)
+    signature = datasets.derive_signature(ds, chosen, bins)
+    limit = max_grid_rows or settings.max_grid_rows
+    if not quiet:
+        for f in signature.features:
+            click.echo(f"  {f.name}: {feature_text(f)}")
+        click.echo(
+            f"grid: {' x '.join(str(c) for c in signature.cardinalities)} = "
+            f"{signature.grid_size:,} cells (limit {limit:,})"
+        )
+    if signature.grid_size > limit:
+        raise InvalidArgument.field(
+            "signature",
+            f"grid has {signature.grid_size:,} cells, more than --max-grid-rows {limit:,}: "
+            "fewer --bins or fewer --features",
+        )
+    kind = ds.kind
+    return pb.Model(
+        name=name,
+        description=description or f"{ds.target} from data set {ds.name}",
+        signature=signature_to_pb(signature),
+        output=pb.OutputSpec(
+            kind=OUTPUT_KIND_TO_PB[kind],
+            description=f"probability that {ds.target} is 1"
+            if kind is OutputKind.PROBABILITY
+            else f"expected {ds.target}",
+        ),
+    )
+
+
+def feature_text(f: NumericFeature | CategoricalFeature) -> str:
+    """A derived feature for people: its bins and range, or its vocabulary."""
+    if isinstance(f, CategoricalFeature):
+        return f"categorical, {f.cardinality} values: {', '.join(f.vocabulary[:10])}"
+    lower = "-inf" if f.lower is None else f"{f.lower:g}"
+    upper = "+inf" if f.upper is None else f"{f.upper:g}"
+    return (
+        f"numeric, {f.cardinality} bins over {lower} to {upper} "
+        f"(edges {f.edges[0]:g} ... {f.edges[-1]:g})"
+    )
 
 
 @models.command("create-version")
@@ -212,8 +337,9 @@ def register(spec: Path, as_json: bool) -> None:
 @click.option(
     "--train",
     "dataset",
-    help="Train on this shipped data set instead: default (ISLR Default, a probability) or "
-    "credit_balance (ISLR Credit, a regression); its kind must match the model's output.",
+    help="Train on this data set instead: one you stored (rowcast datasets add), or a shipped "
+    "one: default (ISLR Default, a probability) or credit_balance (ISLR Credit, a "
+    "regression); it must fit the signature (names, kinds, ranges) and the output kind.",
 )
 @click.option("--num-trees", type=int, default=0, help="With --train (default 200).")
 @click.option("--num-leaves", type=int, default=0, help="With --train (default 15).")
@@ -222,7 +348,7 @@ def register(spec: Path, as_json: bool) -> None:
 @click.option(
     "--evaluation-dataset",
     default="",
-    help="With --model-file: a shipped data set (e.g. default) whose held-out split measures "
+    help="With --model-file: a data set (stored or shipped) whose held-out split measures "
     "the flattening fidelity at materialisation (a trained version uses its own).",
 )
 @json_option
@@ -264,7 +390,10 @@ def create_version(
     if as_json:
         echo_json(as_dict(v))
     else:
-        metrics = ", ".join(f"{k} {val:.4f}" for k, val in sorted(v.metrics.items()))
+        metrics = ", ".join(
+            f"{k} {int(val):,}" if val.is_integer() else f"{k} {val:.4f}"
+            for k, val in sorted(v.metrics.items())
+        )
         click.echo(f"{v.model} v{v.version}: REGISTERED {metrics}")
 
 
@@ -418,7 +547,33 @@ def retire(model: str, version: int, actor: str, as_json: bool) -> None:
     if as_json:
         echo_json(as_dict(v))
     else:
-        click.echo(f"{v.model} v{v.version}: RETIRED, table {v.table} dropped")
+        dropped = "dropped" if v.table_dropped else "not dropped yet"
+        click.echo(
+            f"{v.model} v{v.version}: RETIRED by {v.retired_by or '?'} at "
+            f"{v.retire_time.ToDatetime().isoformat(timespec='seconds')}, table {v.table} {dropped}"
+        )
+
+
+@models.command("delete")
+@click.argument("model")
+@click.option("--actor", default="", help=WHO_HELP)
+@click.option("--reason", default="", help="Why (recorded in the history).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@reports_errors
+def delete(model: str, actor: str, reason: str, yes: bool, as_json: bool) -> None:
+    """Delete MODEL, which must serve nothing (no current version, no user alias): its versions
+    are retired and their tables dropped; its records and history stay (`models activations`),
+    and its version numbers are never reused."""
+    if not yes and not as_json:
+        click.confirm(f"delete model {model!r} and drop every version table?", abort=True)
+    with client() as c:
+        retired = c.delete_model(model, actor=actor, reason=reason)
+    if as_json:
+        echo_json({"model": model, "retired_versions": retired})
+    else:
+        shown = ", ".join(f"v{v}" for v in retired) or "none"
+        click.echo(f"deleted {model}: retired {shown} (tables dropped); history kept")
 
 
 @models.command("activations")
@@ -426,18 +581,19 @@ def retire(model: str, version: int, actor: str, as_json: bool) -> None:
 @json_option
 @reports_errors
 def activations(model: str, as_json: bool) -> None:
-    """MODEL's activation history, newest first."""
+    """MODEL's history, newest first: activations, rollbacks, retirements, its deletion."""
     with client() as c:
         found = c.list_activations(model)
     if as_json:
         echo_json([as_dict(a) for a in found])
         return
-    table = Table("when", "from", "to", "actor", "reason")
+    table = Table("when", "what", "from", "to", "actor", "reason")
     for a in found:
         table.add_row(
             a.activate_time.ToDatetime().isoformat(timespec="seconds"),
+            model_pb.HistoryKind.Name(a.kind).removeprefix("HISTORY_KIND_").lower(),
             str(a.from_version or "-"),
-            str(a.to_version),
+            str(a.to_version or "-"),
             a.actor,
             a.reason,
         )
@@ -496,12 +652,18 @@ def diff(model: str, version_a: int, version_b: int, tolerance: float, as_json: 
 
 @models.command("retrain")
 @click.argument("model")
+@click.option(
+    "--dataset",
+    default=None,
+    help="The data set to train on (stored or shipped). Default: the active version's own "
+    "(the one it was trained on, or uploaded with as --evaluation-dataset).",
+)
 @training_options
 @json_option
 @reports_errors
 def retrain(
     model: str,
-    dataset: str,
+    dataset: str | None,
     num_trees: int,
     num_leaves: int,
     learning_rate: float,
@@ -509,15 +671,16 @@ def retrain(
     creator: str,
     as_json: bool,
 ) -> None:
-    """Train a new version of MODEL on the original data plus approved augmentations.
+    """Train a new version of MODEL on its data set plus approved augmentations.
 
     Reads every decision of MODEL from the audit; each one whose latest review is an approved
     augmentation becomes training rows (docs/audit.md, "Retrain"). The new version is
     materialised and verified, then compared with the active version on the same held-out
-    rows: AUC of the raw model and of table lookups. It is left READY, not active; activate
-    it with `rowcast models activate`. Runs in this process against HBase (ROWCAST_HBASE_*),
-    like `rowcast publish`. Exit 0 when READY; 4 when it failed verification, or when the
-    model's features are not columns of the data set; 2 for bad input (an unknown data set).
+    rows: AUC (probability models) or RMSE (regressions) of the raw model and of table
+    lookups. It is left READY, not active; activate it with `rowcast models activate`. Runs
+    in this process against HBase (ROWCAST_HBASE_*), like `rowcast publish`. Exit 0 when
+    READY; 4 when it failed verification, or when the model does not fit the data set
+    (columns, kinds, ranges); 2 for bad input (an unknown data set).
     """
     spec = RetrainSpec(
         model=model,

@@ -22,7 +22,7 @@ import pytest
 import pytest_asyncio
 
 from rowcast.config import Settings
-from rowcast.core.keys import encode_double, key_matrix, prediction_key
+from rowcast.core.keys import chunk_digest, encode_double, key_matrix, prediction_key
 from rowcast.core.records import OutputKind, VersionInfo, VersionState
 from rowcast.core.signature import Signature
 from rowcast.errors import AlreadyExists, InvalidArgument, VerificationFailed
@@ -36,7 +36,7 @@ from rowcast.jobs.materialize import (
     materialize,
 )
 from rowcast.jobs.verify import HeldOut, verify
-from rowcast.jobs.workers import chunk_checksum, grid_bins, score
+from rowcast.jobs.workers import grid_bins, score
 from rowcast.store.admin import TableAdmin
 from rowcast.store.client import HBaseClient
 from rowcast.store.predictions import PredictionStore
@@ -140,11 +140,11 @@ async def stores(settings: Settings, published: Published) -> AsyncIterator[Stor
         client.close()
 
 
-def expected_checksum(signature: Signature, model_file: Path, buckets: int) -> int:
-    """The grid's checksum computed locally in one pass, for comparison with a resumed run."""
+def expected_digest(signature: Signature, model_file: Path, buckets: int) -> int:
+    """The grid's digest computed locally in one pass, for comparison with a resumed run."""
     booster = lgb.Booster(model_file=str(model_file))
     bins = grid_bins(signature.cardinalities, 0, signature.grid_size)
-    return chunk_checksum(key_matrix(bins, buckets), score(booster, signature, bins))
+    return chunk_digest(key_matrix(bins, buckets), score(booster, signature, bins))
 
 
 async def test_resume_after_cancel_writes_exactly_the_grid(
@@ -152,7 +152,7 @@ async def test_resume_after_cancel_writes_exactly_the_grid(
 ) -> None:
     """A cancelled run stays MATERIALIZING at its checkpoint; the resumed run writes only the
     rest, the table holds exactly the grid, every sampled cell equals the model, and the
-    grid's checksum is that of a single uninterrupted pass."""
+    grid's digest is that of a single uninterrupted pass."""
     version = await stores.new_version("mat_resume")
     grid = stores.signature.grid_size
     stopped = await stores.cancelled_half_way(version)
@@ -172,7 +172,7 @@ async def test_resume_after_cancel_writes_exactly_the_grid(
     assert result.row_count == grid
     assert result.verification is not None and result.verification.ok
     assert result.verification.sampled == 1_000 and result.verification.mismatched == 0
-    assert result.checksum == expected_checksum(
+    assert result.digest == expected_digest(
         stores.signature, stores.model_file, stores.settings.salt_buckets
     )
     ready = await stores.registry.versions.get_version(

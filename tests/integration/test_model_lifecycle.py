@@ -145,7 +145,8 @@ async def test_a_grid_over_the_limit_is_refused_with_its_size(
 ) -> None:
     """A signature whose grid exceeds the server's limit: INVALID_ARGUMENT giving the size."""
     edges = [float(i) for i in range(1, 2_000)]
-    numeric = pb.NumericBinning(edges=edges, representatives=[0.0] * 2_000, lower=0, upper=2_000)
+    reps = [i + 0.5 for i in range(2_000)]  # each inside its bin [i, i + 1)
+    numeric = pb.NumericBinning(edges=edges, representatives=reps, lower=0, upper=2_000)
     model = pb.Model(
         name="too_big",
         signature=pb.Signature(
@@ -275,10 +276,10 @@ async def test_activate_alias_rollback_and_history(
     rolled = (await client.rollback_model(LIFE, actor="", reason="b misbehaves")).model
     assert (rolled.current_version, rolled.previous_version) == (a, b)
     history = await client.list_activations(LIFE)
-    assert [(h.from_version, h.to_version, h.actor, h.reason) for h in history[:3]] == [
-        (b, a, "tester", "rollback: b misbehaves"),
-        (a, b, "tester", "better"),
-        (0, a, "tester", "first"),
+    assert [(h.kind, h.from_version, h.to_version, h.actor, h.reason) for h in history[:3]] == [
+        (model_pb.HISTORY_KIND_ROLLBACK, b, a, "tester", "b misbehaves"),
+        (model_pb.HISTORY_KIND_ACTIVATION, a, b, "tester", "better"),
+        (model_pb.HISTORY_KIND_ACTIVATION, 0, a, "tester", "first"),
     ]
     await client.delete_alias(LIFE, "canary")
     await asyncio.sleep(0.5)

@@ -136,8 +136,9 @@ async def test_a_model_whose_features_are_not_in_the_data_set_fails_cleanly(
     settings: Settings, client: AsyncRowcastClient
 ) -> None:
     """A model registered for an uploaded model file with a feature the shipped data set lacks
-    (age), its version materialised and active: `retrain` exits 4 (FAILED_PRECONDITION) naming
-    the missing column, with no traceback and no new version."""
+    (age), its version materialised and active: `retrain --dataset default` exits 4
+    (FAILED_PRECONDITION) naming the missing column, with no traceback and no new version;
+    without --dataset (the version names none) it exits 4 asking for one."""
     name = "retrain_other_features"
     signature = Signature(
         (
@@ -160,9 +161,17 @@ async def test_a_model_whose_features_are_not_in_the_data_set_fails_cleanly(
     await client.activate_version(name, v.version, actor="")
 
     result = await asyncio.to_thread(
-        CliRunner().invoke, models, ["retrain", name, "--json"], env=hbase_env(settings)
+        CliRunner().invoke,
+        models,
+        ["retrain", name, "--dataset", "default", "--json"],
+        env=hbase_env(settings),
     )
     assert result.exit_code == 4, result.output
     assert isinstance(result.exception, SystemExit)  # not a KeyError
     assert "columns missing: ['age']" in result.stderr
+    result = await asyncio.to_thread(
+        CliRunner().invoke, models, ["retrain", name, "--json"], env=hbase_env(settings)
+    )
+    assert result.exit_code == 4, result.output
+    assert "names no data set" in result.stderr and "--dataset" in result.stderr
     assert [x.version for x in await client.list_versions(name)] == [v.version]

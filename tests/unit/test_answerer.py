@@ -39,7 +39,7 @@ SALT_BUCKETS = 4
 SIGNATURE = Signature(
     (
         NumericFeature(
-            "balance", edges=(0.0, 100.0), representatives=(0.0, 50.0, 150.0), lower=0, upper=200
+            "balance", edges=(0.0, 100.0), representatives=(-50.0, 50.0, 150.0), lower=0, upper=200
         ),
         CategoricalFeature("region", ("eu", "us"), oov_bucket=True),
     )

@@ -1,4 +1,4 @@
-"""Vectorised key layout, checksums, scoring determinism and the verification sample."""
+"""Vectorised key layout, the table digest, scoring determinism and the verification sample."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from rowcast.core.keys import (
+    DIGEST_SEED,
+    add_digests,
+    cells_digest,
+    chunk_digest,
     crc32_rows,
     encode_double,
     key_matrix,
@@ -22,7 +26,7 @@ from rowcast.core.keys import (
 )
 from rowcast.jobs.materialize import MaterializeOptions
 from rowcast.jobs.verify import sample_cells
-from rowcast.jobs.workers import chunk_checksum, grid_bins
+from rowcast.jobs.workers import grid_bins
 
 
 @given(hnp.arrays(np.uint8, hnp.array_shapes(min_dims=2, max_dims=2, max_side=40)))
@@ -57,19 +61,55 @@ def test_salt_ranges_cover_every_key() -> None:
         assert len(hits) == 1
 
 
-def test_checksum_is_order_independent_and_matches_the_definition() -> None:
-    """XOR of crc32(key + big-endian double) per row, whatever the chunking."""
+def _reference_digest(row: bytes) -> int:
+    """The row hash of rowcast.core.keys, written out with Python integers."""
+    mask = 2**64 - 1
+
+    def rotl(x: int, r: int) -> int:
+        return ((x << r) | (x >> (64 - r))) & mask
+
+    padded = row + b"\x00" * (-len(row) % 8)
+    h = DIGEST_SEED
+    for i in range(0, len(padded), 8):
+        k = rotl(int.from_bytes(padded[i : i + 8], "big") * 0x87C37B91114253D5 & mask, 31)
+        h = (rotl(h ^ (k * 0x4CF5AD432745937F & mask), 27) * 5 + 0x52DCE729) & mask
+    h ^= len(row)
+    for multiplier in (0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53):
+        h = (h ^ (h >> 33)) * multiplier & mask
+    return h ^ (h >> 33)
+
+
+def test_digest_is_the_sum_of_keyed_row_hashes_whatever_the_chunking() -> None:
+    """Sum mod 2**64 of the row hash of key || big-endian double, per chunk or whole, and
+    what a scan of the stored cells computes."""
     bins = grid_bins((7, 11, 3), 0, 231)
     keys = key_matrix(bins, 16)
     outputs = np.random.default_rng(1).random(231)
-    whole = chunk_checksum(keys, outputs)
-    expected = 0
-    for key, out in zip(split_rows(keys), outputs.tolist(), strict=True):
-        expected ^= zlib.crc32(key + encode_double(out))
-    assert whole == expected
-    parts = chunk_checksum(keys[:100], outputs[:100]) ^ chunk_checksum(keys[100:], outputs[100:])
+    whole = chunk_digest(keys, outputs)
+    cells = list(zip(split_rows(keys), map(encode_double, outputs.tolist()), strict=True))
+    assert whole == sum(_reference_digest(k + v) for k, v in cells) % 2**64
+    parts = add_digests(
+        chunk_digest(keys[:100], outputs[:100]), chunk_digest(keys[100:], outputs[100:])
+    )
     assert parts == whole
-    assert chunk_checksum(keys[:0], outputs[:0]) == 0
+    assert cells_digest(reversed(cells)) == whole
+    assert chunk_digest(keys[:0], outputs[:0]) == 0 == cells_digest([])
+
+
+def test_digest_sees_a_swap_a_loss_and_a_change_the_xor_of_crcs_did_not() -> None:
+    """Two values swapped between keys, a row removed and one value changed each change the
+    digest (a swap leaves an XOR of CRC-32s of key || value unchanged for some layouts, and
+    any permutation of whole rows leaves it unchanged)."""
+    keys = split_rows(key_matrix(grid_bins((5, 4), 0, 20), 4))
+    values = [encode_double(v) for v in np.linspace(0.05, 0.95, 20).tolist()]
+    base = cells_digest(zip(keys, values, strict=True))
+    swapped = [*values]
+    swapped[3], swapped[11] = swapped[11], swapped[3]
+    changed = [*values]
+    changed[7] = encode_double(0.5000000001)
+    assert cells_digest(zip(keys, swapped, strict=True)) != base
+    assert cells_digest(zip(keys[1:], values[1:], strict=True)) != base
+    assert cells_digest(zip(keys, changed, strict=True)) != base
 
 
 def test_grid_bins_walk_the_grid_row_major() -> None:

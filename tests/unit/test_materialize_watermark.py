@@ -31,12 +31,12 @@ def test_watermark_is_the_contiguous_prefix_in_any_order(
     run: tuple[int, int, int, list[int]],
 ) -> None:
     """Whatever order chunks finish in, the watermark is the end of the lowest contiguous run
-    of finished chunks from the start, and the checksum XORs exactly those chunks."""
+    of finished chunks from the start, and the digest sums exactly those chunks (mod 2**64)."""
     start, total, chunk, order = run
-    mark = Watermark(start, total, chunk, checksum=0xABC)
+    mark = Watermark(start, total, chunk, digest=0xABC)
     finished: set[int] = set()
     for index in order:
-        mark.complete(index, checksum=index * 7919 + 1)
+        mark.complete(index, digest=2**64 - 1 - index * 7919)
         finished.add(index)
         prefix = 0
         while prefix in finished:
@@ -44,8 +44,8 @@ def test_watermark_is_the_contiguous_prefix_in_any_order(
         assert mark.rows_done == min(total, start + prefix * chunk)
         expected = 0xABC
         for i in range(prefix):
-            expected ^= i * 7919 + 1
-        assert mark.checksum == expected
+            expected = (expected + 2**64 - 1 - i * 7919) % 2**64
+        assert mark.digest == expected
     assert mark.finished == (len(finished) == mark.chunks)
 
 
@@ -68,9 +68,9 @@ def test_repeated_completion_changes_nothing() -> None:
     mark.complete(0, 5)
     mark.complete(2, 9)
     mark.complete(2, 9)
-    assert (mark.rows_done, mark.checksum) == (10, 5)
+    assert (mark.rows_done, mark.digest) == (10, 5)
     mark.complete(1, 3)
-    assert (mark.rows_done, mark.checksum) == (30, 5 ^ 3 ^ 9)
+    assert (mark.rows_done, mark.digest) == (30, 5 + 3 + 9)
 
 
 def test_unknown_chunk_is_refused() -> None:

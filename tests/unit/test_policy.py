@@ -188,7 +188,7 @@ def test_the_table_grants_what_each_role_is_for() -> None:
         "WatchOperation", "ListActivations", "DiffVersions",
     }  # fmt: skip
     changes = {
-        "RegisterModel", "CreateVersion", "MaterializeVersion", "CancelOperation",
+        "RegisterModel", "DeleteModel", "CreateVersion", "MaterializeVersion", "CancelOperation",
         "ActivateVersion", "RollbackModel", "RetireVersion", "SetAlias", "DeleteAlias",
     }  # fmt: skip
     assert _reachable(Role.PREDICTOR) == {"Predict", "PredictBatch", "StreamPredict"}

@@ -22,10 +22,15 @@ from rowcast.errors import InvalidArgument
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
 
+#: Edges within a range where `edge - 1` is still below the edge.
+edge_values = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False)
+
+
 @st.composite
 def numeric_features(draw: st.DrawFn) -> NumericFeature:
-    edges = sorted(set(draw(st.lists(finite, min_size=1, max_size=40))))
-    reps = [0.0] * (len(edges) + 1)
+    edges = sorted(set(draw(st.lists(edge_values, min_size=1, max_size=40))))
+    # Each representative inside its bin: below the first edge, then each bin's own edge.
+    reps = [edges[0] - 1.0, *edges]
     lo = draw(finite)
     hi = draw(finite.filter(lambda x: x >= lo))
     return NumericFeature("x", tuple(edges), tuple(reps), lo, hi)
@@ -39,6 +44,7 @@ def test_every_number_falls_in_exactly_one_bin(feature: NumericFeature, x: float
     bounds = [-math.inf, *feature.edges, math.inf]
     holding = [i for i in range(feature.cardinality) if bounds[i] <= x < bounds[i + 1]]
     assert holding == [index]
+    assert feature.lower is not None and feature.upper is not None
     assert clamped == (x < feature.lower or x > feature.upper)
 
 
@@ -130,3 +136,64 @@ def test_signature_round_trips_through_its_dict_form() -> None:
     """What the registry stores is what it reads back."""
     assert Signature.from_dict(SIG.to_dict()) == SIG
     assert SIG.grid_size == 6
+
+
+@pytest.mark.parametrize(
+    ("feature", "needle"),
+    [
+        (NumericFeature("b", (10.0,), (12.0, 15.0), 0, 20), "representative 0 (12)"),
+        (NumericFeature("b", (10.0, 20.0), (5.0, 25.0, 30.0), 0, 30), "representative 1 (25)"),
+        (NumericFeature("b", (10.0,), (5.0, math.inf), 0, 20), "not a finite number"),
+        (NumericFeature("b", (10.0,), (5.0, 15.0), 20, 0), "lower 20 is above upper 0"),
+    ],
+)
+def test_a_representative_outside_its_bin_is_invalid_argument_naming_it(
+    feature: NumericFeature, needle: str
+) -> None:
+    """A hand-written signature is held to the derived one's rules: each representative lies
+    in its own bin (it stands for every input of it), the bounds are ordered; the violation
+    names the feature's field and the value."""
+    with pytest.raises(InvalidArgument) as err:
+        Signature((feature,))
+    assert needle in err.value.message
+    assert err.value.violations[0].field.startswith("signature.features.b.")
+
+
+def test_the_edge_itself_is_a_valid_representative_of_the_bin_it_opens() -> None:
+    """Bin i holds e[i-1] <= x < e[i]: its own left edge may represent it."""
+    assert Signature((NumericFeature("b", (10.0,), (0.0, 10.0), 0, 20),)).grid_size == 2
+
+
+def test_open_bounds_stay_open() -> None:
+    """A signature without lower/upper clamps nothing on that side (a missing bound is not
+    0.0), keeps its bounds open through to_dict/from_dict, and the protobuf form too."""
+    from rowcast.convert import signature_from_pb, signature_to_pb
+
+    open_both = Signature((NumericFeature("b", (10.0, 20.0), (5.0, 15.0, 25.0)),))
+    assert open_both.bin({"b": 1e9}).clamped == ()
+    assert open_both.bin({"b": -1e9}).clamped == ()
+    assert Signature.from_dict(open_both.to_dict()) == open_both
+    assert "lower" not in open_both.to_dict()["features"][0]
+    assert signature_from_pb(signature_to_pb(open_both)) == open_both
+    lower_only = Signature((NumericFeature("b", (10.0,), (5.0, 15.0), lower=0.0),))
+    assert lower_only.bin({"b": 1e6}).clamped == ()
+    assert lower_only.bin({"b": -1.0}).clamped == ("b",)
+    assert signature_from_pb(signature_to_pb(lower_only)) == lower_only
+
+
+def test_a_stored_signature_registered_under_older_rules_stays_readable() -> None:
+    """The registry's JSON of a model registered before representatives were checked (a
+    representative on the wrong side of its edge) still loads, so the model keeps serving;
+    a structurally broken one does not."""
+    old = {
+        "features": [
+            {"name": "b", "type": "numeric", "edges": [0.0, 10.0],
+             "representatives": [0.0, 5.0, 15.0], "lower": 0.0, "upper": 20.0}
+        ]
+    }  # fmt: skip
+    assert Signature.from_dict(old).grid_size == 3
+    with pytest.raises(InvalidArgument):
+        Signature(Signature.from_dict(old).features)
+    old["features"][0]["representatives"] = [0.0]
+    with pytest.raises(InvalidArgument, match="one per bin"):
+        Signature.from_dict(old)

@@ -249,6 +249,16 @@ class AsyncRowcastClient:
         )
         return (await self._unary(self._models.CreateVersion, request, timeout)).version
 
+    async def delete_model(
+        self, model: str, *, actor: str = "", reason: str = "", timeout: float | None = None
+    ) -> list[int]:
+        """DeleteModel: delete a model that serves nothing; the versions it retired (their
+        tables dropped). Its records and history stay; its version numbers are never reused."""
+        request = model_pb.DeleteModelRequest(model=model, actor=actor, reason=reason)
+        return list(
+            (await self._unary(self._models.DeleteModel, request, timeout)).retired_versions
+        )
+
     async def retire_version(
         self, model: str, version: int, *, actor: str = "", timeout: float | None = None
     ) -> pb.ModelVersion:

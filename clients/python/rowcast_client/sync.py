@@ -247,6 +247,14 @@ class RowcastClient:
         )
         return self._unary(self._models.CreateVersion, request, timeout).version
 
+    def delete_model(
+        self, model: str, *, actor: str = "", reason: str = "", timeout: float | None = None
+    ) -> list[int]:
+        """DeleteModel: delete a model that serves nothing; the versions it retired (their
+        tables dropped). Its records and history stay; its version numbers are never reused."""
+        request = model_pb.DeleteModelRequest(model=model, actor=actor, reason=reason)
+        return list((self._unary(self._models.DeleteModel, request, timeout)).retired_versions)
+
     def retire_version(
         self, model: str, version: int, *, actor: str = "", timeout: float | None = None
     ) -> pb.ModelVersion:

@@ -132,16 +132,32 @@ class VersionInfo:
     failure_reason: str = ""
     #: Shipped data set whose held-out split measures the flattening fidelity ("" for none).
     evaluation_dataset: str = ""
+    #: Who retired it and when (RETIRED only), and whether its table is dropped yet.
+    retired_by: str = ""
+    retire_time_ms: int = 0
+    table_dropped: bool = False
+
+
+class HistoryKind(enum.Enum):
+    """What an entry of a model's history records."""
+
+    ACTIVATION = "activation"
+    ROLLBACK = "rollback"
+    RETIREMENT = "retirement"
+    DELETION = "deletion"
 
 
 @dataclass(frozen=True)
 class Activation:
+    """One entry of a model's history (activations, rollbacks, retirements, its deletion)."""
+
     model: str
     from_version: int
     to_version: int
     actor: str
     reason: str
     time_ms: int
+    kind: HistoryKind = HistoryKind.ACTIVATION
 
 
 @dataclass(frozen=True)

@@ -4,16 +4,24 @@ Every client and server bins with `Signature.bin`, so a given input always lands
 row. A numeric feature with edges e[0] < ... < e[k-1] has k+1 bins: x falls in bin
 `bisect_right(e, x)`, i.e. bin i holds e[i-1] <= x < e[i]; the first and last bins are open
 ended, so every finite number maps to exactly one bin. Values outside the training range
-[lower, upper] still map to an edge bin but are reported as clamped.
+[lower, upper] still map to an edge bin but are reported as clamped; a bound left out (None) is
+open: nothing is clamped on that side.
+
+`derive_numeric` and `derive_categorical` build features from training values (quantile bins,
+median representatives, sorted vocabularies); a hand-written feature is held to the same rules
+by `violations` (strictly increasing edges, each representative inside its own bin, bounds that
+enclose the edges).
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from rowcast.errors import FieldViolation, InvalidArgument, listing, quoted
 
@@ -25,19 +33,23 @@ RawValue = float | int | str
 
 @dataclass(frozen=True)
 class NumericFeature:
-    """A numeric input: bin edges, one representative value per bin, the training range."""
+    """A numeric input: bin edges, one representative value per bin, the training range
+    (either bound None: open on that side)."""
 
     name: str
     edges: tuple[float, ...]
     representatives: tuple[float, ...]
-    lower: float
-    upper: float
+    lower: float | None = None
+    upper: float | None = None
 
     @property
     def cardinality(self) -> int:
         return len(self.edges) + 1
 
-    def violations(self) -> list[FieldViolation]:
+    def violations(self, placement: bool = True) -> list[FieldViolation]:
+        """What is wrong with this feature: its structure (edges, one representative per
+        bin) and, with `placement`, where its values lie (each representative in its bin,
+        bounds finite and ordered)."""
         where = f"signature.features.{self.name}"
         out: list[FieldViolation] = []
         if not self.edges:
@@ -56,6 +68,42 @@ class NumericFeature:
             )
         if self.cardinality > MAX_BINS:
             out.append(FieldViolation(f"{where}.edges", f"at most {MAX_BINS - 1} edges"))
+        if placement and not out:
+            out.extend(self._representative_violations(f"{where}.representatives"))
+        if placement:
+            out.extend(self._bound_violations(where))
+        return out
+
+    def _representative_violations(self, where: str) -> list[FieldViolation]:
+        """Each representative must lie in its own bin: it is the value the model is scored
+        at for every input of that bin."""
+        out: list[FieldViolation] = []
+        for i, r in enumerate(self.representatives):
+            if not math.isfinite(r):
+                out.append(FieldViolation(where, f"representative {i} is {r}, not a finite number"))
+            elif bisect.bisect_right(self.edges, r) != i:
+                out.append(
+                    FieldViolation(
+                        where,
+                        f"representative {i} ({r:g}) lies outside bin {i} "
+                        f"{bin_range(self.edges, i)}",
+                    )
+                )
+        return out
+
+    def _bound_violations(self, where: str) -> list[FieldViolation]:
+        out: list[FieldViolation] = []
+        for side, bound in (("lower", self.lower), ("upper", self.upper)):
+            if bound is not None and not math.isfinite(bound):
+                out.append(FieldViolation(f"{where}.{side}", f"must be finite, got {bound}"))
+        if out:
+            return out
+        if self.lower is not None and self.upper is not None and self.lower > self.upper:
+            out.append(
+                FieldViolation(
+                    f"{where}.lower", f"lower {self.lower:g} is above upper {self.upper:g}"
+                )
+            )
         return out
 
     def bin(self, value: RawValue) -> tuple[int, bool]:
@@ -67,18 +115,29 @@ class NumericFeature:
         x = float(value)
         if not math.isfinite(x):
             raise InvalidArgument.field(f"features.{self.name}", f"must be finite, got {x}")
-        clamped = x < self.lower or x > self.upper
+        clamped = (self.lower is not None and x < self.lower) or (
+            self.upper is not None and x > self.upper
+        )
         return bisect.bisect_right(self.edges, x), clamped
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "type": "numeric",
             "edges": list(self.edges),
             "representatives": list(self.representatives),
-            "lower": self.lower,
-            "upper": self.upper,
         }
+        for side, bound in (("lower", self.lower), ("upper", self.upper)):
+            if bound is not None:
+                out[side] = bound
+        return out
+
+
+def bin_range(edges: Sequence[float], i: int) -> str:
+    """Bin i of these edges as an interval, for people: `[10, 20)`, `(-inf, 10)`."""
+    lo = f"[{edges[i - 1]:g}" if i > 0 else "(-inf"
+    hi = f"{edges[i]:g})" if i < len(edges) else "+inf)"
+    return f"{lo}, {hi}"
 
 
 @dataclass(frozen=True)
@@ -97,7 +156,7 @@ class CategoricalFeature:
     def cardinality(self) -> int:
         return len(self.vocabulary) + (1 if self.oov_bucket else 0)
 
-    def violations(self) -> list[FieldViolation]:
+    def violations(self, placement: bool = True) -> list[FieldViolation]:
         where = f"signature.features.{self.name}.vocabulary"
         out: list[FieldViolation] = []
         if not self.vocabulary:
@@ -155,7 +214,8 @@ class Signature:
         if violations:
             raise InvalidArgument("invalid signature: " + listing(violations), violations)
 
-    def violations(self) -> list[FieldViolation]:
+    def violations(self, placement: bool = True) -> list[FieldViolation]:
+        """Every violation of the signature; `placement` as in NumericFeature.violations."""
         out: list[FieldViolation] = []
         if not self.features:
             out.append(FieldViolation("signature.features", "a signature needs at least 1 feature"))
@@ -167,7 +227,7 @@ class Signature:
         for f in self.features:
             if not f.name:
                 out.append(FieldViolation("signature.features", "a feature name is empty"))
-            out.extend(f.violations())
+            out.extend(f.violations(placement))
         return out
 
     @property
@@ -220,6 +280,9 @@ class Signature:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Signature:
+        """A signature as stored (the registry's JSON). Only its structure is checked: a model
+        registered before representatives were checked against their bins stays readable
+        and keeps serving (new registrations are checked in full)."""
         features: list[Feature] = []
         for raw in data.get("features", []):
             if raw.get("type") == "numeric":
@@ -228,8 +291,8 @@ class Signature:
                         name=str(raw["name"]),
                         edges=tuple(float(e) for e in raw["edges"]),
                         representatives=tuple(float(r) for r in raw["representatives"]),
-                        lower=float(raw["lower"]),
-                        upper=float(raw["upper"]),
+                        lower=_bound(raw.get("lower")),
+                        upper=_bound(raw.get("upper")),
                     )
                 )
             else:
@@ -240,4 +303,55 @@ class Signature:
                         oov_bucket=bool(raw.get("oov_bucket", False)),
                     )
                 )
-        return cls(tuple(features))
+        signature = object.__new__(cls)
+        object.__setattr__(signature, "features", tuple(features))
+        violations = signature.violations(placement=False)
+        if violations:
+            raise InvalidArgument("invalid signature: " + listing(violations), violations)
+        return signature
+
+
+def _bound(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def derive_numeric(name: str, values: Iterable[float], bins: int) -> NumericFeature:
+    """A numeric feature from its training values: at most `bins` bins holding about equal
+    numbers of values, each representative the median of its bin's values, bounds the values'
+    minimum and maximum.
+
+    Edges are values of the data (a bin starts at one), so no bin is empty and no edge repeats:
+    a column with few distinct values gets one bin per value, and a value that alone fills a
+    bin's share or more (say the zeros of a mostly-zero column) gets a bin of its own. A column
+    with one value (or none) informs no model: ValueError naming it.
+    """
+    if bins < 2:
+        raise ValueError(f"{name}: needs at least 2 bins, got {bins}")
+    data = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, float)
+    data = np.sort(data[np.isfinite(data)])
+    distinct, counts = np.unique(data, return_counts=True)
+    if len(distinct) < 2:
+        raise ValueError(f"{name}: has {len(distinct)} distinct value(s); a feature needs 2")
+    edges: list[float] = []
+    left = len(data)  # values not yet in a closed bin
+    filled = 0  # values in the bin being filled
+    for value, count in zip(distinct.tolist(), counts.tolist(), strict=True):
+        share = left / (bins - len(edges))
+        # Close the bin before this value when adding it would overshoot the bin's share
+        # by more than half the value's own count.
+        if filled and len(edges) < bins - 1 and filled + count / 2 > share:
+            edges.append(float(value))
+            left -= filled
+            filled = 0
+        filled += count
+    index = np.searchsorted(np.asarray(edges), data, side="right")
+    representatives = tuple(float(np.median(data[index == b])) for b in range(len(edges) + 1))
+    return NumericFeature(name, tuple(edges), representatives, float(data[0]), float(data[-1]))
+
+
+def derive_categorical(name: str, values: Iterable[object]) -> CategoricalFeature:
+    """A categorical feature whose vocabulary is the values seen, sorted."""
+    vocabulary = tuple(sorted({str(v) for v in values}))
+    if not vocabulary:
+        raise ValueError(f"{name}: has no values")
+    return CategoricalFeature(name, vocabulary)

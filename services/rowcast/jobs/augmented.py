@@ -8,7 +8,8 @@ it. A decision counts only when that verdict is APPROVED.
 How it becomes a label (probability models): the better output p is the probability that the
 target is true, so the decision's inputs become two weighted rows, (x, 1) with weight p and
 (x, 0) with weight 1 - p (zero weights dropped). Binary log-loss on these rows is exactly the
-cross-entropy against the soft label p; p = 0 or 1 gives one ordinary row.
+cross-entropy against the soft label p; p = 0 or 1 gives one ordinary row. Regressions: the
+better output is the target itself, one row (x, value) of weight 1.
 
 Leakage guard: an augmented decision whose inputs equal a held-out row of the data set is left
 out, so the comparison on held-out data stays honest.
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from rowcast.core.records import AugmentationState, Decision
+from rowcast.core.records import AugmentationState, Decision, OutputKind
 from rowcast.core.signature import CategoricalFeature, Signature
 
 #: Column of the weight of each training row in an augmented frame.
@@ -59,6 +60,7 @@ class AugmentedRows:
     #: Feature tuples of the held-out rows (`input_rows`): decisions with these inputs are left
     #: out.
     heldout: set[tuple[float | str, ...]] = field(default_factory=set)
+    kind: OutputKind = OutputKind.PROBABILITY
     scanned: int = 0
     approved: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
@@ -74,7 +76,7 @@ class AugmentedRows:
             row = self._inputs(d)
             if row is None:
                 continue
-            if not 0.0 <= better <= 1.0:
+            if self.kind is OutputKind.PROBABILITY and not 0.0 <= better <= 1.0:
                 self.skipped["better output outside [0, 1]"] += 1
                 continue
             if tuple(row.values()) in self.heldout:
@@ -104,6 +106,9 @@ class AugmentedRows:
         """The weighted training rows: feature columns, the target and WEIGHT."""
         inputs = pd.DataFrame(self._features, columns=list(self.signature.names))
         labels = np.asarray(self._labels, dtype=float)
+        if self.kind is OutputKind.REGRESSION:
+            inputs[self.target], inputs[WEIGHT] = labels, 1.0
+            return inputs
         positive, negative = inputs.copy(), inputs.copy()
         positive[self.target], positive[WEIGHT] = 1, labels
         negative[self.target], negative[WEIGHT] = 0, 1.0 - labels

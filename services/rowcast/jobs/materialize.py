@@ -117,8 +117,9 @@ class MaterializeResult:
     rows_written: int
     #: Rows counted in the table by verification.
     row_count: int
-    #: XOR of crc32(key + output) over the whole grid, independent of write order.
-    checksum: int
+    #: Table digest of the whole grid as written (`rowcast.core.keys`: a sum of keyed hashes
+    #: of key || value, independent of write order); the scan at verification matched it.
+    digest: int
     verification: Verification | None = None
     #: Seconds spent writing (this run, after the workers were up), and the resulting rate.
     write_s: float = 0.0
@@ -258,7 +259,8 @@ class _Job:
         cancel: threading.Event | None,
         heldout: HeldOut | None,
     ) -> MaterializeResult:
-        # Verification re-scores with the very file the workers score with.
+        # Verification re-scores with the very file the workers score with (through its own
+        # input path, not theirs).
         booster = await asyncio.to_thread(lgb.Booster, model_file=str(model_file))
         # MATERIALIZING before the table exists: a version retired meanwhile (RETIRED is
         # final) stops us here, before we could create a table its retirement already dropped.
@@ -330,6 +332,7 @@ class _Job:
                 seed=seed,
                 heldout=heldout,
                 executor=pool,
+                digest=mark.digest,
             )
             verify_s = time.monotonic() - verify_started
         except asyncio.CancelledError:
@@ -357,7 +360,7 @@ class _Job:
             self._number,
             state=VersionState.READY,
             row_count=verdict.row_count,
-            metrics={**metrics, **verdict.metrics, "checksum": float(mark.checksum)},
+            metrics={**metrics, **verdict.metrics},
             failure_reason="",
             timeout_s=self._call_s,
         )
@@ -365,7 +368,7 @@ class _Job:
             table,
             driver.rows_written,
             verdict.row_count,
-            mark.checksum,
+            mark.digest,
             verdict,
             write_s,
             startup_s,
@@ -378,21 +381,22 @@ class _Job:
             info = await self._registry.versions.get_version(
                 self._model, self._number, timeout_s=self._call_s
             )
-            start, checksum = info.rows_written, info.checksum_done
+            # The digest of the cells below the checkpoint, as the earlier run summed it.
+            start, digest = info.rows_written, info.checksum_done
         else:
             # A fresh run: forget any progress an earlier run of this version left behind.
-            start, checksum = 0, 0
+            start, digest = 0, 0
             await self._registry.versions.update_progress(
                 self._model, self._number, 0, 0, timeout_s=self._call_s
             )
-        mark = Watermark(min(start, total), total, chunk_rows, checksum)
+        mark = Watermark(min(start, total), total, chunk_rows, digest)
         self._saved = (mark.rows_done, time.monotonic())
         return mark
 
     async def _checkpoint(self, mark: Watermark) -> None:
         if mark.rows_done != self._saved[0]:
             await self._registry.versions.update_progress(
-                self._model, self._number, mark.rows_done, mark.checksum, timeout_s=self._call_s
+                self._model, self._number, mark.rows_done, mark.digest, timeout_s=self._call_s
             )
         self._saved = (mark.rows_done, time.monotonic())
 

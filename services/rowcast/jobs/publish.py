@@ -1,8 +1,10 @@
-"""Train a new version of a model on a shipped data set, flatten it into HBase, optionally
-activate it: the data scientist's end-to-end job (`rowcast publish`)."""
+"""Train a new version of a model on a data set (shipped, or stored by `rowcast datasets add`),
+flatten it into HBase, optionally activate it: the data scientist's end-to-end job
+(`rowcast publish`)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from rowcast.config import Settings
 from rowcast.core.records import ModelInfo, OutputKind, Propagation, VersionInfo
 from rowcast.errors import InvalidArgument, ModelNotFound
 from rowcast.jobs import dataset as datasets
-from rowcast.jobs.create import HELDOUT_FRACTION, SPLIT_SEED, Training, create_version
+from rowcast.jobs.create import Training, create_version
 from rowcast.jobs.materialize import MaterializeResult, Progress, check_grid, materialize
 from rowcast.jobs.train import TrainParams, derive_signature, save
 from rowcast.jobs.verify import HeldOut
@@ -64,14 +66,19 @@ async def publish(
         registry = Registry.over(client)
         call_s = settings.hbase.timeout_s
         try:
-            ds = datasets.load(spec.dataset)
+            ds = await asyncio.to_thread(datasets.Catalog(registry.datasets).load, spec.dataset)
         except ValueError as exc:
             raise InvalidArgument.field("dataset", str(exc)) from exc
-        train_frame, test_frame = ds.split(HELDOUT_FRACTION, SPLIT_SEED)
+        train_frame, test_frame = ds.heldout_split()
         try:
             model = await registry.models.get_model(spec.model, timeout_s=call_s)
         except ModelNotFound:
-            signature = derive_signature(train_frame, ds, spec.bins)
+            signature = (
+                derive_signature(train_frame, ds, spec.bins)
+                if ds.name in datasets.NAMES
+                # A data set of its owner: bins by core.signature's rules, every column.
+                else datasets.derive_signature(ds, ds.features)
+            )
             check_grid(signature, settings.max_grid_rows)
             model = await registry.models.register_model(
                 spec.model,
@@ -154,7 +161,8 @@ async def flatten(
         max_grid_rows=settings.max_grid_rows,
         progress=progress,
         rows_per_second=settings.materialize_rows_per_second,
-        heldout=heldout,
+        # The gate's limit on the fidelity drop is the settings' (ROWCAST_MAX_FIDELITY_DROP).
+        heldout=HeldOut(heldout.frame, heldout.target, heldout.kind, settings.max_fidelity_drop),
         timeout_s=settings.hbase.timeout_s,
     )
     return result, model_file

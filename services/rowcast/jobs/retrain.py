@@ -1,7 +1,9 @@
 """Close the learning loop (`rowcast models retrain`): train a new version on the original data
 plus the approved augmentations of served decisions, materialise and verify it, and compare it
-with the active version on the same held-out rows. The new version is left READY, not active:
-activating it is the admin's decision.
+with the active version on the same held-out rows (AUC for a probability model, RMSE for a
+regression). The data set is a shipped or a stored one (`rowcast datasets add`); by default
+the one the active version was trained or evaluated on. The new version is left READY, not
+active: activating it is the admin's decision.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ import lightgbm as lgb
 from rowcast.config import Settings
 from rowcast.core.query import DecisionQuery
 from rowcast.core.records import ModelInfo, OutputKind, VersionInfo
-from rowcast.core.signature import Signature
 from rowcast.errors import FailedPrecondition, InvalidArgument
 from rowcast.jobs import dataset as datasets
 from rowcast.jobs.augmented import WEIGHT, AugmentedRows, combine, input_rows
-from rowcast.jobs.create import HELDOUT_FRACTION, SPLIT_SEED, store_version
+from rowcast.jobs.create import dataset_problem, store_version
 from rowcast.jobs.materialize import MaterializeResult, Progress
 from rowcast.jobs.publish import flatten
 from rowcast.jobs.train import TrainParams, fidelity, train
@@ -41,7 +42,8 @@ class RetrainSpec:
     """What to retrain."""
 
     model: str
-    dataset: str = "default"
+    #: None: the active version's evaluation data set (what it was trained or measured on).
+    dataset: str | None = None
     params: TrainParams = field(default_factory=TrainParams)
     creator: str = "rowcast"
 
@@ -72,24 +74,25 @@ class RetrainResult:
     skipped: dict[str, int]
 
 
-def dataset_for(model: str, signature: Signature, name: str) -> datasets.Dataset:
-    """The shipped data set to retrain on, once it fits the model: each of the model's features
-    is a column of it of the same kind (numeric or categorical).
+def dataset_for(model: ModelInfo, name: str, load: datasets.Loader) -> datasets.Dataset:
+    """The data set to retrain on (shipped or stored), once it fits the model: each of the
+    model's features is a column of it of the same kind and range, its target of the model's
+    output kind.
 
     An unknown data set is InvalidArgument (`dataset`). A model that does not fit (e.g. one
     registered for an uploaded model file with other feature names) is FailedPrecondition
-    naming the missing columns and those of another kind: retraining it here is impossible,
-    however it is asked for.
+    naming the missing columns, those of another kind or range: retraining it on this data
+    set is impossible, however it is asked for.
     """
     try:
-        ds = datasets.load(name)
+        ds = load(name)
     except ValueError as exc:
         raise InvalidArgument.field("dataset", str(exc)) from exc
-    problems = ds.misfits(signature)
-    if problems:
+    problem = dataset_problem(model, ds)
+    if problem:
         raise FailedPrecondition(
-            f"model {model!r} cannot be retrained on data set {ds.name!r} (columns "
-            f"{list(ds.features)}, target {ds.target!r}): " + "; ".join(problems)
+            f"model {model.name!r} cannot be retrained on data set {ds.name!r} (columns "
+            f"{list(ds.features)}, target {ds.target!r}): {problem}"
         )
     return ds
 
@@ -119,12 +122,6 @@ async def retrain(
         artifacts = ArtifactStore(client)
         call_s = settings.hbase.timeout_s
         model = await registry.models.get_model(spec.model, timeout_s=call_s)
-        if model.output_kind is not OutputKind.PROBABILITY:
-            raise FailedPrecondition(
-                f"model {spec.model!r} outputs a {model.output_kind.value}; retrain trains "
-                "binary classifiers (probability models) on a shipped data set"
-            )
-        ds = dataset_for(spec.model, model.signature, spec.dataset)
         if not model.current_version:
             raise FailedPrecondition(
                 f"model {spec.model!r} has no active version to compare a retrained one with"
@@ -132,37 +129,53 @@ async def retrain(
         active = await registry.versions.get_version(
             spec.model, model.current_version, timeout_s=call_s
         )
-        train_frame, test_frame = ds.split(HELDOUT_FRACTION, SPLIT_SEED)
-        rows = AugmentedRows(model.signature, ds.target, input_rows(model.signature, test_frame))
+        name = spec.dataset or active.evaluation_dataset
+        if not name:
+            raise FailedPrecondition(
+                f"active version {active.version} of {spec.model!r} names no data set (it was "
+                "uploaded without --evaluation-dataset): give --dataset"
+            )
+        load = datasets.Catalog(registry.datasets).load
+        ds = await asyncio.to_thread(dataset_for, model, name, load)
+        train_frame, test_frame = ds.heldout_split()
+        rows = AugmentedRows(
+            model.signature,
+            ds.target,
+            input_rows(model.signature, test_frame),
+            kind=model.output_kind,
+        )
         await collect(AuditStore(client), registry, model, rows)
         columns = [*model.signature.names, ds.target]
         frame = combine(train_frame, rows.frame(), columns)
-        heldout = HeldOut(test_frame, ds.target)
+        heldout = HeldOut(test_frame, ds.target, ds.kind)
 
         booster = await asyncio.to_thread(
             train, ds, model.signature, frame, spec.params, frame[WEIGHT].to_numpy()
         )
         metrics = {
-            **fidelity(booster, model.signature, test_frame, ds.target),
+            **fidelity(booster, model.signature, test_frame, ds.target, ds.kind),
             "retrained_from": float(active.version),
             "original_rows": float(len(train_frame)),
             "augmentations": float(rows.approved),
         }
         version = await store_version(
-            registry, artifacts, model, booster, metrics, spec.creator, timeout_s=call_s
+            registry, artifacts, model, booster, metrics, spec.creator, ds.name, timeout_s=call_s
         )
         materialized, _ = await flatten(
             settings, client, model, version, booster, heldout, progress
         )
         version = await registry.versions.get_version(spec.model, version.version, timeout_s=call_s)
         baseline = await _baseline(predictions, artifacts, model, active, heldout, timeout_s=call_s)
+        metric = metric_name(ds.kind)
         return RetrainResult(
             version=version,
             materialized=materialized,
-            metric="auc",
+            metric=metric,
             active=baseline,
             candidate=Side(
-                version.version, version.metrics["auc_raw"], version.metrics["auc_table"]
+                version.version,
+                version.metrics[f"{metric}_raw"],
+                version.metrics[f"{metric}_table"],
             ),
             heldout_rows=len(test_frame),
             original_rows=len(train_frame),
@@ -201,4 +214,10 @@ async def _baseline(
             f"active version {active.version} of {model.name!r} cannot be measured: "
             + "; ".join(problems)
         )
-    return Side(active.version, metrics["auc_raw"], metrics["auc_table"])
+    metric = metric_name(heldout.kind)
+    return Side(active.version, metrics[f"{metric}_raw"], metrics[f"{metric}_table"])
+
+
+def metric_name(kind: OutputKind) -> str:
+    """The held-out metric of a model kind: AUC (higher is better) or RMSE (lower is)."""
+    return "auc" if kind is OutputKind.PROBABILITY else "rmse"

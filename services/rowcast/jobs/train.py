@@ -23,6 +23,7 @@ from rowcast.core.records import OutputKind
 from rowcast.core.signature import CategoricalFeature, NumericFeature, Signature
 from rowcast.errors import FieldViolation, InvalidArgument
 from rowcast.jobs.dataset import Dataset
+from rowcast.jobs.modelfile import Encoding
 
 #: Most boosting rounds a caller may ask for: a training run occupies a ModelService thread,
 #: and 10,000 rounds of the shipped data sets already take minutes.
@@ -114,10 +115,11 @@ def derive_signature(frame: pd.DataFrame, ds: Dataset, bins: dict[str, int]) -> 
             in_bin = values[index == b]
             if len(in_bin):
                 reps.append(float(np.median(in_bin)))
-            else:  # an empty bin: its midpoint
-                lo = edges[b - 1] if b > 0 else values[0]
+            elif b == 0:  # nothing below the first edge (it is the minimum): a value below it
+                reps.append(float(edges[0] - (edges[1] - edges[0] if len(edges) > 1 else 1.0)))
+            else:  # an empty bin: its midpoint, which lies inside it
                 hi = edges[b] if b < len(edges) else values[-1]
-                reps.append(float((lo + hi) / 2))
+                reps.append(float((edges[b - 1] + hi) / 2))
         features.append(
             NumericFeature(
                 name=name,
@@ -133,18 +135,40 @@ def derive_signature(frame: pd.DataFrame, ds: Dataset, bins: dict[str, int]) -> 
     return Signature(tuple(features))
 
 
-def encode_matrix(signature: Signature, frame: pd.DataFrame) -> np.ndarray:
-    """The model's input matrix: numbers as they are, categories as vocabulary indices."""
+def encode_matrix(
+    signature: Signature, frame: pd.DataFrame, encoding: Encoding | None = None
+) -> np.ndarray:
+    """The model's input matrix: numbers as they are, categories as the codes of `encoding`
+    (vocabulary positions when None); an unknown category is missing (NaN)."""
+    coded = encoding or Encoding({})
     columns = []
     for f in signature.features:
         if isinstance(f, NumericFeature):
             columns.append(frame[f.name].to_numpy(dtype=float))
         else:
-            lookup = {v: i for i, v in enumerate(f.vocabulary)}
+            lookup = coded.lookup(f)
             columns.append(
-                frame[f.name].astype(str).map(lambda v, lk=lookup: lk.get(v, -1)).to_numpy(float)
+                frame[f.name]
+                .astype(str)
+                .map(lambda v, lk=lookup: lk.get(v, np.nan))
+                .to_numpy(dtype=float)
             )
     return np.column_stack(columns)
+
+
+def training_frame(signature: Signature, frame: pd.DataFrame) -> pd.DataFrame:
+    """The feature columns LightGBM trains on: numbers, and categories as pandas categoricals
+    in the vocabulary's order, so that the model file records that order as its mapping
+    (`pandas_categorical`) and the codes it splits on are vocabulary positions."""
+    columns: dict[str, Any] = {}
+    for f in signature.features:
+        if isinstance(f, NumericFeature):
+            columns[f.name] = frame[f.name].to_numpy(dtype=float)
+        else:
+            columns[f.name] = pd.Categorical(
+                frame[f.name].astype(str).to_numpy(), categories=list(f.vocabulary)
+            )
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def categorical_indices(signature: Signature) -> list[int]:
@@ -161,9 +185,8 @@ def train(
     """Train on the frame's feature columns and `ds.target`, rows optionally weighted.
     Parameters out of range are InvalidArgument, before any work."""
     params.check()
-    matrix = encode_matrix(signature, train_frame)
     data = lgb.Dataset(
-        matrix,
+        training_frame(signature, train_frame),
         label=train_frame[ds.target].to_numpy(),
         weight=weights,
         feature_name=list(signature.names),
@@ -173,16 +196,19 @@ def train(
     return lgb.train(params.lightgbm(ds.kind), data, num_boost_round=params.num_trees)
 
 
-def representative_matrix(signature: Signature, bins: np.ndarray) -> np.ndarray:
-    """Model inputs of grid cells: bins is (rows, features) of bin indices."""
+def representative_matrix(
+    signature: Signature, bins: np.ndarray, encoding: Encoding | None = None
+) -> np.ndarray:
+    """Model inputs of grid cells: bins is (rows, features) of bin indices; a category bin is
+    fed as its code in `encoding` (the model file's mapping; vocabulary positions when None)."""
+    coded = encoding or Encoding({})
     columns = []
     for j, f in enumerate(signature.features):
         if isinstance(f, NumericFeature):
             columns.append(np.asarray(f.representatives, dtype=float)[bins[:, j]])
         else:
-            # An OOV bin has no category: the model sees it as missing.
-            codes = np.where(bins[:, j] < len(f.vocabulary), bins[:, j], np.nan)
-            columns.append(codes.astype(float))
+            # An OOV bin has no category: the model sees it as missing (the table's last entry).
+            columns.append(coded.code_table(f)[bins[:, j]])
     return np.column_stack(columns)
 
 
@@ -220,10 +246,10 @@ def fidelity(
     """The metric (AUC or RMSE) of the raw model and of the flattened one (its scores for the
     bins' representatives) on the same held-out rows."""
     y = test[target].to_numpy()
-    raw = np.asarray(booster.predict(encode_matrix(signature, test)), dtype=float)
-    flat = np.asarray(
-        booster.predict(representative_matrix(signature, bin_frame(signature, test))), dtype=float
-    )
+    encoding = Encoding.of(booster, signature)
+    raw = np.asarray(booster.predict(encode_matrix(signature, test, encoding)), dtype=float)
+    cells = representative_matrix(signature, bin_frame(signature, test), encoding)
+    flat = np.asarray(booster.predict(cells), dtype=float)
     name, raw_value = metric(kind, y, raw)
     _, flat_value = metric(kind, y, flat)
     return {
@@ -240,4 +266,6 @@ def save(booster: lgb.Booster, path: Path) -> Path:
 
 
 def predict_cells(booster: lgb.Booster, signature: Signature, bins: np.ndarray) -> np.ndarray:
-    return np.asarray(booster.predict(representative_matrix(signature, bins)), dtype=float)
+    """The booster's outputs for grid cells, categories coded by the booster's own mapping."""
+    cells = representative_matrix(signature, bins, Encoding.of(booster, signature))
+    return np.asarray(booster.predict(cells), dtype=float)

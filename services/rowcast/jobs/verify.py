@@ -1,40 +1,50 @@
 """The verification gate: a version becomes READY only if its table provably holds the model.
 
-Two checks decide: (a) a key-only scan counts exactly the grid's cells (scanned per salt
-bucket in parallel), and (b) a seeded random sample of grid cells, re-scored with the booster
-loaded from the model file, equals the stored outputs bit for bit. Exact equality is the right
-test, not a tolerance: a cell's output is one deterministic tree walk per row, and LightGBM
-gives bit-identical results whatever the thread count, batch composition or whether the booster
-was loaded from its saved file (checked on LightGBM 4.7; tests/unit/test_materialize_keys.py,
-`test_scores_are_bit_identical_across_threads_batches_and_the_saved_file`, keeps checking it).
-The sample's seed is recorded in the metrics (`verified_sample_seed`) so that a failed check
-can be re-run on the same cells.
+Four checks decide, each on its own (none short-circuits, so the reason names every problem):
 
-Beside the verdict it measures the flattening fidelity with real table lookups: held-out rows
-are binned, their keys fetched from the version table with multi-gets, and the metric of those
-answers (AUC for probabilities, RMSE for regressions) is recorded beside the raw model's and the
-locally computed flattened one (a cross-check: the two flattened figures must agree).
+(a) the table holds exactly the grid's rows, and (b) its digest, recomputed by a scan of
+    every output cell (one scan per salt bucket, in parallel), equals the digest the writers
+    computed while writing (`rowcast.core.keys`: a sum of keyed hashes of key || value, so a
+    row lost, added, changed or moved to another key changes it);
+(c) a seeded random sample of grid cells, re-scored apart from the writer, equals the values a
+    real lookup reads back, bit for bit: each cell's raw representative values (numbers,
+    category names) go into a pandas frame whose categorical columns carry the model file's own
+    categories, through LightGBM's pandas input path (`booster.predict(frame)`), while the
+    writer fed codes it derived itself (`rowcast.jobs.modelfile.Encoding`); each cell's key
+    is built by `prediction_key`, the serving path's layout, not the writer's vectorised one,
+    and read with a multi-get. Exact equality is the right test, not a tolerance: a cell's
+    output is one deterministic tree walk, and LightGBM gives bit-identical results whatever
+    the thread count, batch composition, input path or whether the booster was reloaded from
+    its file (tests/unit/test_materialize_keys.py and test_materialize_gate.py keep checking
+    it). The sample's seed is recorded (`verified_sample_seed`) so that a failed check can be
+    re-run on the same cells;
+(d) when the version names an evaluation data set, its held-out rows are binned and looked up
+    in the table, and the metric of those answers (AUC for probabilities, RMSE for regressions)
+    may be worse than the raw model's by at most the configured limit
+    (`Settings.max_fidelity_drop`, ROWCAST_MAX_FIDELITY_DROP). The raw, table and locally
+    flattened figures are recorded (the two flattened figures must agree).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from rowcast.config import HBaseSettings
-from rowcast.core.keys import key_matrix, salt_ranges, split_rows
+from rowcast.config import FidelityDrop, HBaseSettings
+from rowcast.core.keys import key_matrix, prediction_key, salt_ranges, split_rows
 from rowcast.core.records import OutputKind, PredictionRow
-from rowcast.core.signature import Signature
-from rowcast.jobs.train import bin_frame, encode_matrix, metric
-from rowcast.jobs.workers import cell_bins, count_range, score
-from rowcast.store.predictions import PredictionStore
+from rowcast.core.signature import CategoricalFeature, NumericFeature, Signature
+from rowcast.jobs.train import bin_frame, metric
+from rowcast.jobs.workers import cell_bins, digest_range, score
+from rowcast.store.protocols import PredictionReader
 from rowcast.telemetry.domain import VERIFICATION
 
 #: Grid cells re-scored by default.
@@ -47,11 +57,21 @@ LOOKUP_TIMEOUT_S: Final = 30.0
 
 @dataclass(frozen=True)
 class HeldOut:
-    """Held-out rows with their labels, for the flattening fidelity."""
+    """Held-out rows with their labels, for the flattening fidelity, and how much worse the
+    table may answer them than the raw model."""
 
     frame: pd.DataFrame
     target: str
     kind: OutputKind = OutputKind.PROBABILITY
+    max_drop: FidelityDrop = field(default_factory=FidelityDrop)
+
+
+@dataclass(frozen=True)
+class TableScan:
+    """What a scan of the whole table found: the rows holding an output and their digest."""
+
+    rows: int
+    digest: int
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,8 @@ class Verification:
     missing: int
     problems: tuple[str, ...]
     metrics: dict[str, float] = field(default_factory=dict)
+    #: Whether the scanned digest equals the written one (True when none was given).
+    digest_ok: bool = True
 
     @property
     def ok(self) -> bool:
@@ -78,11 +100,13 @@ class Verification:
     @property
     def outcome(self) -> str:
         """The verdict as one bounded label: `passed`, or `failed_` and the first check that
-        failed, in the order they run (row count, sample, held-out fidelity)."""
+        failed, in the order they run (row count, digest, sample, held-out fidelity)."""
         if self.ok:
             return "passed"
         if self.row_count != self.grid_size:
             return "failed_row_count"
+        if not self.digest_ok:
+            return "failed_digest"
         if self.missing:
             return "failed_missing_cells"
         if self.mismatched:
@@ -98,28 +122,28 @@ def sample_cells(grid_size: int, size: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(grid_size, size=size, replace=False).astype(np.int64))
 
 
-async def count_rows(
+async def scan_table(
     hbase: HBaseSettings, table: str, salt_buckets: int, executor: Executor | None = None
-) -> int:
-    """Rows of the table, counted by key-only scans of every salt bucket in parallel."""
+) -> TableScan:
+    """Rows and digest of the whole table, by a scan of every salt bucket in parallel."""
     loop = asyncio.get_running_loop()
     own = executor is None
-    pool = executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="count")
+    pool = executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="scan")
     try:
-        counts = await asyncio.gather(
+        parts = await asyncio.gather(
             *(
-                loop.run_in_executor(pool, count_range, hbase, table, start, stop)
+                loop.run_in_executor(pool, digest_range, hbase, table, start, stop)
                 for start, stop in salt_ranges(salt_buckets)
             )
         )
     finally:
         if own:
             pool.shutdown(wait=False)
-    return sum(counts)
+    return TableScan(sum(rows for rows, _ in parts), sum(d for _, d in parts) % 2**64)
 
 
 async def lookup(
-    predictions: PredictionStore, table: str, keys: Sequence[bytes]
+    predictions: PredictionReader, table: str, keys: Sequence[bytes]
 ) -> dict[bytes, PredictionRow]:
     """Stored rows of distinct keys, by multi-get batches; absent keys are absent."""
     found: dict[bytes, PredictionRow] = {}
@@ -146,8 +170,84 @@ def compare(
     return mismatched, missing
 
 
+# --- The booster through its own input path -----------------------------------------------
+
+
+def file_categories(booster: lgb.Booster, signature: Signature) -> list[list[Any]]:
+    """The category lists of the booster's file, one per categorical feature in order, as
+    LightGBM read them (`pandas_categorical`); a file without them was trained on vocabulary
+    positions, which is the vocabulary as its category list."""
+    recorded = booster.pandas_categorical
+    if recorded is not None:
+        return [list(c) for c in recorded]
+    return [list(f.vocabulary) for f in signature.features if isinstance(f, CategoricalFeature)]
+
+
+def model_frame(
+    booster: lgb.Booster, signature: Signature, columns: Mapping[str, Sequence[Any]]
+) -> pd.DataFrame:
+    """A pandas frame of raw values as LightGBM's pandas path expects it: numeric columns as
+    floats, categorical columns as pandas categoricals over the file's own categories (a
+    value the file does not know, or None, is missing)."""
+    categorical = [f.name for f in signature.features if isinstance(f, CategoricalFeature)]
+    lists = dict(zip(categorical, file_categories(booster, signature), strict=True))
+    data: dict[str, Any] = {}
+    for f in signature.features:
+        values = columns[f.name]
+        if isinstance(f, NumericFeature):
+            data[f.name] = np.asarray(values, dtype=np.float64)
+        else:
+            categories = lists[f.name]
+            # The file may hold numbers as categories; raw values and vocabularies are text.
+            by_text = {str(c): c for c in categories}
+            data[f.name] = pd.Categorical(
+                [None if v is None else by_text.get(str(v)) for v in values],
+                categories=categories,
+            )
+    return pd.DataFrame(data)
+
+
+def representative_columns(signature: Signature, bins: np.ndarray) -> dict[str, list[Any]]:
+    """Raw representative values of grid cells, per feature: a numeric bin's representative,
+    a category's name (None for the out-of-vocabulary bin)."""
+    columns: dict[str, list[Any]] = {}
+    for j, f in enumerate(signature.features):
+        if isinstance(f, NumericFeature):
+            columns[f.name] = [f.representatives[b] for b in bins[:, j].tolist()]
+        else:
+            vocabulary = f.vocabulary
+            columns[f.name] = [
+                vocabulary[b] if b < len(vocabulary) else None for b in bins[:, j].tolist()
+            ]
+    return columns
+
+
+def rescore(booster: lgb.Booster, signature: Signature, bins: np.ndarray) -> np.ndarray:
+    """The booster's answers for grid cells, apart from the writer's code: raw representative
+    values through LightGBM's pandas input path."""
+    frame = model_frame(booster, signature, representative_columns(signature, bins))
+    return np.asarray(booster.predict(frame, num_threads=1), dtype=np.float64)
+
+
+def raw_scores(booster: lgb.Booster, signature: Signature, frame: pd.DataFrame) -> np.ndarray:
+    """The raw model's answers for data-set rows (categories by name), by the pandas path."""
+    columns: dict[str, Sequence[Any]] = {
+        f.name: (
+            frame[f.name].to_numpy(dtype=float).tolist()
+            if isinstance(f, NumericFeature)
+            else frame[f.name].astype(str).tolist()
+        )
+        for f in signature.features
+    }
+    frame_in = model_frame(booster, signature, columns)
+    return np.asarray(booster.predict(frame_in, num_threads=1), dtype=np.float64)
+
+
+# --- (d) held-out fidelity ------------------------------------------------------------------
+
+
 async def table_fidelity(
-    predictions: PredictionStore,
+    predictions: PredictionReader,
     table: str,
     version: int,
     signature: Signature,
@@ -174,7 +274,7 @@ async def table_fidelity(
     foreign = sum(1 for k in distinct if stored[k].version != version)
     if foreign:
         problems.append(f"{foreign} held-out cells carry another version than {version}")
-    raw = np.asarray(booster.predict(encode_matrix(signature, heldout.frame), num_threads=1))
+    raw = raw_scores(booster, signature, heldout.frame)
     name, raw_value = metric(heldout.kind, y, raw)
     _, table_value = metric(heldout.kind, y, looked_up)
     _, local_value = metric(heldout.kind, y, local)
@@ -188,9 +288,35 @@ async def table_fidelity(
     return metrics, problems
 
 
+def fidelity_drop(
+    kind: OutputKind, metrics: Mapping[str, float], limit: FidelityDrop
+) -> tuple[float, str | None]:
+    """(drop, problem): how much worse the table answers than the raw model (AUC points, or
+    RMSE's relative rise) and why that is refused (None within the limit)."""
+    if kind is OutputKind.PROBABILITY:
+        raw, table = metrics["auc_raw"], metrics["auc_table"]
+        drop = raw - table
+        if drop > limit.auc:
+            return drop, (
+                f"held-out AUC drops from {raw:.4f} (raw model) to {table:.4f} (table): "
+                f"{drop:.4f}, more than the allowed {limit.auc:g} (ROWCAST_MAX_FIDELITY_DROP; "
+                "finer bins flatten the model more faithfully)"
+            )
+        return drop, None
+    raw, table = metrics["rmse_raw"], metrics["rmse_table"]
+    rise = (table - raw) / raw if raw > 0 else (0.0 if table <= raw else math.inf)
+    if rise > limit.rmse:
+        return rise, (
+            f"held-out RMSE rises from {raw:.6g} (raw model) to {table:.6g} (table): "
+            f"{rise:.1%}, more than the allowed {limit.rmse:.0%} (ROWCAST_MAX_FIDELITY_DROP; "
+            "finer bins flatten the model more faithfully)"
+        )
+    return rise, None
+
+
 async def verify(
     *,
-    predictions: PredictionStore,
+    predictions: PredictionReader,
     hbase: HBaseSettings,
     table: str,
     version: int,
@@ -201,18 +327,58 @@ async def verify(
     sample_size: int = DEFAULT_SAMPLE,
     heldout: HeldOut | None = None,
     executor: Executor | None = None,
+    digest: int | None = None,
 ) -> Verification:
-    """Run every check (none short-circuits, so the reason names every problem found). `seed`
-    picks the sampled cells; the caller draws it (fresh per run) and it is in the metrics."""
+    """Scan the table (on `executor`'s workers when given), then run every check (`check`).
+    `digest` is what the writers computed (None skips that comparison: a re-verification
+    without the run's record)."""
+    scanned = await scan_table(hbase, table, salt_buckets, executor)
+    return await check(
+        predictions=predictions,
+        table=table,
+        version=version,
+        signature=signature,
+        salt_buckets=salt_buckets,
+        booster=booster,
+        seed=seed,
+        scanned=scanned,
+        digest=digest,
+        sample_size=sample_size,
+        heldout=heldout,
+    )
+
+
+async def check(
+    *,
+    predictions: PredictionReader,
+    table: str,
+    version: int,
+    signature: Signature,
+    salt_buckets: int,
+    booster: lgb.Booster,
+    seed: int,
+    scanned: TableScan,
+    digest: int | None,
+    sample_size: int = DEFAULT_SAMPLE,
+    heldout: HeldOut | None = None,
+) -> Verification:
+    """Every check on a scanned table (none short-circuits, so the reason names every problem
+    found). `seed` picks the sampled cells; the caller draws it (fresh per run) and it is in
+    the metrics."""
     grid = signature.grid_size
     problems: list[str] = []
-    row_count = await count_rows(hbase, table, salt_buckets, executor)
-    if row_count != grid:
-        problems.append(f"table {table} holds {row_count:,} rows, the grid has {grid:,}")
+    if scanned.rows != grid:
+        problems.append(f"table {table} holds {scanned.rows:,} rows, the grid has {grid:,}")
+    digest_ok = digest is None or scanned.digest == digest
+    if not digest_ok:
+        problems.append(
+            f"table digest {scanned.digest:016x} (scanned) differs from {digest:016x} (written): "
+            "rows were lost, added, changed or moved between keys"
+        )
     flat = sample_cells(grid, sample_size, seed)
     bins = cell_bins(signature.cardinalities, flat)
-    keys = split_rows(key_matrix(bins, salt_buckets))
-    expected = score(booster, signature, bins)
+    keys = [prediction_key(row, salt_buckets) for row in bins.tolist()]
+    expected = rescore(booster, signature, bins)
     mismatched, missing = compare(keys, expected, await lookup(predictions, table, keys), version)
     if missing:
         problems.append(f"{missing} of {len(keys)} sampled cells are missing")
@@ -228,8 +394,13 @@ async def verify(
         )
         metrics.update(fidelity)
         problems.extend(fidelity_problems)
+        if not fidelity_problems:
+            drop, problem = fidelity_drop(heldout.kind, fidelity, heldout.max_drop)
+            metrics["auc_drop" if heldout.kind is OutputKind.PROBABILITY else "rmse_rise"] = drop
+            if problem:
+                problems.append(problem)
     verdict = Verification(
-        row_count, grid, len(keys), mismatched, missing, tuple(problems), metrics
+        scanned.rows, grid, len(keys), mismatched, missing, tuple(problems), metrics, digest_ok
     )
     VERIFICATION.labels(verdict.outcome).inc()
     return verdict

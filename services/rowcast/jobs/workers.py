@@ -27,21 +27,13 @@ import lightgbm as lgb
 import numpy as np
 
 from rowcast.config import HBaseSettings
-from rowcast.core.keys import crc32_rows, key_matrix, split_rows
+from rowcast.core.keys import add_digests, chunk_digest, key_matrix, split_rows
 from rowcast.core.ratelimit import TokenBucket
 from rowcast.core.signature import Signature
+from rowcast.jobs.modelfile import Encoding
 from rowcast.jobs.train import representative_matrix
 from rowcast.store.client import HBaseClient
 from rowcast.store.predictions import PredictionStore
-
-
-def chunk_checksum(keys: np.ndarray, outputs: np.ndarray) -> int:
-    """XOR over rows of crc32(key + output as a big-endian double): order-independent, so
-    chunks finishing in any order (or rewritten on resume) give the same grid checksum."""
-    if keys.shape[0] == 0:
-        return 0
-    values = np.ascontiguousarray(outputs.astype(">f8")).view(np.uint8).reshape(-1, 8)
-    return int(np.bitwise_xor.reduce(crc32_rows(np.column_stack([keys, values]))))
 
 
 def cell_bins(shape: tuple[int, ...], flat: np.ndarray) -> np.ndarray:
@@ -54,13 +46,17 @@ def grid_bins(shape: tuple[int, ...], start: int, stop: int) -> np.ndarray:
     return cell_bins(shape, np.arange(start, stop, dtype=np.int64))
 
 
-def score(booster: lgb.Booster, signature: Signature, bins: np.ndarray) -> np.ndarray:
-    """The model's outputs at the representative inputs of grid cells.
+def score(
+    booster: lgb.Booster, signature: Signature, bins: np.ndarray, encoding: Encoding | None = None
+) -> np.ndarray:
+    """The model's outputs at the representative inputs of grid cells, categories coded by
+    `encoding` (the booster's own mapping, read from it when None).
 
     One thread per worker: the workers are the parallelism, and LightGBM's per-row result does
     not depend on its thread count (checked: bit-identical), so this loses nothing.
     """
-    matrix = representative_matrix(signature, bins)
+    coded = encoding if encoding is not None else Encoding.of(booster, signature)
+    matrix = representative_matrix(signature, bins, coded)
     return np.asarray(booster.predict(matrix, num_threads=1), dtype=np.float64)
 
 
@@ -87,11 +83,11 @@ class ChunkTask:
 
 @dataclass(frozen=True)
 class ChunkDone:
-    """A chunk acknowledged by HBase: its rows, checksum and where the worker spent its time."""
+    """A chunk acknowledged by HBase: its rows, digest and where the worker spent its time."""
 
     index: int
     rows: int
-    checksum: int
+    digest: int
     score_s: float
     write_s: float
 
@@ -100,6 +96,7 @@ class ChunkDone:
 class _WorkerState:
     config: WorkerConfig
     booster: lgb.Booster
+    encoding: Encoding
     store: PredictionStore
     shape: tuple[int, ...]
 
@@ -108,11 +105,13 @@ _state: _WorkerState | None = None
 
 
 def init_worker(config: WorkerConfig) -> None:
-    """Process initializer: load the booster and open the store once per worker."""
+    """Process initializer: load the booster (and its category mapping) and open the store
+    once per worker."""
     global _state
     booster = lgb.Booster(model_file=str(config.model_file))
+    encoding = Encoding.of(booster, config.signature)
     store = PredictionStore(HBaseClient(config.hbase))
-    _state = _WorkerState(config, booster, store, config.signature.cardinalities)
+    _state = _WorkerState(config, booster, encoding, store, config.signature.cardinalities)
 
 
 def write_chunk(task: ChunkTask) -> ChunkDone:
@@ -122,23 +121,25 @@ def write_chunk(task: ChunkTask) -> ChunkDone:
     cfg = _state.config
     started = time.perf_counter()
     bins = grid_bins(_state.shape, task.start, task.stop)
-    outputs = score(_state.booster, cfg.signature, bins)
+    outputs = score(_state.booster, cfg.signature, bins, _state.encoding)
     keys = key_matrix(bins, cfg.salt_buckets)
-    checksum = chunk_checksum(keys, outputs)
+    digest = chunk_digest(keys, outputs)
     rows = zip(split_rows(keys), outputs.tolist(), strict=True)
     scored = time.perf_counter()
     written = _state.store.write(cfg.table, rows, cfg.version)
-    return ChunkDone(task.index, written, checksum, scored - started, time.perf_counter() - scored)
+    return ChunkDone(task.index, written, digest, scored - started, time.perf_counter() - scored)
 
 
-def count_range(hbase: HBaseSettings, table: str, start: bytes, stop: bytes | None) -> int:
-    """Rows of `table` with keys in [start, stop) that hold an output (a key-only scan).
+def digest_range(
+    hbase: HBaseSettings, table: str, start: bytes, stop: bytes | None
+) -> tuple[int, int]:
+    """(rows, digest) of the rows of `table` with keys in [start, stop) that hold an output.
 
     A top-level function so that any executor (the worker processes, or threads) can run it.
     """
     client = HBaseClient(hbase)
     try:
-        return PredictionStore(client).count(table, row_start=start or None, row_stop=stop)
+        return PredictionStore(client).digest(table, row_start=start or None, row_stop=stop)
     finally:
         client.close()
 
@@ -181,7 +182,7 @@ class Watermark:
     number of chunks in flight.
     """
 
-    def __init__(self, start: int, total: int, chunk_rows: int, checksum: int = 0) -> None:
+    def __init__(self, start: int, total: int, chunk_rows: int, digest: int = 0) -> None:
         if chunk_rows <= 0:
             raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
         if not 0 <= start <= total:
@@ -191,7 +192,7 @@ class Watermark:
         self._chunk = chunk_rows
         self._next = 0
         self._ahead: dict[int, int] = {}
-        self._checksum = checksum
+        self._digest = digest
 
     @property
     def chunks(self) -> int:
@@ -201,15 +202,15 @@ class Watermark:
         lo = self._start + index * self._chunk
         return ChunkTask(index, lo, min(self._total, lo + self._chunk))
 
-    def complete(self, index: int, checksum: int = 0) -> None:
+    def complete(self, index: int, digest: int = 0) -> None:
         """Record chunk `index` as written (a repeated completion changes nothing)."""
         if not 0 <= index < self.chunks:
             raise ValueError(f"no chunk {index} in this run ({self.chunks} chunks)")
         if index < self._next:
             return
-        self._ahead[index] = checksum
+        self._ahead[index] = digest
         while self._next in self._ahead:
-            self._checksum ^= self._ahead.pop(self._next)
+            self._digest = add_digests(self._digest, self._ahead.pop(self._next))
             self._next += 1
 
     @property
@@ -222,9 +223,9 @@ class Watermark:
         return min(self._total, self._start + self._next * self._chunk)
 
     @property
-    def checksum(self) -> int:
-        """Checksum of the cells below the watermark."""
-        return self._checksum
+    def digest(self) -> int:
+        """Table digest (`rowcast.core.keys`) of the cells below the watermark."""
+        return self._digest
 
     @property
     def finished(self) -> bool:
@@ -295,7 +296,7 @@ class ChunkDriver:
                     except Exception as exc:
                         error = error or exc
                         continue
-                    self._mark.complete(chunk.index, chunk.checksum)
+                    self._mark.complete(chunk.index, chunk.digest)
                     self.rows_written += chunk.rows
             await self._on_tick()
         if error is not None:

@@ -29,6 +29,7 @@ from rowcast.errors import (
 )
 from rowcast.jobs import materialize as mat
 from rowcast.jobs.create import heldout_for
+from rowcast.jobs.dataset import Catalog
 from rowcast.jobs.verify import HeldOut
 from rowcast.store.admin import TableAdmin
 from rowcast.store.artifacts import ArtifactStore
@@ -144,8 +145,14 @@ class Materializations:
         content = await self._artifacts.get(model, version, timeout_s=budget.left_s())
         booster = await asyncio.to_thread(lambda: lgb.Booster(model_str=content.decode()))
         # Fidelity through real lookups of the held-out rows (none when the version names no
-        # evaluation data set).
-        heldout = await asyncio.to_thread(heldout_for, model_info, info)
+        # evaluation data set), within the server's limit on its drop.
+        heldout = await asyncio.to_thread(
+            heldout_for,
+            model_info,
+            info,
+            Catalog(self._registry.datasets).load,
+            self._settings.max_fidelity_drop,
+        )
         now = int(time.time() * 1000)
         op_id = new_decision_id(now)
         # Two MaterializeVersion calls racing past the check above: one claim wins.

@@ -9,6 +9,7 @@ import grpc
 
 from rowcast.config import Settings
 from rowcast.convert import (
+    HISTORY_KIND_TO_PB,
     OUTPUT_KIND_FROM_PB,
     model_to_pb,
     propagation_to_pb,
@@ -350,7 +351,33 @@ class ModelServicer(model_grpc.ModelServiceServicer):
         await asyncio.to_thread(
             self._admin.drop, version.table, timeout_s=remaining_s(context, DDL_TIMEOUT_S)
         )
+        dropped = await self._registry.aliases.table_dropped(
+            name, number, timeout_s=self._remaining(context)
+        )
+        response.version.CopyFrom(version_to_pb(dropped))
         return response
+
+    @handles_errors
+    async def DeleteModel(
+        self, request: model_pb.DeleteModelRequest, context: Context
+    ) -> model_pb.DeleteModelResponse:
+        """Delete a model that serves nothing: its versions retired, their tables dropped, its
+        records and history kept (and its version numbers never reused)."""
+        name = check_model_name(request.model)
+        actor = check_actor(request.actor)
+        if len(request.reason) > 1000:
+            raise InvalidArgument.field("reason", "at most 1000 characters")
+        retired = await self._registry.aliases.begin_delete(
+            name, actor, request.reason, timeout_s=self._remaining(context)
+        )
+        for version in retired:
+            await asyncio.to_thread(
+                self._admin.drop, version.table, timeout_s=remaining_s(context, DDL_TIMEOUT_S)
+            )
+            await self._registry.aliases.table_dropped(
+                name, version.version, timeout_s=self._remaining(context)
+            )
+        return model_pb.DeleteModelResponse(retired_versions=[v.version for v in retired])
 
     @handles_errors
     async def ListActivations(
@@ -370,6 +397,7 @@ class ModelServicer(model_grpc.ModelServiceServicer):
                     actor=a.actor,
                     reason=a.reason,
                     activate_time=timestamp(a.time_ms),
+                    kind=HISTORY_KIND_TO_PB[a.kind],
                 )
                 for a in page
             ],

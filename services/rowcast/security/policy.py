@@ -42,6 +42,7 @@ POLICY: Mapping[str, frozenset[Role]] = {
     _M + "ListActivations": _READ,
     _M + "DiffVersions": _READ,
     _M + "RegisterModel": _ADMIN,
+    _M + "DeleteModel": _ADMIN,
     _M + "CreateVersion": _ADMIN,
     _M + "MaterializeVersion": _ADMIN,
     _M + "CancelOperation": _ADMIN,

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import happybase
 
 from rowcast.core.keys import activation_key, model_prefix, version_row
-from rowcast.core.records import Activation, ModelInfo, VersionInfo, VersionState
+from rowcast.core.records import Activation, HistoryKind, ModelInfo, VersionInfo, VersionState
 from rowcast.errors import FailedPrecondition, NotFound, VersionNotFound, VersionNotReady
 from rowcast.store.client import HBaseClient, check_and_put
 from rowcast.store.registry_rows import (
     CURRENT_COL,
+    NEXT_VERSION_COL,
     PREVIOUS_COL,
     STATE_COL,
     alias_col,
@@ -59,7 +60,9 @@ class AliasStore:
         self, model: str, version: int, actor: str, reason: str, *, timeout_s: float
     ) -> RouteChange:
         """Point `current` at a READY version (the old one becomes `previous`); log it."""
-        return await self._switch(model, lambda row: version, actor, reason, timeout_s)
+        return await self._switch(
+            model, lambda row: version, actor, reason, timeout_s, HistoryKind.ACTIVATION
+        )
 
     async def rollback(
         self, model: str, actor: str, reason: str, *, timeout_s: float
@@ -72,7 +75,7 @@ class AliasStore:
                 raise FailedPrecondition(f"model {model!r} has no previous version to roll back to")
             return previous
 
-        return await self._switch(model, target, actor, f"rollback: {reason}".strip(), timeout_s)
+        return await self._switch(model, target, actor, reason, timeout_s, HistoryKind.ROLLBACK)
 
     async def _switch(
         self,
@@ -81,6 +84,7 @@ class AliasStore:
         actor: str,
         reason: str,
         timeout_s: float,
+        kind: HistoryKind,
     ) -> RouteChange:
         def work(conn: happybase.Connection) -> RouteChange:
             row = model_row(conn, model)
@@ -115,16 +119,7 @@ class AliasStore:
             if current and current != version:
                 aliases[PREVIOUS_COL] = str(current).encode()
                 conn.table(MODELS).put(model.encode(), {PREVIOUS_COL: aliases[PREVIOUS_COL]})
-            conn.table(ACTIVATIONS).put(
-                activation_key(model, now),
-                {
-                    b"h:from": str(current).encode(),
-                    b"h:to": str(version).encode(),
-                    b"h:actor": actor.encode(),
-                    b"h:reason": reason.encode(),
-                    b"h:time": str(now).encode(),
-                },
-            )
+            _log(conn, model, kind, current, version, actor, reason, now)
             row.update(aliases)
             return RouteChange(model_from_row(model, row), now)
 
@@ -160,7 +155,7 @@ class AliasStore:
         return await self._client.run(work, timeout_s=timeout_s, retry=False)
 
     async def begin_retire(
-        self, model: str, version: int, actor: str, *, timeout_s: float
+        self, model: str, version: int, actor: str, *, timeout_s: float, reason: str = ""
     ) -> Retirement:
         """Refuse for the active version; otherwise mark it RETIRED (recording who), then drop
         every alias naming it. The caller drops the table once the servers have followed the
@@ -177,10 +172,12 @@ class AliasStore:
             if int(text(row, CURRENT_COL, "0")) == version:
                 raise _active_refusal(model, version)
             before = vrow.get(STATE_COL, b"")
+            now = now_ms()
             cells = {
                 STATE_COL: VersionState.RETIRED.value.encode(),
-                b"v:update_time": str(now_ms()).encode(),
+                b"v:update_time": str(now).encode(),
                 b"v:retired_by": actor.encode(),
+                b"v:retire_time": str(now).encode(),
             }
             # RETIRED first, compare-and-set against the state we read, then `current` read
             # again: an activation racing us either sees RETIRED and backs off, or has already
@@ -200,7 +197,68 @@ class AliasStore:
             ]
             if naming:
                 models.delete(model.encode(), columns=naming)
+            _log(conn, model, HistoryKind.RETIREMENT, version, 0, actor, reason, now)
             return Retirement(version_from_row(vrow), aliases_dropped=bool(naming))
+
+        return await self._client.run(work, timeout_s=timeout_s, retry=False)
+
+    async def table_dropped(self, model: str, version: int, *, timeout_s: float) -> VersionInfo:
+        """Record that a retired version's table is gone."""
+
+        def work(conn: happybase.Connection) -> VersionInfo:
+            key = version_row(model, version)
+            conn.table(VERSIONS).put(key, {b"v:table_dropped": b"1"})
+            return version_from_row(conn.table(VERSIONS).row(key))
+
+        return await self._client.run(work, timeout_s=timeout_s)
+
+    async def begin_delete(
+        self, model: str, actor: str, reason: str, *, timeout_s: float
+    ) -> list[VersionInfo]:
+        """Delete a model that serves nothing: refuse while `current` or a user alias names a
+        version or a version is MATERIALIZING; otherwise retire every version not yet retired,
+        log the deletion, and remove the model's row but for its version counter (so numbers
+        are never reused). Returns the versions whose tables the caller must drop."""
+
+        def work(conn: happybase.Connection) -> list[VersionInfo]:
+            models = conn.table(MODELS)
+            row = model_row(conn, model)
+            serving = sorted(
+                c[2:].decode()
+                for c, v in row.items()
+                if c.startswith(b"a:") and c != PREVIOUS_COL and v and int(v) > 0
+            )
+            if serving:
+                raise FailedPrecondition(
+                    f"model {model!r} still serves through alias(es) {', '.join(serving)}: "
+                    "delete the user aliases (and activate nothing) before deleting the model"
+                )
+            versions = conn.table(VERSIONS)
+            rows = [vr for _, vr in versions.scan(row_prefix=model_prefix(model))]
+            infos = [version_from_row(vr) for vr in rows if STATE_COL in vr]
+            busy = [v.version for v in infos if v.state is VersionState.MATERIALIZING]
+            if busy:
+                raise FailedPrecondition(
+                    f"version(s) {busy} of {model!r} are being materialised: cancel them "
+                    "first (rowcast models operation NAME --cancel)"
+                )
+            now = now_ms()
+            retired: list[VersionInfo] = []
+            for info in infos:
+                if info.state is VersionState.RETIRED:
+                    continue
+                cells = {
+                    STATE_COL: VersionState.RETIRED.value.encode(),
+                    b"v:update_time": str(now).encode(),
+                    b"v:retired_by": actor.encode(),
+                    b"v:retire_time": str(now).encode(),
+                }
+                versions.put(version_row(model, info.version), cells)
+                retired.append(info)
+            _log(conn, model, HistoryKind.DELETION, 0, 0, actor, reason, now)
+            keep = {NEXT_VERSION_COL}
+            models.delete(model.encode(), columns=[c for c in row if c not in keep])
+            return retired
 
         return await self._client.run(work, timeout_s=timeout_s, retry=False)
 
@@ -216,11 +274,44 @@ class AliasStore:
                     actor=text(row, b"h:actor"),
                     reason=text(row, b"h:reason"),
                     time_ms=int(text(row, b"h:time", "0")),
+                    kind=_kind(text(row, b"h:kind"), text(row, b"h:reason")),
                 )
                 for _, row in conn.table(ACTIVATIONS).scan(row_prefix=model_prefix(model))
             ]
 
         return await self._client.run(work, timeout_s=timeout_s)
+
+
+def _log(
+    conn: happybase.Connection,
+    model: str,
+    kind: HistoryKind,
+    from_version: int,
+    to_version: int,
+    actor: str,
+    reason: str,
+    time_ms: int,
+) -> None:
+    """Append an entry to the model's history."""
+    conn.table(ACTIVATIONS).put(
+        activation_key(model, time_ms),
+        {
+            b"h:from": str(from_version).encode(),
+            b"h:to": str(to_version).encode(),
+            b"h:actor": actor.encode(),
+            b"h:reason": reason.encode(),
+            b"h:time": str(time_ms).encode(),
+            b"h:kind": kind.value.encode(),
+        },
+    )
+
+
+def _kind(value: str, reason: str) -> HistoryKind:
+    """An entry's kind; entries written before kinds were recorded are activations, or
+    rollbacks when their reason says so (as rollbacks used to record)."""
+    if value:
+        return HistoryKind(value)
+    return HistoryKind.ROLLBACK if reason.startswith("rollback") else HistoryKind.ACTIVATION
 
 
 def _active_refusal(model: str, version: int) -> FailedPrecondition:

@@ -6,7 +6,14 @@ from collections.abc import Iterable, Sequence
 
 import happybase
 
-from rowcast.core.keys import decode_double, decode_long, encode_double, encode_long
+from rowcast.core.keys import (
+    add_digests,
+    cells_digest,
+    decode_double,
+    decode_long,
+    encode_double,
+    encode_long,
+)
 from rowcast.core.records import PredictionRow
 from rowcast.store.client import HBaseClient
 from rowcast.store.schema import PRED_FAMILY
@@ -84,5 +91,30 @@ class PredictionStore:
                     batch_size=SCAN_BATCH,
                 )
             )
+
+        return self._client.call(work)
+
+    def digest(
+        self, table: str, row_start: bytes | None = None, row_stop: bytes | None = None
+    ) -> tuple[int, int]:
+        """(rows, digest) of the rows holding an output with keys in [row_start, row_stop):
+        a scan of the output cells, hashed as stored (`rowcast.core.keys.cells_digest`;
+        blocking, for verification). None means the table's start or end."""
+
+        def work(conn: happybase.Connection) -> tuple[int, int]:
+            rows = digest = 0
+            batch: list[tuple[bytes, bytes]] = []
+            scan = conn.table(table).scan(
+                row_start=row_start,
+                row_stop=row_stop,
+                columns=[OUTPUT_COL],
+                batch_size=SCAN_BATCH,
+            )
+            for key, data in scan:
+                batch.append((key, data[OUTPUT_COL]))
+                if len(batch) >= SCAN_BATCH:
+                    rows, digest = rows + len(batch), add_digests(digest, cells_digest(batch))
+                    batch.clear()
+            return rows + len(batch), add_digests(digest, cells_digest(batch))
 
         return self._client.call(work)

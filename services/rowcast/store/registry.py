@@ -2,9 +2,10 @@
 
 - `ModelStore` (store/models.py): registered models and the registry generation;
 - `VersionStore` (store/versions.py): version numbers, states, metrics, claims, watermarks;
-- `AliasStore` (store/aliases.py): aliases, activations and their history, retirement.
+- `AliasStore` (store/aliases.py): aliases, activations and their history, retirement;
+- `DatasetStore` (store/datasets.py): the data sets models are trained and evaluated on.
 
-`Registry` only bundles the three over one HBase client, for the jobs that need several.
+`Registry` only bundles the four over one HBase client, for the jobs that need several.
 """
 
 from __future__ import annotations
@@ -13,18 +14,22 @@ from dataclasses import dataclass
 
 from rowcast.store.aliases import AliasStore
 from rowcast.store.client import HBaseClient
+from rowcast.store.datasets import DatasetStore
 from rowcast.store.models import ModelStore
 from rowcast.store.versions import VersionStore
 
 
 @dataclass(frozen=True)
 class Registry:
-    """The three registry stores over one HBase client."""
+    """The registry stores over one HBase client."""
 
     models: ModelStore
     versions: VersionStore
     aliases: AliasStore
+    datasets: DatasetStore
 
     @classmethod
     def over(cls, client: HBaseClient) -> Registry:
-        return cls(ModelStore(client), VersionStore(client), AliasStore(client))
+        return cls(
+            ModelStore(client), VersionStore(client), AliasStore(client), DatasetStore(client)
+        )

@@ -19,6 +19,8 @@ from rowcast.store.schema import MODELS, VERSIONS
 
 #: The model row column that marks a registered model.
 SIGNATURE_COL = b"m:signature"
+#: The model's version counter: survives a DeleteModel, so numbers are never reused.
+NEXT_VERSION_COL = b"m:next_version"
 CURRENT_COL = b"a:current"
 PREVIOUS_COL = b"a:previous"
 STATE_COL = b"v:state"
@@ -91,6 +93,9 @@ def version_from_row(row: dict[bytes, bytes]) -> VersionInfo:
         checksum_done=int(text(row, b"v:checksum_done", "0")),
         failure_reason=text(row, b"v:failure"),
         evaluation_dataset=text(row, b"v:dataset"),
+        retired_by=text(row, b"v:retired_by"),
+        retire_time_ms=int(text(row, b"v:retire_time", "0")),
+        table_dropped=text(row, b"v:table_dropped") == "1",
     )
 
 

@@ -14,6 +14,8 @@ OPERATIONS = f"{NAMESPACE}:operations"
 AUDIT = f"{NAMESPACE}:audit"
 #: Revoked tokens (security/tokens.py): tiny, re-read by every server every few seconds.
 REVOCATIONS = f"{NAMESPACE}:revocations"
+#: Data sets people bring (store/datasets.py): an info row each and their content in chunks.
+DATASETS = f"{NAMESPACE}:datasets"
 AUDIT_BY_SUBJECT = f"{NAMESPACE}:audit_by_subject"
 AUDIT_BY_VERSION = f"{NAMESPACE}:audit_by_version"
 AUDIT_BY_KEY = f"{NAMESPACE}:audit_by_key"
@@ -58,6 +60,7 @@ def ensure_schema(admin: TableAdmin, *, timeout_s: float) -> None:
     admin.create(ARTIFACTS, [Family("f", block_cache=False), Family("m")], timeout_s=timeout_s)
     admin.create(OPERATIONS, [Family("o")], timeout_s=timeout_s)
     admin.create(REVOCATIONS, [Family("r", in_memory=True)], timeout_s=timeout_s)
+    admin.create(DATASETS, [Family("m"), Family("f", block_cache=False)], timeout_s=timeout_s)
     # Augmentations keep their history as separate qualifiers, so one version per cell is enough.
     admin.create(
         AUDIT,

@@ -15,6 +15,7 @@ from rowcast.core.records import VersionInfo, VersionState
 from rowcast.errors import FailedPrecondition, ModelNotFound, VersionNotFound
 from rowcast.store.client import HBaseClient, check_and_put
 from rowcast.store.registry_rows import (
+    NEXT_VERSION_COL,
     SIGNATURE_COL,
     STATE_COL,
     now_ms,
@@ -25,7 +26,6 @@ from rowcast.store.registry_rows import (
 )
 from rowcast.store.schema import MODELS, VERSIONS, prediction_table
 
-NEXT_VERSION_COL = b"m:next_version"
 OPERATION_COL = b"v:operation"
 
 

@@ -23,6 +23,67 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// What an entry of a model's history records.
+type HistoryKind int32
+
+const (
+	// Not set.
+	HistoryKind_HISTORY_KIND_UNSPECIFIED HistoryKind = 0
+	// A version was activated.
+	HistoryKind_HISTORY_KIND_ACTIVATION HistoryKind = 1
+	// The previous version was made current again.
+	HistoryKind_HISTORY_KIND_ROLLBACK HistoryKind = 2
+	// A version was retired (its table dropped).
+	HistoryKind_HISTORY_KIND_RETIREMENT HistoryKind = 3
+	// The model was deleted.
+	HistoryKind_HISTORY_KIND_DELETION HistoryKind = 4
+)
+
+// Enum value maps for HistoryKind.
+var (
+	HistoryKind_name = map[int32]string{
+		0: "HISTORY_KIND_UNSPECIFIED",
+		1: "HISTORY_KIND_ACTIVATION",
+		2: "HISTORY_KIND_ROLLBACK",
+		3: "HISTORY_KIND_RETIREMENT",
+		4: "HISTORY_KIND_DELETION",
+	}
+	HistoryKind_value = map[string]int32{
+		"HISTORY_KIND_UNSPECIFIED": 0,
+		"HISTORY_KIND_ACTIVATION":  1,
+		"HISTORY_KIND_ROLLBACK":    2,
+		"HISTORY_KIND_RETIREMENT":  3,
+		"HISTORY_KIND_DELETION":    4,
+	}
+)
+
+func (x HistoryKind) Enum() *HistoryKind {
+	p := new(HistoryKind)
+	*p = x
+	return p
+}
+
+func (x HistoryKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (HistoryKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_rowcast_v1_model_service_proto_enumTypes[0].Descriptor()
+}
+
+func (HistoryKind) Type() protoreflect.EnumType {
+	return &file_rowcast_v1_model_service_proto_enumTypes[0]
+}
+
+func (x HistoryKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use HistoryKind.Descriptor instead.
+func (HistoryKind) EnumDescriptor() ([]byte, []int) {
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{0}
+}
+
 // Request of ModelService.RegisterModel.
 type RegisterModelRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -115,6 +176,117 @@ func (x *RegisterModelResponse) GetModel() *Model {
 	return nil
 }
 
+// Request of ModelService.DeleteModel.
+type DeleteModelRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. The model's name.
+	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// Optional; when set it must equal the caller's authenticated name. What is recorded is
+	// the authenticated identity (the caller's own word only with --insecure).
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Optional. Why (recorded in the history).
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteModelRequest) Reset() {
+	*x = DeleteModelRequest{}
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteModelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteModelRequest) ProtoMessage() {}
+
+func (x *DeleteModelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteModelRequest.ProtoReflect.Descriptor instead.
+func (*DeleteModelRequest) Descriptor() ([]byte, []int) {
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DeleteModelRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *DeleteModelRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *DeleteModelRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// Response of ModelService.DeleteModel.
+type DeleteModelResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Output only. The versions retired by the deletion (their tables dropped), oldest first.
+	RetiredVersions []int64 `protobuf:"varint,1,rep,packed,name=retired_versions,json=retiredVersions,proto3" json:"retired_versions,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DeleteModelResponse) Reset() {
+	*x = DeleteModelResponse{}
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteModelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteModelResponse) ProtoMessage() {}
+
+func (x *DeleteModelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteModelResponse.ProtoReflect.Descriptor instead.
+func (*DeleteModelResponse) Descriptor() ([]byte, []int) {
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *DeleteModelResponse) GetRetiredVersions() []int64 {
+	if x != nil {
+		return x.RetiredVersions
+	}
+	return nil
+}
+
 // LightGBM parameters of a training run on a shipped data set.
 type TrainingSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -134,7 +306,7 @@ type TrainingSpec struct {
 
 func (x *TrainingSpec) Reset() {
 	*x = TrainingSpec{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[2]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -146,7 +318,7 @@ func (x *TrainingSpec) String() string {
 func (*TrainingSpec) ProtoMessage() {}
 
 func (x *TrainingSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[2]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -159,7 +331,7 @@ func (x *TrainingSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainingSpec.ProtoReflect.Descriptor instead.
 func (*TrainingSpec) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{2}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TrainingSpec) GetDataset() string {
@@ -223,7 +395,7 @@ type CreateVersionRequest struct {
 
 func (x *CreateVersionRequest) Reset() {
 	*x = CreateVersionRequest{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[3]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +407,7 @@ func (x *CreateVersionRequest) String() string {
 func (*CreateVersionRequest) ProtoMessage() {}
 
 func (x *CreateVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[3]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +420,7 @@ func (x *CreateVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateVersionRequest.ProtoReflect.Descriptor instead.
 func (*CreateVersionRequest) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{3}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateVersionRequest) GetModel() string {
@@ -327,7 +499,7 @@ type CreateVersionResponse struct {
 
 func (x *CreateVersionResponse) Reset() {
 	*x = CreateVersionResponse{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[4]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -339,7 +511,7 @@ func (x *CreateVersionResponse) String() string {
 func (*CreateVersionResponse) ProtoMessage() {}
 
 func (x *CreateVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[4]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -352,7 +524,7 @@ func (x *CreateVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateVersionResponse.ProtoReflect.Descriptor instead.
 func (*CreateVersionResponse) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{4}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateVersionResponse) GetVersion() *ModelVersion {
@@ -379,7 +551,7 @@ type MaterializeVersionRequest struct {
 
 func (x *MaterializeVersionRequest) Reset() {
 	*x = MaterializeVersionRequest{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[5]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -391,7 +563,7 @@ func (x *MaterializeVersionRequest) String() string {
 func (*MaterializeVersionRequest) ProtoMessage() {}
 
 func (x *MaterializeVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[5]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -404,7 +576,7 @@ func (x *MaterializeVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MaterializeVersionRequest.ProtoReflect.Descriptor instead.
 func (*MaterializeVersionRequest) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{5}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MaterializeVersionRequest) GetModel() string {
@@ -439,7 +611,7 @@ type MaterializeVersionResponse struct {
 
 func (x *MaterializeVersionResponse) Reset() {
 	*x = MaterializeVersionResponse{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[6]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +623,7 @@ func (x *MaterializeVersionResponse) String() string {
 func (*MaterializeVersionResponse) ProtoMessage() {}
 
 func (x *MaterializeVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[6]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +636,7 @@ func (x *MaterializeVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MaterializeVersionResponse.ProtoReflect.Descriptor instead.
 func (*MaterializeVersionResponse) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{6}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MaterializeVersionResponse) GetOperation() *Operation {
@@ -495,7 +667,7 @@ type Operation struct {
 
 func (x *Operation) Reset() {
 	*x = Operation{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[7]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +679,7 @@ func (x *Operation) String() string {
 func (*Operation) ProtoMessage() {}
 
 func (x *Operation) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[7]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +692,7 @@ func (x *Operation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Operation.ProtoReflect.Descriptor instead.
 func (*Operation) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{7}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Operation) GetName() string {
@@ -583,7 +755,7 @@ type MaterializeProgress struct {
 
 func (x *MaterializeProgress) Reset() {
 	*x = MaterializeProgress{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[8]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +767,7 @@ func (x *MaterializeProgress) String() string {
 func (*MaterializeProgress) ProtoMessage() {}
 
 func (x *MaterializeProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[8]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +780,7 @@ func (x *MaterializeProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MaterializeProgress.ProtoReflect.Descriptor instead.
 func (*MaterializeProgress) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{8}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MaterializeProgress) GetModel() string {
@@ -680,7 +852,7 @@ type OperationError struct {
 
 func (x *OperationError) Reset() {
 	*x = OperationError{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[9]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -692,7 +864,7 @@ func (x *OperationError) String() string {
 func (*OperationError) ProtoMessage() {}
 
 func (x *OperationError) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[9]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -705,7 +877,7 @@ func (x *OperationError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperationError.ProtoReflect.Descriptor instead.
 func (*OperationError) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{9}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *OperationError) GetCode() int32 {
@@ -733,7 +905,7 @@ type GetOperationRequest struct {
 
 func (x *GetOperationRequest) Reset() {
 	*x = GetOperationRequest{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[10]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +917,7 @@ func (x *GetOperationRequest) String() string {
 func (*GetOperationRequest) ProtoMessage() {}
 
 func (x *GetOperationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[10]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +930,7 @@ func (x *GetOperationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOperationRequest.ProtoReflect.Descriptor instead.
 func (*GetOperationRequest) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{10}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetOperationRequest) GetName() string {
@@ -779,7 +951,7 @@ type GetOperationResponse struct {
 
 func (x *GetOperationResponse) Reset() {
 	*x = GetOperationResponse{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[11]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +963,7 @@ func (x *GetOperationResponse) String() string {
 func (*GetOperationResponse) ProtoMessage() {}
 
 func (x *GetOperationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[11]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +976,7 @@ func (x *GetOperationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOperationResponse.ProtoReflect.Descriptor instead.
 func (*GetOperationResponse) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{11}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetOperationResponse) GetOperation() *Operation {
@@ -825,7 +997,7 @@ type WatchOperationRequest struct {
 
 func (x *WatchOperationRequest) Reset() {
 	*x = WatchOperationRequest{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[12]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +1009,7 @@ func (x *WatchOperationRequest) String() string {
 func (*WatchOperationRequest) ProtoMessage() {}
 
 func (x *WatchOperationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[12]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +1022,7 @@ func (x *WatchOperationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOperationRequest.ProtoReflect.Descriptor instead.
 func (*WatchOperationRequest) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{12}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WatchOperationRequest) GetName() string {
@@ -871,7 +1043,7 @@ type WatchOperationResponse struct {
 
 func (x *WatchOperationResponse) Reset() {
 	*x = WatchOperationResponse{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[13]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +1055,7 @@ func (x *WatchOperationResponse) String() string {
 func (*WatchOperationResponse) ProtoMessage() {}
 
 func (x *WatchOperationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[13]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +1068,7 @@ func (x *WatchOperationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOperationResponse.ProtoReflect.Descriptor instead.
 func (*WatchOperationResponse) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{13}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WatchOperationResponse) GetOperation() *Operation {
@@ -917,7 +1089,7 @@ type CancelOperationRequest struct {
 
 func (x *CancelOperationRequest) Reset() {
 	*x = CancelOperationRequest{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[14]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1101,7 @@ func (x *CancelOperationRequest) String() string {
 func (*CancelOperationRequest) ProtoMessage() {}
 
 func (x *CancelOperationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[14]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1114,7 @@ func (x *CancelOperationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOperationRequest.ProtoReflect.Descriptor instead.
 func (*CancelOperationRequest) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{14}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CancelOperationRequest) GetName() string {
@@ -963,7 +1135,7 @@ type CancelOperationResponse struct {
 
 func (x *CancelOperationResponse) Reset() {
 	*x = CancelOperationResponse{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[15]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1147,7 @@ func (x *CancelOperationResponse) String() string {
 func (*CancelOperationResponse) ProtoMessage() {}
 
 func (x *CancelOperationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[15]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1160,7 @@ func (x *CancelOperationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOperationResponse.ProtoReflect.Descriptor instead.
 func (*CancelOperationResponse) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{15}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CancelOperationResponse) GetOperation() *Operation {
@@ -1014,7 +1186,7 @@ type RollbackModelRequest struct {
 
 func (x *RollbackModelRequest) Reset() {
 	*x = RollbackModelRequest{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[16]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1198,7 @@ func (x *RollbackModelRequest) String() string {
 func (*RollbackModelRequest) ProtoMessage() {}
 
 func (x *RollbackModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[16]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1211,7 @@ func (x *RollbackModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackModelRequest.ProtoReflect.Descriptor instead.
 func (*RollbackModelRequest) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{16}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RollbackModelRequest) GetModel() string {
@@ -1076,7 +1248,7 @@ type RollbackModelResponse struct {
 
 func (x *RollbackModelResponse) Reset() {
 	*x = RollbackModelResponse{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[17]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1260,7 @@ func (x *RollbackModelResponse) String() string {
 func (*RollbackModelResponse) ProtoMessage() {}
 
 func (x *RollbackModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[17]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1273,7 @@ func (x *RollbackModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackModelResponse.ProtoReflect.Descriptor instead.
 func (*RollbackModelResponse) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{17}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RollbackModelResponse) GetModel() *Model {
@@ -1134,7 +1306,7 @@ type RetireVersionRequest struct {
 
 func (x *RetireVersionRequest) Reset() {
 	*x = RetireVersionRequest{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[18]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1318,7 @@ func (x *RetireVersionRequest) String() string {
 func (*RetireVersionRequest) ProtoMessage() {}
 
 func (x *RetireVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[18]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1331,7 @@ func (x *RetireVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireVersionRequest.ProtoReflect.Descriptor instead.
 func (*RetireVersionRequest) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{18}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RetireVersionRequest) GetModel() string {
@@ -1197,7 +1369,7 @@ type RetireVersionResponse struct {
 
 func (x *RetireVersionResponse) Reset() {
 	*x = RetireVersionResponse{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[19]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1381,7 @@ func (x *RetireVersionResponse) String() string {
 func (*RetireVersionResponse) ProtoMessage() {}
 
 func (x *RetireVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[19]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1394,7 @@ func (x *RetireVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireVersionResponse.ProtoReflect.Descriptor instead.
 func (*RetireVersionResponse) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{19}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RetireVersionResponse) GetVersion() *ModelVersion {
@@ -1254,7 +1426,7 @@ type ListActivationsRequest struct {
 
 func (x *ListActivationsRequest) Reset() {
 	*x = ListActivationsRequest{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[20]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1266,7 +1438,7 @@ func (x *ListActivationsRequest) String() string {
 func (*ListActivationsRequest) ProtoMessage() {}
 
 func (x *ListActivationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[20]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1279,7 +1451,7 @@ func (x *ListActivationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActivationsRequest.ProtoReflect.Descriptor instead.
 func (*ListActivationsRequest) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{20}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListActivationsRequest) GetModel() string {
@@ -1306,23 +1478,26 @@ func (x *ListActivationsRequest) GetPageToken() string {
 // One switch of a model's current version.
 type Activation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Output only. The version served before (0 when none).
+	// Output only. The version served before (0 when none); for a retirement, the version
+	// retired.
 	FromVersion int64 `protobuf:"varint,1,opt,name=from_version,json=fromVersion,proto3" json:"from_version,omitempty"`
-	// Output only. The version served after.
+	// Output only. The version served after (0 for a retirement or a deletion).
 	ToVersion int64 `protobuf:"varint,2,opt,name=to_version,json=toVersion,proto3" json:"to_version,omitempty"`
 	// Output only. Who asked for it.
 	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Output only. Why.
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Output only. When.
-	ActivateTime  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=activate_time,json=activateTime,proto3" json:"activate_time,omitempty"`
+	ActivateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=activate_time,json=activateTime,proto3" json:"activate_time,omitempty"`
+	// Output only. What happened.
+	Kind          HistoryKind `protobuf:"varint,6,opt,name=kind,proto3,enum=rowcast.v1.HistoryKind" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Activation) Reset() {
 	*x = Activation{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[21]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1509,7 @@ func (x *Activation) String() string {
 func (*Activation) ProtoMessage() {}
 
 func (x *Activation) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[21]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1347,7 +1522,7 @@ func (x *Activation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Activation.ProtoReflect.Descriptor instead.
 func (*Activation) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{21}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Activation) GetFromVersion() int64 {
@@ -1385,6 +1560,13 @@ func (x *Activation) GetActivateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Activation) GetKind() HistoryKind {
+	if x != nil {
+		return x.Kind
+	}
+	return HistoryKind_HISTORY_KIND_UNSPECIFIED
+}
+
 // Response of ModelService.ListActivations.
 type ListActivationsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1398,7 +1580,7 @@ type ListActivationsResponse struct {
 
 func (x *ListActivationsResponse) Reset() {
 	*x = ListActivationsResponse{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[22]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1410,7 +1592,7 @@ func (x *ListActivationsResponse) String() string {
 func (*ListActivationsResponse) ProtoMessage() {}
 
 func (x *ListActivationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[22]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1423,7 +1605,7 @@ func (x *ListActivationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActivationsResponse.ProtoReflect.Descriptor instead.
 func (*ListActivationsResponse) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{22}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListActivationsResponse) GetActivations() []*Activation {
@@ -1455,7 +1637,7 @@ type SetAliasRequest struct {
 
 func (x *SetAliasRequest) Reset() {
 	*x = SetAliasRequest{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[23]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1467,7 +1649,7 @@ func (x *SetAliasRequest) String() string {
 func (*SetAliasRequest) ProtoMessage() {}
 
 func (x *SetAliasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[23]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1480,7 +1662,7 @@ func (x *SetAliasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAliasRequest.ProtoReflect.Descriptor instead.
 func (*SetAliasRequest) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{23}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SetAliasRequest) GetModel() string {
@@ -1517,7 +1699,7 @@ type SetAliasResponse struct {
 
 func (x *SetAliasResponse) Reset() {
 	*x = SetAliasResponse{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[24]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1711,7 @@ func (x *SetAliasResponse) String() string {
 func (*SetAliasResponse) ProtoMessage() {}
 
 func (x *SetAliasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[24]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1724,7 @@ func (x *SetAliasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAliasResponse.ProtoReflect.Descriptor instead.
 func (*SetAliasResponse) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{24}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SetAliasResponse) GetModel() *Model {
@@ -1572,7 +1754,7 @@ type DeleteAliasRequest struct {
 
 func (x *DeleteAliasRequest) Reset() {
 	*x = DeleteAliasRequest{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[25]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1766,7 @@ func (x *DeleteAliasRequest) String() string {
 func (*DeleteAliasRequest) ProtoMessage() {}
 
 func (x *DeleteAliasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[25]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1779,7 @@ func (x *DeleteAliasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAliasRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAliasRequest) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{25}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteAliasRequest) GetModel() string {
@@ -1627,7 +1809,7 @@ type DeleteAliasResponse struct {
 
 func (x *DeleteAliasResponse) Reset() {
 	*x = DeleteAliasResponse{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[26]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1639,7 +1821,7 @@ func (x *DeleteAliasResponse) String() string {
 func (*DeleteAliasResponse) ProtoMessage() {}
 
 func (x *DeleteAliasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[26]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1652,7 +1834,7 @@ func (x *DeleteAliasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAliasResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAliasResponse) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{26}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteAliasResponse) GetModel() *Model {
@@ -1686,7 +1868,7 @@ type DiffVersionsRequest struct {
 
 func (x *DiffVersionsRequest) Reset() {
 	*x = DiffVersionsRequest{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[27]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1698,7 +1880,7 @@ func (x *DiffVersionsRequest) String() string {
 func (*DiffVersionsRequest) ProtoMessage() {}
 
 func (x *DiffVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[27]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1711,7 +1893,7 @@ func (x *DiffVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffVersionsRequest.ProtoReflect.Descriptor instead.
 func (*DiffVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{27}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DiffVersionsRequest) GetModel() string {
@@ -1764,7 +1946,7 @@ type DiffVersionsResponse struct {
 
 func (x *DiffVersionsResponse) Reset() {
 	*x = DiffVersionsResponse{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[28]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1776,7 +1958,7 @@ func (x *DiffVersionsResponse) String() string {
 func (*DiffVersionsResponse) ProtoMessage() {}
 
 func (x *DiffVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[28]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1789,7 +1971,7 @@ func (x *DiffVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffVersionsResponse.ProtoReflect.Descriptor instead.
 func (*DiffVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{28}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DiffVersionsResponse) GetCells() int64 {
@@ -1849,7 +2031,7 @@ type HistogramBucket struct {
 
 func (x *HistogramBucket) Reset() {
 	*x = HistogramBucket{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[29]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1861,7 +2043,7 @@ func (x *HistogramBucket) String() string {
 func (*HistogramBucket) ProtoMessage() {}
 
 func (x *HistogramBucket) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[29]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1874,7 +2056,7 @@ func (x *HistogramBucket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistogramBucket.ProtoReflect.Descriptor instead.
 func (*HistogramBucket) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{29}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *HistogramBucket) GetLower() float64 {
@@ -1916,7 +2098,7 @@ type FeatureChange struct {
 
 func (x *FeatureChange) Reset() {
 	*x = FeatureChange{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[30]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +2110,7 @@ func (x *FeatureChange) String() string {
 func (*FeatureChange) ProtoMessage() {}
 
 func (x *FeatureChange) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[30]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,7 +2123,7 @@ func (x *FeatureChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeatureChange.ProtoReflect.Descriptor instead.
 func (*FeatureChange) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{30}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *FeatureChange) GetFeature() string {
@@ -1985,7 +2167,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[31]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1997,7 +2179,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[31]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2010,7 +2192,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{31}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListModelsRequest) GetPageSize() int32 {
@@ -2040,7 +2222,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[32]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2052,7 +2234,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[32]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +2247,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{32}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListModelsResponse) GetModels() []*Model {
@@ -2093,7 +2275,7 @@ type GetModelRequest struct {
 
 func (x *GetModelRequest) Reset() {
 	*x = GetModelRequest{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[33]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2105,7 +2287,7 @@ func (x *GetModelRequest) String() string {
 func (*GetModelRequest) ProtoMessage() {}
 
 func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[33]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2118,7 +2300,7 @@ func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelRequest.ProtoReflect.Descriptor instead.
 func (*GetModelRequest) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{33}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetModelRequest) GetModel() string {
@@ -2139,7 +2321,7 @@ type GetModelResponse struct {
 
 func (x *GetModelResponse) Reset() {
 	*x = GetModelResponse{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[34]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2151,7 +2333,7 @@ func (x *GetModelResponse) String() string {
 func (*GetModelResponse) ProtoMessage() {}
 
 func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[34]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2164,7 +2346,7 @@ func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelResponse.ProtoReflect.Descriptor instead.
 func (*GetModelResponse) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{34}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetModelResponse) GetModel() *Model {
@@ -2189,7 +2371,7 @@ type ListVersionsRequest struct {
 
 func (x *ListVersionsRequest) Reset() {
 	*x = ListVersionsRequest{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[35]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2201,7 +2383,7 @@ func (x *ListVersionsRequest) String() string {
 func (*ListVersionsRequest) ProtoMessage() {}
 
 func (x *ListVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[35]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2214,7 +2396,7 @@ func (x *ListVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVersionsRequest.ProtoReflect.Descriptor instead.
 func (*ListVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{35}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListVersionsRequest) GetModel() string {
@@ -2251,7 +2433,7 @@ type ListVersionsResponse struct {
 
 func (x *ListVersionsResponse) Reset() {
 	*x = ListVersionsResponse{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[36]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2263,7 +2445,7 @@ func (x *ListVersionsResponse) String() string {
 func (*ListVersionsResponse) ProtoMessage() {}
 
 func (x *ListVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[36]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2276,7 +2458,7 @@ func (x *ListVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVersionsResponse.ProtoReflect.Descriptor instead.
 func (*ListVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{36}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListVersionsResponse) GetVersions() []*ModelVersion {
@@ -2306,7 +2488,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[37]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2318,7 +2500,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[37]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2331,7 +2513,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{37}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetVersionRequest) GetModel() string {
@@ -2359,7 +2541,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[38]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2371,7 +2553,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[38]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2384,7 +2566,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{38}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetVersionResponse) GetVersion() *ModelVersion {
@@ -2412,7 +2594,7 @@ type ActivateVersionRequest struct {
 
 func (x *ActivateVersionRequest) Reset() {
 	*x = ActivateVersionRequest{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[39]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2424,7 +2606,7 @@ func (x *ActivateVersionRequest) String() string {
 func (*ActivateVersionRequest) ProtoMessage() {}
 
 func (x *ActivateVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[39]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2437,7 +2619,7 @@ func (x *ActivateVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateVersionRequest.ProtoReflect.Descriptor instead.
 func (*ActivateVersionRequest) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{39}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ActivateVersionRequest) GetModel() string {
@@ -2483,7 +2665,7 @@ type ActivateVersionResponse struct {
 
 func (x *ActivateVersionResponse) Reset() {
 	*x = ActivateVersionResponse{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[40]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2495,7 +2677,7 @@ func (x *ActivateVersionResponse) String() string {
 func (*ActivateVersionResponse) ProtoMessage() {}
 
 func (x *ActivateVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[40]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2508,7 +2690,7 @@ func (x *ActivateVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateVersionResponse.ProtoReflect.Descriptor instead.
 func (*ActivateVersionResponse) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{40}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ActivateVersionResponse) GetModel() *Model {
@@ -2559,7 +2741,7 @@ type Propagation struct {
 
 func (x *Propagation) Reset() {
 	*x = Propagation{}
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[41]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2571,7 +2753,7 @@ func (x *Propagation) String() string {
 func (*Propagation) ProtoMessage() {}
 
 func (x *Propagation) ProtoReflect() protoreflect.Message {
-	mi := &file_rowcast_v1_model_service_proto_msgTypes[41]
+	mi := &file_rowcast_v1_model_service_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2584,7 +2766,7 @@ func (x *Propagation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Propagation.ProtoReflect.Descriptor instead.
 func (*Propagation) Descriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{41}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Propagation) GetGeneration() int64 {
@@ -2631,7 +2813,13 @@ const file_rowcast_v1_model_service_proto_rawDesc = "" +
 	"\x14RegisterModelRequest\x12'\n" +
 	"\x05model\x18\x01 \x01(\v2\x11.rowcast.v1.ModelR\x05model\"@\n" +
 	"\x15RegisterModelResponse\x12'\n" +
-	"\x05model\x18\x01 \x01(\v2\x11.rowcast.v1.ModelR\x05model\"\x9d\x01\n" +
+	"\x05model\x18\x01 \x01(\v2\x11.rowcast.v1.ModelR\x05model\"X\n" +
+	"\x12DeleteModelRequest\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"@\n" +
+	"\x13DeleteModelResponse\x12)\n" +
+	"\x10retired_versions\x18\x01 \x03(\x03R\x0fretiredVersions\"\x9d\x01\n" +
 	"\fTrainingSpec\x12\x18\n" +
 	"\adataset\x18\x01 \x01(\tR\adataset\x12\x1b\n" +
 	"\tnum_trees\x18\x02 \x01(\x05R\bnumTrees\x12\x1d\n" +
@@ -2706,7 +2894,7 @@ const file_rowcast_v1_model_service_proto_rawDesc = "" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"\xbd\x01\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\xea\x01\n" +
 	"\n" +
 	"Activation\x12!\n" +
 	"\ffrom_version\x18\x01 \x01(\x03R\vfromVersion\x12\x1d\n" +
@@ -2714,7 +2902,8 @@ const file_rowcast_v1_model_service_proto_rawDesc = "" +
 	"to_version\x18\x02 \x01(\x03R\ttoVersion\x12\x14\n" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12?\n" +
-	"\ractivate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\factivateTime\"{\n" +
+	"\ractivate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\factivateTime\x12+\n" +
+	"\x04kind\x18\x06 \x01(\x0e2\x17.rowcast.v1.HistoryKindR\x04kind\"{\n" +
 	"\x17ListActivationsResponse\x128\n" +
 	"\vactivations\x18\x01 \x03(\v2\x16.rowcast.v1.ActivationR\vactivations\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"W\n" +
@@ -2792,7 +2981,13 @@ const file_rowcast_v1_model_service_proto_rawDesc = "" +
 	"\aservers\x18\x02 \x01(\x05R\aservers\x12'\n" +
 	"\x0flagging_servers\x18\x03 \x03(\tR\x0elaggingServers\x12\x1a\n" +
 	"\bcomplete\x18\x04 \x01(\bR\bcomplete\x12-\n" +
-	"\x04wait\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x04wait2\xab\v\n" +
+	"\x04wait\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x04wait*\x9b\x01\n" +
+	"\vHistoryKind\x12\x1c\n" +
+	"\x18HISTORY_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17HISTORY_KIND_ACTIVATION\x10\x01\x12\x19\n" +
+	"\x15HISTORY_KIND_ROLLBACK\x10\x02\x12\x1b\n" +
+	"\x17HISTORY_KIND_RETIREMENT\x10\x03\x12\x19\n" +
+	"\x15HISTORY_KIND_DELETION\x10\x042\xfb\v\n" +
 	"\fModelService\x12K\n" +
 	"\n" +
 	"ListModels\x12\x1d.rowcast.v1.ListModelsRequest\x1a\x1e.rowcast.v1.ListModelsResponse\x12E\n" +
@@ -2801,7 +2996,8 @@ const file_rowcast_v1_model_service_proto_rawDesc = "" +
 	"\n" +
 	"GetVersion\x12\x1d.rowcast.v1.GetVersionRequest\x1a\x1e.rowcast.v1.GetVersionResponse\x12Z\n" +
 	"\x0fActivateVersion\x12\".rowcast.v1.ActivateVersionRequest\x1a#.rowcast.v1.ActivateVersionResponse\x12T\n" +
-	"\rRegisterModel\x12 .rowcast.v1.RegisterModelRequest\x1a!.rowcast.v1.RegisterModelResponse\x12T\n" +
+	"\rRegisterModel\x12 .rowcast.v1.RegisterModelRequest\x1a!.rowcast.v1.RegisterModelResponse\x12N\n" +
+	"\vDeleteModel\x12\x1e.rowcast.v1.DeleteModelRequest\x1a\x1f.rowcast.v1.DeleteModelResponse\x12T\n" +
 	"\rCreateVersion\x12 .rowcast.v1.CreateVersionRequest\x1a!.rowcast.v1.CreateVersionResponse\x12c\n" +
 	"\x12MaterializeVersion\x12%.rowcast.v1.MaterializeVersionRequest\x1a&.rowcast.v1.MaterializeVersionResponse\x12Q\n" +
 	"\fGetOperation\x12\x1f.rowcast.v1.GetOperationRequest\x1a .rowcast.v1.GetOperationResponse\x12Y\n" +
@@ -2829,128 +3025,135 @@ func file_rowcast_v1_model_service_proto_rawDescGZIP() []byte {
 	return file_rowcast_v1_model_service_proto_rawDescData
 }
 
-var file_rowcast_v1_model_service_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_rowcast_v1_model_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_rowcast_v1_model_service_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_rowcast_v1_model_service_proto_goTypes = []any{
-	(*RegisterModelRequest)(nil),       // 0: rowcast.v1.RegisterModelRequest
-	(*RegisterModelResponse)(nil),      // 1: rowcast.v1.RegisterModelResponse
-	(*TrainingSpec)(nil),               // 2: rowcast.v1.TrainingSpec
-	(*CreateVersionRequest)(nil),       // 3: rowcast.v1.CreateVersionRequest
-	(*CreateVersionResponse)(nil),      // 4: rowcast.v1.CreateVersionResponse
-	(*MaterializeVersionRequest)(nil),  // 5: rowcast.v1.MaterializeVersionRequest
-	(*MaterializeVersionResponse)(nil), // 6: rowcast.v1.MaterializeVersionResponse
-	(*Operation)(nil),                  // 7: rowcast.v1.Operation
-	(*MaterializeProgress)(nil),        // 8: rowcast.v1.MaterializeProgress
-	(*OperationError)(nil),             // 9: rowcast.v1.OperationError
-	(*GetOperationRequest)(nil),        // 10: rowcast.v1.GetOperationRequest
-	(*GetOperationResponse)(nil),       // 11: rowcast.v1.GetOperationResponse
-	(*WatchOperationRequest)(nil),      // 12: rowcast.v1.WatchOperationRequest
-	(*WatchOperationResponse)(nil),     // 13: rowcast.v1.WatchOperationResponse
-	(*CancelOperationRequest)(nil),     // 14: rowcast.v1.CancelOperationRequest
-	(*CancelOperationResponse)(nil),    // 15: rowcast.v1.CancelOperationResponse
-	(*RollbackModelRequest)(nil),       // 16: rowcast.v1.RollbackModelRequest
-	(*RollbackModelResponse)(nil),      // 17: rowcast.v1.RollbackModelResponse
-	(*RetireVersionRequest)(nil),       // 18: rowcast.v1.RetireVersionRequest
-	(*RetireVersionResponse)(nil),      // 19: rowcast.v1.RetireVersionResponse
-	(*ListActivationsRequest)(nil),     // 20: rowcast.v1.ListActivationsRequest
-	(*Activation)(nil),                 // 21: rowcast.v1.Activation
-	(*ListActivationsResponse)(nil),    // 22: rowcast.v1.ListActivationsResponse
-	(*SetAliasRequest)(nil),            // 23: rowcast.v1.SetAliasRequest
-	(*SetAliasResponse)(nil),           // 24: rowcast.v1.SetAliasResponse
-	(*DeleteAliasRequest)(nil),         // 25: rowcast.v1.DeleteAliasRequest
-	(*DeleteAliasResponse)(nil),        // 26: rowcast.v1.DeleteAliasResponse
-	(*DiffVersionsRequest)(nil),        // 27: rowcast.v1.DiffVersionsRequest
-	(*DiffVersionsResponse)(nil),       // 28: rowcast.v1.DiffVersionsResponse
-	(*HistogramBucket)(nil),            // 29: rowcast.v1.HistogramBucket
-	(*FeatureChange)(nil),              // 30: rowcast.v1.FeatureChange
-	(*ListModelsRequest)(nil),          // 31: rowcast.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),         // 32: rowcast.v1.ListModelsResponse
-	(*GetModelRequest)(nil),            // 33: rowcast.v1.GetModelRequest
-	(*GetModelResponse)(nil),           // 34: rowcast.v1.GetModelResponse
-	(*ListVersionsRequest)(nil),        // 35: rowcast.v1.ListVersionsRequest
-	(*ListVersionsResponse)(nil),       // 36: rowcast.v1.ListVersionsResponse
-	(*GetVersionRequest)(nil),          // 37: rowcast.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),         // 38: rowcast.v1.GetVersionResponse
-	(*ActivateVersionRequest)(nil),     // 39: rowcast.v1.ActivateVersionRequest
-	(*ActivateVersionResponse)(nil),    // 40: rowcast.v1.ActivateVersionResponse
-	(*Propagation)(nil),                // 41: rowcast.v1.Propagation
-	(*Model)(nil),                      // 42: rowcast.v1.Model
-	(*ModelVersion)(nil),               // 43: rowcast.v1.ModelVersion
-	(*timestamppb.Timestamp)(nil),      // 44: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 45: google.protobuf.Duration
+	(HistoryKind)(0),                   // 0: rowcast.v1.HistoryKind
+	(*RegisterModelRequest)(nil),       // 1: rowcast.v1.RegisterModelRequest
+	(*RegisterModelResponse)(nil),      // 2: rowcast.v1.RegisterModelResponse
+	(*DeleteModelRequest)(nil),         // 3: rowcast.v1.DeleteModelRequest
+	(*DeleteModelResponse)(nil),        // 4: rowcast.v1.DeleteModelResponse
+	(*TrainingSpec)(nil),               // 5: rowcast.v1.TrainingSpec
+	(*CreateVersionRequest)(nil),       // 6: rowcast.v1.CreateVersionRequest
+	(*CreateVersionResponse)(nil),      // 7: rowcast.v1.CreateVersionResponse
+	(*MaterializeVersionRequest)(nil),  // 8: rowcast.v1.MaterializeVersionRequest
+	(*MaterializeVersionResponse)(nil), // 9: rowcast.v1.MaterializeVersionResponse
+	(*Operation)(nil),                  // 10: rowcast.v1.Operation
+	(*MaterializeProgress)(nil),        // 11: rowcast.v1.MaterializeProgress
+	(*OperationError)(nil),             // 12: rowcast.v1.OperationError
+	(*GetOperationRequest)(nil),        // 13: rowcast.v1.GetOperationRequest
+	(*GetOperationResponse)(nil),       // 14: rowcast.v1.GetOperationResponse
+	(*WatchOperationRequest)(nil),      // 15: rowcast.v1.WatchOperationRequest
+	(*WatchOperationResponse)(nil),     // 16: rowcast.v1.WatchOperationResponse
+	(*CancelOperationRequest)(nil),     // 17: rowcast.v1.CancelOperationRequest
+	(*CancelOperationResponse)(nil),    // 18: rowcast.v1.CancelOperationResponse
+	(*RollbackModelRequest)(nil),       // 19: rowcast.v1.RollbackModelRequest
+	(*RollbackModelResponse)(nil),      // 20: rowcast.v1.RollbackModelResponse
+	(*RetireVersionRequest)(nil),       // 21: rowcast.v1.RetireVersionRequest
+	(*RetireVersionResponse)(nil),      // 22: rowcast.v1.RetireVersionResponse
+	(*ListActivationsRequest)(nil),     // 23: rowcast.v1.ListActivationsRequest
+	(*Activation)(nil),                 // 24: rowcast.v1.Activation
+	(*ListActivationsResponse)(nil),    // 25: rowcast.v1.ListActivationsResponse
+	(*SetAliasRequest)(nil),            // 26: rowcast.v1.SetAliasRequest
+	(*SetAliasResponse)(nil),           // 27: rowcast.v1.SetAliasResponse
+	(*DeleteAliasRequest)(nil),         // 28: rowcast.v1.DeleteAliasRequest
+	(*DeleteAliasResponse)(nil),        // 29: rowcast.v1.DeleteAliasResponse
+	(*DiffVersionsRequest)(nil),        // 30: rowcast.v1.DiffVersionsRequest
+	(*DiffVersionsResponse)(nil),       // 31: rowcast.v1.DiffVersionsResponse
+	(*HistogramBucket)(nil),            // 32: rowcast.v1.HistogramBucket
+	(*FeatureChange)(nil),              // 33: rowcast.v1.FeatureChange
+	(*ListModelsRequest)(nil),          // 34: rowcast.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),         // 35: rowcast.v1.ListModelsResponse
+	(*GetModelRequest)(nil),            // 36: rowcast.v1.GetModelRequest
+	(*GetModelResponse)(nil),           // 37: rowcast.v1.GetModelResponse
+	(*ListVersionsRequest)(nil),        // 38: rowcast.v1.ListVersionsRequest
+	(*ListVersionsResponse)(nil),       // 39: rowcast.v1.ListVersionsResponse
+	(*GetVersionRequest)(nil),          // 40: rowcast.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),         // 41: rowcast.v1.GetVersionResponse
+	(*ActivateVersionRequest)(nil),     // 42: rowcast.v1.ActivateVersionRequest
+	(*ActivateVersionResponse)(nil),    // 43: rowcast.v1.ActivateVersionResponse
+	(*Propagation)(nil),                // 44: rowcast.v1.Propagation
+	(*Model)(nil),                      // 45: rowcast.v1.Model
+	(*ModelVersion)(nil),               // 46: rowcast.v1.ModelVersion
+	(*timestamppb.Timestamp)(nil),      // 47: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 48: google.protobuf.Duration
 }
 var file_rowcast_v1_model_service_proto_depIdxs = []int32{
-	42, // 0: rowcast.v1.RegisterModelRequest.model:type_name -> rowcast.v1.Model
-	42, // 1: rowcast.v1.RegisterModelResponse.model:type_name -> rowcast.v1.Model
-	2,  // 2: rowcast.v1.CreateVersionRequest.training:type_name -> rowcast.v1.TrainingSpec
-	43, // 3: rowcast.v1.CreateVersionResponse.version:type_name -> rowcast.v1.ModelVersion
-	7,  // 4: rowcast.v1.MaterializeVersionResponse.operation:type_name -> rowcast.v1.Operation
-	8,  // 5: rowcast.v1.Operation.progress:type_name -> rowcast.v1.MaterializeProgress
-	9,  // 6: rowcast.v1.Operation.error:type_name -> rowcast.v1.OperationError
-	43, // 7: rowcast.v1.Operation.version:type_name -> rowcast.v1.ModelVersion
-	44, // 8: rowcast.v1.MaterializeProgress.start_time:type_name -> google.protobuf.Timestamp
-	44, // 9: rowcast.v1.MaterializeProgress.update_time:type_name -> google.protobuf.Timestamp
-	7,  // 10: rowcast.v1.GetOperationResponse.operation:type_name -> rowcast.v1.Operation
-	7,  // 11: rowcast.v1.WatchOperationResponse.operation:type_name -> rowcast.v1.Operation
-	7,  // 12: rowcast.v1.CancelOperationResponse.operation:type_name -> rowcast.v1.Operation
-	42, // 13: rowcast.v1.RollbackModelResponse.model:type_name -> rowcast.v1.Model
-	41, // 14: rowcast.v1.RollbackModelResponse.propagation:type_name -> rowcast.v1.Propagation
-	43, // 15: rowcast.v1.RetireVersionResponse.version:type_name -> rowcast.v1.ModelVersion
-	41, // 16: rowcast.v1.RetireVersionResponse.propagation:type_name -> rowcast.v1.Propagation
-	44, // 17: rowcast.v1.Activation.activate_time:type_name -> google.protobuf.Timestamp
-	21, // 18: rowcast.v1.ListActivationsResponse.activations:type_name -> rowcast.v1.Activation
-	42, // 19: rowcast.v1.SetAliasResponse.model:type_name -> rowcast.v1.Model
-	41, // 20: rowcast.v1.SetAliasResponse.propagation:type_name -> rowcast.v1.Propagation
-	42, // 21: rowcast.v1.DeleteAliasResponse.model:type_name -> rowcast.v1.Model
-	41, // 22: rowcast.v1.DeleteAliasResponse.propagation:type_name -> rowcast.v1.Propagation
-	29, // 23: rowcast.v1.DiffVersionsResponse.histogram:type_name -> rowcast.v1.HistogramBucket
-	30, // 24: rowcast.v1.DiffVersionsResponse.features:type_name -> rowcast.v1.FeatureChange
-	42, // 25: rowcast.v1.ListModelsResponse.models:type_name -> rowcast.v1.Model
-	42, // 26: rowcast.v1.GetModelResponse.model:type_name -> rowcast.v1.Model
-	43, // 27: rowcast.v1.ListVersionsResponse.versions:type_name -> rowcast.v1.ModelVersion
-	43, // 28: rowcast.v1.GetVersionResponse.version:type_name -> rowcast.v1.ModelVersion
-	42, // 29: rowcast.v1.ActivateVersionResponse.model:type_name -> rowcast.v1.Model
-	44, // 30: rowcast.v1.ActivateVersionResponse.activate_time:type_name -> google.protobuf.Timestamp
-	41, // 31: rowcast.v1.ActivateVersionResponse.propagation:type_name -> rowcast.v1.Propagation
-	45, // 32: rowcast.v1.Propagation.wait:type_name -> google.protobuf.Duration
-	31, // 33: rowcast.v1.ModelService.ListModels:input_type -> rowcast.v1.ListModelsRequest
-	33, // 34: rowcast.v1.ModelService.GetModel:input_type -> rowcast.v1.GetModelRequest
-	35, // 35: rowcast.v1.ModelService.ListVersions:input_type -> rowcast.v1.ListVersionsRequest
-	37, // 36: rowcast.v1.ModelService.GetVersion:input_type -> rowcast.v1.GetVersionRequest
-	39, // 37: rowcast.v1.ModelService.ActivateVersion:input_type -> rowcast.v1.ActivateVersionRequest
-	0,  // 38: rowcast.v1.ModelService.RegisterModel:input_type -> rowcast.v1.RegisterModelRequest
-	3,  // 39: rowcast.v1.ModelService.CreateVersion:input_type -> rowcast.v1.CreateVersionRequest
-	5,  // 40: rowcast.v1.ModelService.MaterializeVersion:input_type -> rowcast.v1.MaterializeVersionRequest
-	10, // 41: rowcast.v1.ModelService.GetOperation:input_type -> rowcast.v1.GetOperationRequest
-	12, // 42: rowcast.v1.ModelService.WatchOperation:input_type -> rowcast.v1.WatchOperationRequest
-	14, // 43: rowcast.v1.ModelService.CancelOperation:input_type -> rowcast.v1.CancelOperationRequest
-	16, // 44: rowcast.v1.ModelService.RollbackModel:input_type -> rowcast.v1.RollbackModelRequest
-	18, // 45: rowcast.v1.ModelService.RetireVersion:input_type -> rowcast.v1.RetireVersionRequest
-	20, // 46: rowcast.v1.ModelService.ListActivations:input_type -> rowcast.v1.ListActivationsRequest
-	23, // 47: rowcast.v1.ModelService.SetAlias:input_type -> rowcast.v1.SetAliasRequest
-	25, // 48: rowcast.v1.ModelService.DeleteAlias:input_type -> rowcast.v1.DeleteAliasRequest
-	27, // 49: rowcast.v1.ModelService.DiffVersions:input_type -> rowcast.v1.DiffVersionsRequest
-	32, // 50: rowcast.v1.ModelService.ListModels:output_type -> rowcast.v1.ListModelsResponse
-	34, // 51: rowcast.v1.ModelService.GetModel:output_type -> rowcast.v1.GetModelResponse
-	36, // 52: rowcast.v1.ModelService.ListVersions:output_type -> rowcast.v1.ListVersionsResponse
-	38, // 53: rowcast.v1.ModelService.GetVersion:output_type -> rowcast.v1.GetVersionResponse
-	40, // 54: rowcast.v1.ModelService.ActivateVersion:output_type -> rowcast.v1.ActivateVersionResponse
-	1,  // 55: rowcast.v1.ModelService.RegisterModel:output_type -> rowcast.v1.RegisterModelResponse
-	4,  // 56: rowcast.v1.ModelService.CreateVersion:output_type -> rowcast.v1.CreateVersionResponse
-	6,  // 57: rowcast.v1.ModelService.MaterializeVersion:output_type -> rowcast.v1.MaterializeVersionResponse
-	11, // 58: rowcast.v1.ModelService.GetOperation:output_type -> rowcast.v1.GetOperationResponse
-	13, // 59: rowcast.v1.ModelService.WatchOperation:output_type -> rowcast.v1.WatchOperationResponse
-	15, // 60: rowcast.v1.ModelService.CancelOperation:output_type -> rowcast.v1.CancelOperationResponse
-	17, // 61: rowcast.v1.ModelService.RollbackModel:output_type -> rowcast.v1.RollbackModelResponse
-	19, // 62: rowcast.v1.ModelService.RetireVersion:output_type -> rowcast.v1.RetireVersionResponse
-	22, // 63: rowcast.v1.ModelService.ListActivations:output_type -> rowcast.v1.ListActivationsResponse
-	24, // 64: rowcast.v1.ModelService.SetAlias:output_type -> rowcast.v1.SetAliasResponse
-	26, // 65: rowcast.v1.ModelService.DeleteAlias:output_type -> rowcast.v1.DeleteAliasResponse
-	28, // 66: rowcast.v1.ModelService.DiffVersions:output_type -> rowcast.v1.DiffVersionsResponse
-	50, // [50:67] is the sub-list for method output_type
-	33, // [33:50] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	45, // 0: rowcast.v1.RegisterModelRequest.model:type_name -> rowcast.v1.Model
+	45, // 1: rowcast.v1.RegisterModelResponse.model:type_name -> rowcast.v1.Model
+	5,  // 2: rowcast.v1.CreateVersionRequest.training:type_name -> rowcast.v1.TrainingSpec
+	46, // 3: rowcast.v1.CreateVersionResponse.version:type_name -> rowcast.v1.ModelVersion
+	10, // 4: rowcast.v1.MaterializeVersionResponse.operation:type_name -> rowcast.v1.Operation
+	11, // 5: rowcast.v1.Operation.progress:type_name -> rowcast.v1.MaterializeProgress
+	12, // 6: rowcast.v1.Operation.error:type_name -> rowcast.v1.OperationError
+	46, // 7: rowcast.v1.Operation.version:type_name -> rowcast.v1.ModelVersion
+	47, // 8: rowcast.v1.MaterializeProgress.start_time:type_name -> google.protobuf.Timestamp
+	47, // 9: rowcast.v1.MaterializeProgress.update_time:type_name -> google.protobuf.Timestamp
+	10, // 10: rowcast.v1.GetOperationResponse.operation:type_name -> rowcast.v1.Operation
+	10, // 11: rowcast.v1.WatchOperationResponse.operation:type_name -> rowcast.v1.Operation
+	10, // 12: rowcast.v1.CancelOperationResponse.operation:type_name -> rowcast.v1.Operation
+	45, // 13: rowcast.v1.RollbackModelResponse.model:type_name -> rowcast.v1.Model
+	44, // 14: rowcast.v1.RollbackModelResponse.propagation:type_name -> rowcast.v1.Propagation
+	46, // 15: rowcast.v1.RetireVersionResponse.version:type_name -> rowcast.v1.ModelVersion
+	44, // 16: rowcast.v1.RetireVersionResponse.propagation:type_name -> rowcast.v1.Propagation
+	47, // 17: rowcast.v1.Activation.activate_time:type_name -> google.protobuf.Timestamp
+	0,  // 18: rowcast.v1.Activation.kind:type_name -> rowcast.v1.HistoryKind
+	24, // 19: rowcast.v1.ListActivationsResponse.activations:type_name -> rowcast.v1.Activation
+	45, // 20: rowcast.v1.SetAliasResponse.model:type_name -> rowcast.v1.Model
+	44, // 21: rowcast.v1.SetAliasResponse.propagation:type_name -> rowcast.v1.Propagation
+	45, // 22: rowcast.v1.DeleteAliasResponse.model:type_name -> rowcast.v1.Model
+	44, // 23: rowcast.v1.DeleteAliasResponse.propagation:type_name -> rowcast.v1.Propagation
+	32, // 24: rowcast.v1.DiffVersionsResponse.histogram:type_name -> rowcast.v1.HistogramBucket
+	33, // 25: rowcast.v1.DiffVersionsResponse.features:type_name -> rowcast.v1.FeatureChange
+	45, // 26: rowcast.v1.ListModelsResponse.models:type_name -> rowcast.v1.Model
+	45, // 27: rowcast.v1.GetModelResponse.model:type_name -> rowcast.v1.Model
+	46, // 28: rowcast.v1.ListVersionsResponse.versions:type_name -> rowcast.v1.ModelVersion
+	46, // 29: rowcast.v1.GetVersionResponse.version:type_name -> rowcast.v1.ModelVersion
+	45, // 30: rowcast.v1.ActivateVersionResponse.model:type_name -> rowcast.v1.Model
+	47, // 31: rowcast.v1.ActivateVersionResponse.activate_time:type_name -> google.protobuf.Timestamp
+	44, // 32: rowcast.v1.ActivateVersionResponse.propagation:type_name -> rowcast.v1.Propagation
+	48, // 33: rowcast.v1.Propagation.wait:type_name -> google.protobuf.Duration
+	34, // 34: rowcast.v1.ModelService.ListModels:input_type -> rowcast.v1.ListModelsRequest
+	36, // 35: rowcast.v1.ModelService.GetModel:input_type -> rowcast.v1.GetModelRequest
+	38, // 36: rowcast.v1.ModelService.ListVersions:input_type -> rowcast.v1.ListVersionsRequest
+	40, // 37: rowcast.v1.ModelService.GetVersion:input_type -> rowcast.v1.GetVersionRequest
+	42, // 38: rowcast.v1.ModelService.ActivateVersion:input_type -> rowcast.v1.ActivateVersionRequest
+	1,  // 39: rowcast.v1.ModelService.RegisterModel:input_type -> rowcast.v1.RegisterModelRequest
+	3,  // 40: rowcast.v1.ModelService.DeleteModel:input_type -> rowcast.v1.DeleteModelRequest
+	6,  // 41: rowcast.v1.ModelService.CreateVersion:input_type -> rowcast.v1.CreateVersionRequest
+	8,  // 42: rowcast.v1.ModelService.MaterializeVersion:input_type -> rowcast.v1.MaterializeVersionRequest
+	13, // 43: rowcast.v1.ModelService.GetOperation:input_type -> rowcast.v1.GetOperationRequest
+	15, // 44: rowcast.v1.ModelService.WatchOperation:input_type -> rowcast.v1.WatchOperationRequest
+	17, // 45: rowcast.v1.ModelService.CancelOperation:input_type -> rowcast.v1.CancelOperationRequest
+	19, // 46: rowcast.v1.ModelService.RollbackModel:input_type -> rowcast.v1.RollbackModelRequest
+	21, // 47: rowcast.v1.ModelService.RetireVersion:input_type -> rowcast.v1.RetireVersionRequest
+	23, // 48: rowcast.v1.ModelService.ListActivations:input_type -> rowcast.v1.ListActivationsRequest
+	26, // 49: rowcast.v1.ModelService.SetAlias:input_type -> rowcast.v1.SetAliasRequest
+	28, // 50: rowcast.v1.ModelService.DeleteAlias:input_type -> rowcast.v1.DeleteAliasRequest
+	30, // 51: rowcast.v1.ModelService.DiffVersions:input_type -> rowcast.v1.DiffVersionsRequest
+	35, // 52: rowcast.v1.ModelService.ListModels:output_type -> rowcast.v1.ListModelsResponse
+	37, // 53: rowcast.v1.ModelService.GetModel:output_type -> rowcast.v1.GetModelResponse
+	39, // 54: rowcast.v1.ModelService.ListVersions:output_type -> rowcast.v1.ListVersionsResponse
+	41, // 55: rowcast.v1.ModelService.GetVersion:output_type -> rowcast.v1.GetVersionResponse
+	43, // 56: rowcast.v1.ModelService.ActivateVersion:output_type -> rowcast.v1.ActivateVersionResponse
+	2,  // 57: rowcast.v1.ModelService.RegisterModel:output_type -> rowcast.v1.RegisterModelResponse
+	4,  // 58: rowcast.v1.ModelService.DeleteModel:output_type -> rowcast.v1.DeleteModelResponse
+	7,  // 59: rowcast.v1.ModelService.CreateVersion:output_type -> rowcast.v1.CreateVersionResponse
+	9,  // 60: rowcast.v1.ModelService.MaterializeVersion:output_type -> rowcast.v1.MaterializeVersionResponse
+	14, // 61: rowcast.v1.ModelService.GetOperation:output_type -> rowcast.v1.GetOperationResponse
+	16, // 62: rowcast.v1.ModelService.WatchOperation:output_type -> rowcast.v1.WatchOperationResponse
+	18, // 63: rowcast.v1.ModelService.CancelOperation:output_type -> rowcast.v1.CancelOperationResponse
+	20, // 64: rowcast.v1.ModelService.RollbackModel:output_type -> rowcast.v1.RollbackModelResponse
+	22, // 65: rowcast.v1.ModelService.RetireVersion:output_type -> rowcast.v1.RetireVersionResponse
+	25, // 66: rowcast.v1.ModelService.ListActivations:output_type -> rowcast.v1.ListActivationsResponse
+	27, // 67: rowcast.v1.ModelService.SetAlias:output_type -> rowcast.v1.SetAliasResponse
+	29, // 68: rowcast.v1.ModelService.DeleteAlias:output_type -> rowcast.v1.DeleteAliasResponse
+	31, // 69: rowcast.v1.ModelService.DiffVersions:output_type -> rowcast.v1.DiffVersionsResponse
+	52, // [52:70] is the sub-list for method output_type
+	34, // [34:52] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_rowcast_v1_model_service_proto_init() }
@@ -2959,7 +3162,7 @@ func file_rowcast_v1_model_service_proto_init() {
 		return
 	}
 	file_rowcast_v1_resources_proto_init()
-	file_rowcast_v1_model_service_proto_msgTypes[3].OneofWrappers = []any{
+	file_rowcast_v1_model_service_proto_msgTypes[5].OneofWrappers = []any{
 		(*CreateVersionRequest_LightgbmModel)(nil),
 		(*CreateVersionRequest_Training)(nil),
 	}
@@ -2968,13 +3171,14 @@ func file_rowcast_v1_model_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rowcast_v1_model_service_proto_rawDesc), len(file_rowcast_v1_model_service_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   42,
+			NumEnums:      1,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_rowcast_v1_model_service_proto_goTypes,
 		DependencyIndexes: file_rowcast_v1_model_service_proto_depIdxs,
+		EnumInfos:         file_rowcast_v1_model_service_proto_enumTypes,
 		MessageInfos:      file_rowcast_v1_model_service_proto_msgTypes,
 	}.Build()
 	File_rowcast_v1_model_service_proto = out.File

@@ -25,6 +25,7 @@ const (
 	ModelService_GetVersion_FullMethodName         = "/rowcast.v1.ModelService/GetVersion"
 	ModelService_ActivateVersion_FullMethodName    = "/rowcast.v1.ModelService/ActivateVersion"
 	ModelService_RegisterModel_FullMethodName      = "/rowcast.v1.ModelService/RegisterModel"
+	ModelService_DeleteModel_FullMethodName        = "/rowcast.v1.ModelService/DeleteModel"
 	ModelService_CreateVersion_FullMethodName      = "/rowcast.v1.ModelService/CreateVersion"
 	ModelService_MaterializeVersion_FullMethodName = "/rowcast.v1.ModelService/MaterializeVersion"
 	ModelService_GetOperation_FullMethodName       = "/rowcast.v1.ModelService/GetOperation"
@@ -59,6 +60,11 @@ type ModelServiceClient interface {
 	// is validated and its grid size checked against the server's limit before anything is
 	// written.
 	RegisterModel(ctx context.Context, in *RegisterModelRequest, opts ...grpc.CallOption) (*RegisterModelResponse, error)
+	// Deletes a model that serves nothing (no `current` version and no user alias, no version
+	// being materialised): every version not yet retired is retired and its table dropped, and
+	// the model leaves the registry. Its versions' records and its history stay, and its
+	// version numbers are never reused should the name be registered again.
+	DeleteModel(ctx context.Context, in *DeleteModelRequest, opts ...grpc.CallOption) (*DeleteModelResponse, error)
 	// Creates a new version from a LightGBM model, given as its text, or trained on a named
 	// data set. The version number is assigned once and never reused. The version starts
 	// REGISTERED; MaterializeVersion writes its table.
@@ -77,7 +83,7 @@ type ModelServiceClient interface {
 	RollbackModel(ctx context.Context, in *RollbackModelRequest, opts ...grpc.CallOption) (*RollbackModelResponse, error)
 	// Retires a version and drops its table. Refused for the active version.
 	RetireVersion(ctx context.Context, in *RetireVersionRequest, opts ...grpc.CallOption) (*RetireVersionResponse, error)
-	// Lists a model's activations and rollbacks, newest first.
+	// Lists a model's history newest first: activations, rollbacks, retirements, deletion.
 	ListActivations(ctx context.Context, in *ListActivationsRequest, opts ...grpc.CallOption) (*ListActivationsResponse, error)
 	// Points a user alias (e.g. `canary`) at a READY version; `current` and `previous` are
 	// managed by ActivateVersion and RollbackModel.
@@ -151,6 +157,16 @@ func (c *modelServiceClient) RegisterModel(ctx context.Context, in *RegisterMode
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RegisterModelResponse)
 	err := c.cc.Invoke(ctx, ModelService_RegisterModel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *modelServiceClient) DeleteModel(ctx context.Context, in *DeleteModelRequest, opts ...grpc.CallOption) (*DeleteModelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteModelResponse)
+	err := c.cc.Invoke(ctx, ModelService_DeleteModel_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -297,6 +313,11 @@ type ModelServiceServer interface {
 	// is validated and its grid size checked against the server's limit before anything is
 	// written.
 	RegisterModel(context.Context, *RegisterModelRequest) (*RegisterModelResponse, error)
+	// Deletes a model that serves nothing (no `current` version and no user alias, no version
+	// being materialised): every version not yet retired is retired and its table dropped, and
+	// the model leaves the registry. Its versions' records and its history stay, and its
+	// version numbers are never reused should the name be registered again.
+	DeleteModel(context.Context, *DeleteModelRequest) (*DeleteModelResponse, error)
 	// Creates a new version from a LightGBM model, given as its text, or trained on a named
 	// data set. The version number is assigned once and never reused. The version starts
 	// REGISTERED; MaterializeVersion writes its table.
@@ -315,7 +336,7 @@ type ModelServiceServer interface {
 	RollbackModel(context.Context, *RollbackModelRequest) (*RollbackModelResponse, error)
 	// Retires a version and drops its table. Refused for the active version.
 	RetireVersion(context.Context, *RetireVersionRequest) (*RetireVersionResponse, error)
-	// Lists a model's activations and rollbacks, newest first.
+	// Lists a model's history newest first: activations, rollbacks, retirements, deletion.
 	ListActivations(context.Context, *ListActivationsRequest) (*ListActivationsResponse, error)
 	// Points a user alias (e.g. `canary`) at a READY version; `current` and `previous` are
 	// managed by ActivateVersion and RollbackModel.
@@ -352,6 +373,9 @@ func (UnimplementedModelServiceServer) ActivateVersion(context.Context, *Activat
 }
 func (UnimplementedModelServiceServer) RegisterModel(context.Context, *RegisterModelRequest) (*RegisterModelResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RegisterModel not implemented")
+}
+func (UnimplementedModelServiceServer) DeleteModel(context.Context, *DeleteModelRequest) (*DeleteModelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteModel not implemented")
 }
 func (UnimplementedModelServiceServer) CreateVersion(context.Context, *CreateVersionRequest) (*CreateVersionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateVersion not implemented")
@@ -511,6 +535,24 @@ func _ModelService_RegisterModel_Handler(srv interface{}, ctx context.Context, d
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ModelServiceServer).RegisterModel(ctx, req.(*RegisterModelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModelService_DeleteModel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteModelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelServiceServer).DeleteModel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ModelService_DeleteModel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelServiceServer).DeleteModel(ctx, req.(*DeleteModelRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -736,6 +778,10 @@ var ModelService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RegisterModel",
 			Handler:    _ModelService_RegisterModel_Handler,
+		},
+		{
+			MethodName: "DeleteModel",
+			Handler:    _ModelService_DeleteModel_Handler,
 		},
 		{
 			MethodName: "CreateVersion",

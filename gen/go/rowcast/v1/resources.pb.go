@@ -499,10 +499,12 @@ type NumericBinning struct {
 	Edges []float64 `protobuf:"fixed64,1,rep,packed,name=edges,proto3" json:"edges,omitempty"`
 	// Required. One representative value per bin, used when the model is materialised.
 	Representatives []float64 `protobuf:"fixed64,2,rep,packed,name=representatives,proto3" json:"representatives,omitempty"`
-	// Optional. Smallest value seen in training; lower values are clamped to bin 0.
-	Lower float64 `protobuf:"fixed64,3,opt,name=lower,proto3" json:"lower,omitempty"`
-	// Optional. Largest value seen in training; higher values are clamped to the last bin.
-	Upper         float64 `protobuf:"fixed64,4,opt,name=upper,proto3" json:"upper,omitempty"`
+	// Optional. Smallest value seen in training; lower values are reported as clamped (they
+	// fall in bin 0). Unset: open below, nothing is clamped (an unset bound is never 0).
+	Lower *float64 `protobuf:"fixed64,3,opt,name=lower,proto3,oneof" json:"lower,omitempty"`
+	// Optional. Largest value seen in training; higher values are reported as clamped (they
+	// fall in the last bin). Unset: open above, nothing is clamped.
+	Upper         *float64 `protobuf:"fixed64,4,opt,name=upper,proto3,oneof" json:"upper,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -552,15 +554,15 @@ func (x *NumericBinning) GetRepresentatives() []float64 {
 }
 
 func (x *NumericBinning) GetLower() float64 {
-	if x != nil {
-		return x.Lower
+	if x != nil && x.Lower != nil {
+		return *x.Lower
 	}
 	return 0
 }
 
 func (x *NumericBinning) GetUpper() float64 {
-	if x != nil {
-		return x.Upper
+	if x != nil && x.Upper != nil {
+		return *x.Upper
 	}
 	return 0
 }
@@ -872,8 +874,14 @@ type ModelVersion struct {
 	// binned inputs in this version's table): the training data set of a trained version, the
 	// one named at creation for an uploaded model, empty when none was named.
 	EvaluationDataset string `protobuf:"bytes,12,opt,name=evaluation_dataset,json=evaluationDataset,proto3" json:"evaluation_dataset,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Output only. Who retired the version (empty unless RETIRED).
+	RetiredBy string `protobuf:"bytes,13,opt,name=retired_by,json=retiredBy,proto3" json:"retired_by,omitempty"`
+	// Output only. When it was retired (unset unless RETIRED).
+	RetireTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=retire_time,json=retireTime,proto3" json:"retire_time,omitempty"`
+	// Output only. True once a RETIRED version's table has been dropped.
+	TableDropped  bool `protobuf:"varint,15,opt,name=table_dropped,json=tableDropped,proto3" json:"table_dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ModelVersion) Reset() {
@@ -988,6 +996,27 @@ func (x *ModelVersion) GetEvaluationDataset() string {
 		return x.EvaluationDataset
 	}
 	return ""
+}
+
+func (x *ModelVersion) GetRetiredBy() string {
+	if x != nil {
+		return x.RetiredBy
+	}
+	return ""
+}
+
+func (x *ModelVersion) GetRetireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RetireTime
+	}
+	return nil
+}
+
+func (x *ModelVersion) GetTableDropped() bool {
+	if x != nil {
+		return x.TableDropped
+	}
+	return false
 }
 
 // A better answer attached to a decision after it was served.
@@ -1334,12 +1363,14 @@ const file_rowcast_v1_resources_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x126\n" +
 	"\anumeric\x18\x02 \x01(\v2\x1a.rowcast.v1.NumericBinningH\x00R\anumeric\x12B\n" +
 	"\vcategorical\x18\x03 \x01(\v2\x1e.rowcast.v1.CategoricalBinningH\x00R\vcategoricalB\t\n" +
-	"\abinning\"|\n" +
+	"\abinning\"\x9a\x01\n" +
 	"\x0eNumericBinning\x12\x14\n" +
 	"\x05edges\x18\x01 \x03(\x01R\x05edges\x12(\n" +
-	"\x0frepresentatives\x18\x02 \x03(\x01R\x0frepresentatives\x12\x14\n" +
-	"\x05lower\x18\x03 \x01(\x01R\x05lower\x12\x14\n" +
-	"\x05upper\x18\x04 \x01(\x01R\x05upper\"m\n" +
+	"\x0frepresentatives\x18\x02 \x03(\x01R\x0frepresentatives\x12\x19\n" +
+	"\x05lower\x18\x03 \x01(\x01H\x00R\x05lower\x88\x01\x01\x12\x19\n" +
+	"\x05upper\x18\x04 \x01(\x01H\x01R\x05upper\x88\x01\x01B\b\n" +
+	"\x06_lowerB\b\n" +
+	"\x06_upper\"m\n" +
 	"\x12CategoricalBinning\x12\x1e\n" +
 	"\n" +
 	"vocabulary\x18\x01 \x03(\tR\n" +
@@ -1364,7 +1395,7 @@ const file_rowcast_v1_resources_proto_rawDesc = "" +
 	"\tgrid_size\x18\t \x01(\x03R\bgridSize\x1a:\n" +
 	"\fAliasesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xab\x04\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xac\x05\n" +
 	"\fModelVersion\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12.\n" +
@@ -1380,7 +1411,12 @@ const file_rowcast_v1_resources_proto_rawDesc = "" +
 	"\frows_written\x18\n" +
 	" \x01(\x03R\vrowsWritten\x12%\n" +
 	"\x0efailure_reason\x18\v \x01(\tR\rfailureReason\x12-\n" +
-	"\x12evaluation_dataset\x18\f \x01(\tR\x11evaluationDataset\x1a:\n" +
+	"\x12evaluation_dataset\x18\f \x01(\tR\x11evaluationDataset\x12\x1d\n" +
+	"\n" +
+	"retired_by\x18\r \x01(\tR\tretiredBy\x12;\n" +
+	"\vretire_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"retireTime\x12#\n" +
+	"\rtable_dropped\x18\x0f \x01(\bR\ftableDropped\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xee\x02\n" +
@@ -1496,20 +1532,21 @@ var file_rowcast_v1_resources_proto_depIdxs = []int32{
 	17, // 9: rowcast.v1.ModelVersion.metrics:type_name -> rowcast.v1.ModelVersion.MetricsEntry
 	19, // 10: rowcast.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
 	19, // 11: rowcast.v1.ModelVersion.update_time:type_name -> google.protobuf.Timestamp
-	3,  // 12: rowcast.v1.Augmentation.source:type_name -> rowcast.v1.AugmentationSource
-	4,  // 13: rowcast.v1.Augmentation.state:type_name -> rowcast.v1.AugmentationState
-	19, // 14: rowcast.v1.Augmentation.create_time:type_name -> google.protobuf.Timestamp
-	18, // 15: rowcast.v1.Decision.features:type_name -> rowcast.v1.Decision.FeaturesEntry
-	2,  // 16: rowcast.v1.Decision.source:type_name -> rowcast.v1.PredictionSource
-	19, // 17: rowcast.v1.Decision.decide_time:type_name -> google.protobuf.Timestamp
-	13, // 18: rowcast.v1.Decision.augmentations:type_name -> rowcast.v1.Augmentation
-	14, // 19: rowcast.v1.Decision.chain:type_name -> rowcast.v1.ChainLink
-	5,  // 20: rowcast.v1.Decision.FeaturesEntry.value:type_name -> rowcast.v1.FeatureValue
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	19, // 12: rowcast.v1.ModelVersion.retire_time:type_name -> google.protobuf.Timestamp
+	3,  // 13: rowcast.v1.Augmentation.source:type_name -> rowcast.v1.AugmentationSource
+	4,  // 14: rowcast.v1.Augmentation.state:type_name -> rowcast.v1.AugmentationState
+	19, // 15: rowcast.v1.Augmentation.create_time:type_name -> google.protobuf.Timestamp
+	18, // 16: rowcast.v1.Decision.features:type_name -> rowcast.v1.Decision.FeaturesEntry
+	2,  // 17: rowcast.v1.Decision.source:type_name -> rowcast.v1.PredictionSource
+	19, // 18: rowcast.v1.Decision.decide_time:type_name -> google.protobuf.Timestamp
+	13, // 19: rowcast.v1.Decision.augmentations:type_name -> rowcast.v1.Augmentation
+	14, // 20: rowcast.v1.Decision.chain:type_name -> rowcast.v1.ChainLink
+	5,  // 21: rowcast.v1.Decision.FeaturesEntry.value:type_name -> rowcast.v1.FeatureValue
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_rowcast_v1_resources_proto_init() }
@@ -1525,6 +1562,7 @@ func file_rowcast_v1_resources_proto_init() {
 		(*Feature_Numeric)(nil),
 		(*Feature_Categorical)(nil),
 	}
+	file_rowcast_v1_resources_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from rowcast.v1 import resources_pb2 as _resources_pb2
 import builtins as _builtins
 import sys
@@ -20,6 +21,38 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _HistoryKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _HistoryKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_HistoryKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    HISTORY_KIND_UNSPECIFIED: _HistoryKind.ValueType  # 0
+    """Not set."""
+    HISTORY_KIND_ACTIVATION: _HistoryKind.ValueType  # 1
+    """A version was activated."""
+    HISTORY_KIND_ROLLBACK: _HistoryKind.ValueType  # 2
+    """The previous version was made current again."""
+    HISTORY_KIND_RETIREMENT: _HistoryKind.ValueType  # 3
+    """A version was retired (its table dropped)."""
+    HISTORY_KIND_DELETION: _HistoryKind.ValueType  # 4
+    """The model was deleted."""
+
+class HistoryKind(_HistoryKind, metaclass=_HistoryKindEnumTypeWrapper):
+    """What an entry of a model's history records."""
+
+HISTORY_KIND_UNSPECIFIED: HistoryKind.ValueType  # 0
+"""Not set."""
+HISTORY_KIND_ACTIVATION: HistoryKind.ValueType  # 1
+"""A version was activated."""
+HISTORY_KIND_ROLLBACK: HistoryKind.ValueType  # 2
+"""The previous version was made current again."""
+HISTORY_KIND_RETIREMENT: HistoryKind.ValueType  # 3
+"""A version was retired (its table dropped)."""
+HISTORY_KIND_DELETION: HistoryKind.ValueType  # 4
+"""The model was deleted."""
+Global___HistoryKind: _TypeAlias = HistoryKind  # noqa: Y015
 
 @_typing.final
 class RegisterModelRequest(_message.Message):
@@ -68,6 +101,62 @@ class RegisterModelResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RegisterModelResponse: _TypeAlias = RegisterModelResponse  # noqa: Y015
+
+@_typing.final
+class DeleteModelRequest(_message.Message):
+    """Request of ModelService.DeleteModel."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """Required. The model's name."""
+    actor: _builtins.str
+    """Optional; when set it must equal the caller's authenticated name. What is recorded is
+    the authenticated identity (the caller's own word only with --insecure).
+    """
+    reason: _builtins.str
+    """Optional. Why (recorded in the history)."""
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "model", b"model", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteModelRequest: _TypeAlias = DeleteModelRequest  # noqa: Y015
+
+@_typing.final
+class DeleteModelResponse(_message.Message):
+    """Response of ModelService.DeleteModel."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RETIRED_VERSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def retired_versions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Output only. The versions retired by the deletion (their tables dropped), oldest first."""
+
+    def __init__(
+        self,
+        *,
+        retired_versions: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["retired_versions", b"retired_versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteModelResponse: _TypeAlias = DeleteModelResponse  # noqa: Y015
 
 @_typing.final
 class TrainingSpec(_message.Message):
@@ -671,14 +760,19 @@ class Activation(_message.Message):
     ACTOR_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     ACTIVATE_TIME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
     from_version: _builtins.int
-    """Output only. The version served before (0 when none)."""
+    """Output only. The version served before (0 when none); for a retirement, the version
+    retired.
+    """
     to_version: _builtins.int
-    """Output only. The version served after."""
+    """Output only. The version served after (0 for a retirement or a deletion)."""
     actor: _builtins.str
     """Output only. Who asked for it."""
     reason: _builtins.str
     """Output only. Why."""
+    kind: Global___HistoryKind.ValueType
+    """Output only. What happened."""
     @_builtins.property
     def activate_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When."""
@@ -691,10 +785,11 @@ class Activation(_message.Message):
         actor: _builtins.str = ...,
         reason: _builtins.str = ...,
         activate_time: _timestamp_pb2.Timestamp | None = ...,
+        kind: Global___HistoryKind.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["activate_time", b"activate_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["activate_time", b"activate_time", "actor", b"actor", "from_version", b"from_version", "reason", b"reason", "to_version", b"to_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activate_time", b"activate_time", "actor", b"actor", "from_version", b"from_version", "kind", b"kind", "reason", b"reason", "to_version", b"to_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

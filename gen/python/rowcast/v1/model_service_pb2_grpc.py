@@ -65,6 +65,11 @@ class ModelServiceStub:
                 request_serializer=rowcast_dot_v1_dot_model__service__pb2.RegisterModelRequest.SerializeToString,
                 response_deserializer=rowcast_dot_v1_dot_model__service__pb2.RegisterModelResponse.FromString,
                 _registered_method=True)
+        self.DeleteModel = channel.unary_unary(
+                '/rowcast.v1.ModelService/DeleteModel',
+                request_serializer=rowcast_dot_v1_dot_model__service__pb2.DeleteModelRequest.SerializeToString,
+                response_deserializer=rowcast_dot_v1_dot_model__service__pb2.DeleteModelResponse.FromString,
+                _registered_method=True)
         self.CreateVersion = channel.unary_unary(
                 '/rowcast.v1.ModelService/CreateVersion',
                 request_serializer=rowcast_dot_v1_dot_model__service__pb2.CreateVersionRequest.SerializeToString,
@@ -171,6 +176,16 @@ class ModelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteModel(self, request, context):
+        """Deletes a model that serves nothing (no `current` version and no user alias, no version
+        being materialised): every version not yet retired is retired and its table dropped, and
+        the model leaves the registry. Its versions' records and its history stay, and its
+        version numbers are never reused should the name be registered again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateVersion(self, request, context):
         """Creates a new version from a LightGBM model, given as its text, or trained on a named
         data set. The version number is assigned once and never reused. The version starts
@@ -225,7 +240,7 @@ class ModelServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListActivations(self, request, context):
-        """Lists a model's activations and rollbacks, newest first.
+        """Lists a model's history newest first: activations, rollbacks, retirements, deletion.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -286,6 +301,11 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.RegisterModel,
                     request_deserializer=rowcast_dot_v1_dot_model__service__pb2.RegisterModelRequest.FromString,
                     response_serializer=rowcast_dot_v1_dot_model__service__pb2.RegisterModelResponse.SerializeToString,
+            ),
+            'DeleteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModel,
+                    request_deserializer=rowcast_dot_v1_dot_model__service__pb2.DeleteModelRequest.FromString,
+                    response_serializer=rowcast_dot_v1_dot_model__service__pb2.DeleteModelResponse.SerializeToString,
             ),
             'CreateVersion': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateVersion,
@@ -506,6 +526,33 @@ class ModelService:
             '/rowcast.v1.ModelService/RegisterModel',
             rowcast_dot_v1_dot_model__service__pb2.RegisterModelRequest.SerializeToString,
             rowcast_dot_v1_dot_model__service__pb2.RegisterModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rowcast.v1.ModelService/DeleteModel',
+            rowcast_dot_v1_dot_model__service__pb2.DeleteModelRequest.SerializeToString,
+            rowcast_dot_v1_dot_model__service__pb2.DeleteModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,6 +50,12 @@ class ModelServiceStub:
     is validated and its grid size checked against the server's limit before anything is
     written.
     """
+    DeleteModel: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.DeleteModelRequest, _model_service_pb2.DeleteModelResponse]
+    """Deletes a model that serves nothing (no `current` version and no user alias, no version
+    being materialised): every version not yet retired is retired and its table dropped, and
+    the model leaves the registry. Its versions' records and its history stay, and its
+    version numbers are never reused should the name be registered again.
+    """
     CreateVersion: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.CreateVersionRequest, _model_service_pb2.CreateVersionResponse]
     """Creates a new version from a LightGBM model, given as its text, or trained on a named
     data set. The version number is assigned once and never reused. The version starts
@@ -72,7 +78,7 @@ class ModelServiceStub:
     RetireVersion: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.RetireVersionRequest, _model_service_pb2.RetireVersionResponse]
     """Retires a version and drops its table. Refused for the active version."""
     ListActivations: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.ListActivationsRequest, _model_service_pb2.ListActivationsResponse]
-    """Lists a model's activations and rollbacks, newest first."""
+    """Lists a model's history newest first: activations, rollbacks, retirements, deletion."""
     SetAlias: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.SetAliasRequest, _model_service_pb2.SetAliasResponse]
     """Points a user alias (e.g. `canary`) at a READY version; `current` and `previous` are
     managed by ActivateVersion and RollbackModel.
@@ -106,6 +112,12 @@ class ModelServiceAsyncStub(ModelServiceStub):
     is validated and its grid size checked against the server's limit before anything is
     written.
     """
+    DeleteModel: _aio.UnaryUnaryMultiCallable[_model_service_pb2.DeleteModelRequest, _model_service_pb2.DeleteModelResponse]  # type: ignore[assignment]
+    """Deletes a model that serves nothing (no `current` version and no user alias, no version
+    being materialised): every version not yet retired is retired and its table dropped, and
+    the model leaves the registry. Its versions' records and its history stay, and its
+    version numbers are never reused should the name be registered again.
+    """
     CreateVersion: _aio.UnaryUnaryMultiCallable[_model_service_pb2.CreateVersionRequest, _model_service_pb2.CreateVersionResponse]  # type: ignore[assignment]
     """Creates a new version from a LightGBM model, given as its text, or trained on a named
     data set. The version number is assigned once and never reused. The version starts
@@ -128,7 +140,7 @@ class ModelServiceAsyncStub(ModelServiceStub):
     RetireVersion: _aio.UnaryUnaryMultiCallable[_model_service_pb2.RetireVersionRequest, _model_service_pb2.RetireVersionResponse]  # type: ignore[assignment]
     """Retires a version and drops its table. Refused for the active version."""
     ListActivations: _aio.UnaryUnaryMultiCallable[_model_service_pb2.ListActivationsRequest, _model_service_pb2.ListActivationsResponse]  # type: ignore[assignment]
-    """Lists a model's activations and rollbacks, newest first."""
+    """Lists a model's history newest first: activations, rollbacks, retirements, deletion."""
     SetAlias: _aio.UnaryUnaryMultiCallable[_model_service_pb2.SetAliasRequest, _model_service_pb2.SetAliasResponse]  # type: ignore[assignment]
     """Points a user alias (e.g. `canary`) at a READY version; `current` and `previous` are
     managed by ActivateVersion and RollbackModel.
@@ -194,6 +206,18 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         """Registers a new model: its name, signature (features and bins) and output. The signature
         is validated and its grid size checked against the server's limit before anything is
         written.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteModel(
+        self,
+        request: _model_service_pb2.DeleteModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.DeleteModelResponse, _abc.Awaitable[_model_service_pb2.DeleteModelResponse]]:
+        """Deletes a model that serves nothing (no `current` version and no user alias, no version
+        being materialised): every version not yet retired is retired and its table dropped, and
+        the model leaves the registry. Its versions' records and its history stay, and its
+        version numbers are never reused should the name be registered again.
         """
 
     @_abc_1.abstractmethod
@@ -265,7 +289,7 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _model_service_pb2.ListActivationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_model_service_pb2.ListActivationsResponse, _abc.Awaitable[_model_service_pb2.ListActivationsResponse]]:
-        """Lists a model's activations and rollbacks, newest first."""
+        """Lists a model's history newest first: activations, rollbacks, retirements, deletion."""
 
     @_abc_1.abstractmethod
     def SetAlias(

@@ -239,9 +239,13 @@ class NumericBinning(_message.Message):
     LOWER_FIELD_NUMBER: _builtins.int
     UPPER_FIELD_NUMBER: _builtins.int
     lower: _builtins.float
-    """Optional. Smallest value seen in training; lower values are clamped to bin 0."""
+    """Optional. Smallest value seen in training; lower values are reported as clamped (they
+    fall in bin 0). Unset: open below, nothing is clamped (an unset bound is never 0).
+    """
     upper: _builtins.float
-    """Optional. Largest value seen in training; higher values are clamped to the last bin."""
+    """Optional. Largest value seen in training; higher values are reported as clamped (they
+    fall in the last bin). Unset: open above, nothing is clamped.
+    """
     @_builtins.property
     def edges(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """Required. Strictly increasing bin edges; there are len(edges) + 1 bins."""
@@ -255,14 +259,21 @@ class NumericBinning(_message.Message):
         *,
         edges: _abc.Iterable[_builtins.float] | None = ...,
         representatives: _abc.Iterable[_builtins.float] | None = ...,
-        lower: _builtins.float = ...,
-        upper: _builtins.float = ...,
+        lower: _builtins.float | None = ...,
+        upper: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_lower", b"_lower", "_upper", b"_upper", "lower", b"lower", "upper", b"upper"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["edges", b"edges", "lower", b"lower", "representatives", b"representatives", "upper", b"upper"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_lower", b"_lower", "_upper", b"_upper", "edges", b"edges", "lower", b"lower", "representatives", b"representatives", "upper", b"upper"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__lower: _TypeAlias = _typing.Literal["lower"]  # noqa: Y015
+    _WhichOneofArgType__lower: _TypeAlias = _typing.Literal["_lower", b"_lower"]  # noqa: Y015
+    _WhichOneofReturnType__upper: _TypeAlias = _typing.Literal["upper"]  # noqa: Y015
+    _WhichOneofArgType__upper: _TypeAlias = _typing.Literal["_upper", b"_upper"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__lower) -> _WhichOneofReturnType__lower | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__upper) -> _WhichOneofReturnType__upper | None: ...
 
 Global___NumericBinning: _TypeAlias = NumericBinning  # noqa: Y015
 
@@ -470,6 +481,9 @@ class ModelVersion(_message.Message):
     ROWS_WRITTEN_FIELD_NUMBER: _builtins.int
     FAILURE_REASON_FIELD_NUMBER: _builtins.int
     EVALUATION_DATASET_FIELD_NUMBER: _builtins.int
+    RETIRED_BY_FIELD_NUMBER: _builtins.int
+    RETIRE_TIME_FIELD_NUMBER: _builtins.int
+    TABLE_DROPPED_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Output only. The model's name."""
     version: _builtins.int
@@ -492,6 +506,10 @@ class ModelVersion(_message.Message):
     binned inputs in this version's table): the training data set of a trained version, the
     one named at creation for an uploaded model, empty when none was named.
     """
+    retired_by: _builtins.str
+    """Output only. Who retired the version (empty unless RETIRED)."""
+    table_dropped: _builtins.bool
+    """Output only. True once a RETIRED version's table has been dropped."""
     @_builtins.property
     def metrics(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
         """Output only. Evaluation metrics of the version, by name (e.g. "auc")."""
@@ -503,6 +521,10 @@ class ModelVersion(_message.Message):
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the version last changed state."""
+
+    @_builtins.property
+    def retire_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When it was retired (unset unless RETIRED)."""
 
     def __init__(
         self,
@@ -519,10 +541,13 @@ class ModelVersion(_message.Message):
         rows_written: _builtins.int = ...,
         failure_reason: _builtins.str = ...,
         evaluation_dataset: _builtins.str = ...,
+        retired_by: _builtins.str = ...,
+        retire_time: _timestamp_pb2.Timestamp | None = ...,
+        table_dropped: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "retire_time", b"retire_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "creator", b"creator", "evaluation_dataset", b"evaluation_dataset", "failure_reason", b"failure_reason", "metrics", b"metrics", "model", b"model", "row_count", b"row_count", "rows_written", b"rows_written", "state", b"state", "table", b"table", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "creator", b"creator", "evaluation_dataset", b"evaluation_dataset", "failure_reason", b"failure_reason", "metrics", b"metrics", "model", b"model", "retire_time", b"retire_time", "retired_by", b"retired_by", "row_count", b"row_count", "rows_written", b"rows_written", "state", b"state", "table", b"table", "table_dropped", b"table_dropped", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
