@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 
 from rowcast.errors import RowcastError
 from rowcast.grpc_errors import status_code_for
+from rowcast.v1 import prediction_service_pb2 as pred_pb
 from rowcast_cli.connect import targets_from_env
 from rowcast_client import RowcastClient, RowcastClientError
 
@@ -51,17 +52,24 @@ def reports_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except RowcastClientError as exc:
-            click.echo(f"error: {exc}", err=True)
-            for v in exc.violations:
-                click.echo(f"  {v.field}: {v.description}", err=True)
+            _print_error(str(exc), [(v.field, v.description) for v in exc.violations])
             raise SystemExit(EXIT_BY_CODE.get(exc.code, 1)) from exc
         except RowcastError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            for v in getattr(exc, "violations", ()):
-                click.echo(f"  {v.field}: {v.description}", err=True)
-            raise SystemExit(EXIT_BY_CODE.get(status_code_for(exc), 1)) from exc
+            code = status_code_for(exc)
+            violations = [(v.field, v.description) for v in getattr(exc, "violations", ())]
+            _print_error(f"{code.name}: {exc.message}", violations)
+            raise SystemExit(EXIT_BY_CODE.get(code, 1)) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def _print_error(message: str, violations: list[tuple[str, str]]) -> None:
+    """`error: CODE: message` once, then each field violation the message does not already
+    say (a one-field error's message is that field's violation)."""
+    click.echo(f"error: {message}", err=True)
+    for field, description in violations:
+        if f"{field}: {description}" not in message:
+            click.echo(f"  {field}: {description}", err=True)
 
 
 def fidelity_text(metrics: Mapping[str, float]) -> str:
@@ -127,3 +135,14 @@ def predict(model: str, features: tuple[str, ...], subject: str, as_json: bool) 
         echo_json(as_dict(r))
     else:
         click.echo(f"output {r.output:.6f}  version {r.model_version}  decision {r.decision_id}")
+        if r.clamped_features:
+            click.echo(
+                "clamped (outside the training range, answered from the edge bin): "
+                + ", ".join(r.clamped_features)
+            )
+        if r.fallback_rules:
+            rules = [
+                pred_pb.FallbackRule.Name(x).removeprefix("FALLBACK_RULE_")
+                for x in r.fallback_rules
+            ]
+            click.echo("fallback: " + ", ".join(rules).lower())

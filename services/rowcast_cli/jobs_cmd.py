@@ -12,12 +12,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rowcast.config import Settings
-from rowcast.errors import RowcastError
 from rowcast.jobs.materialize import Progress as MaterializeProgress
 from rowcast.jobs.publish import PublishResult, PublishSpec
 from rowcast.jobs.publish import publish as run_publish
 from rowcast.jobs.train import TrainParams
-from rowcast_cli.admin_cmd import fidelity_text, propagation_text
+from rowcast_cli.admin_cmd import fidelity_text, propagation_text, reports_errors
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,6 +94,7 @@ def run_with_progress(settings: Settings, spec: PublishSpec) -> PublishResult:
     show_default=True,
     help="Make the new version the one served once it is READY.",
 )
+@reports_errors
 def publish(
     model: str,
     dataset: str,
@@ -123,10 +123,7 @@ def publish(
         creator=creator,
         activate=activate,
     )
-    try:
-        result = run_with_progress(Settings.from_env(), spec)
-    except RowcastError as exc:
-        raise click.ClickException(exc.message) from exc
+    result = run_with_progress(Settings.from_env(), spec)
     v = result.version
     click.echo(
         f"{v.model} v{v.version}: {v.state.value}, {v.row_count:,} rows in {v.table}; "
