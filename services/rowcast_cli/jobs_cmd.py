@@ -25,18 +25,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 def materialise_bar() -> Iterator[MaterializeProgress]:
     """A progress bar of rows materialised (on stderr, gone when done), and its callback."""
     with Progress(
-        TextColumn("materialising"),
-        BarColumn(),
+        TextColumn("{task.fields[phase]:<9}"),
+        BarColumn(bar_width=20),
         MofNCompleteColumn(),
         TextColumn("rows"),
         TimeRemainingColumn(),
         transient=True,
         console=Console(stderr=True),
     ) as bar:
-        task = bar.add_task("rows", total=None)
+        task = bar.add_task("rows", total=None, phase="starting")
 
         def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            phase = "verifying" if total and done >= total else "writing"
+            bar.update(task, completed=done, total=total, phase=phase)
 
         yield progress
 

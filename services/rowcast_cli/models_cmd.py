@@ -405,23 +405,40 @@ def follow(c: RowcastClient, name: str, as_json: bool) -> model_pb.Operation:
             click.echo(json.dumps(as_dict(op), sort_keys=True))
             last = op
         return last
+    click.echo(name, err=True)
+    # Fits 80 columns: phase, a short bar, rows done/total, rate, time left.
     with Progress(
-        TextColumn(f"{name}"),
-        BarColumn(),
+        TextColumn("{task.fields[phase]:<9}"),
+        BarColumn(bar_width=16),
         MofNCompleteColumn(),
-        TextColumn("rows  {task.fields[rate]:,.0f} rows/s"),
+        TextColumn("{task.fields[rate]:>7,.0f}/s"),
         TimeRemainingColumn(),
+        console=Console(stderr=True),
     ) as bar:
-        task = bar.add_task("rows", total=last.progress.total_rows or None, rate=0.0)
+        task = bar.add_task(
+            "rows", total=last.progress.total_rows or None, rate=0.0, phase=phase_of(last)
+        )
         for op in c.watch_operation(name):
             bar.update(
                 task,
                 completed=op.progress.rows_written,
                 total=op.progress.total_rows,
                 rate=op.progress.rows_per_second,
+                phase=phase_of(op),
             )
             last = op
     return last
+
+
+def phase_of(op: model_pb.Operation) -> str:
+    """What a materialisation is doing, from its progress: starting (no row yet), writing,
+    verifying (every row written, the gate running), done."""
+    if op.done:
+        return "done"
+    written, total = op.progress.rows_written, op.progress.total_rows
+    if not written:
+        return "starting"
+    return "verifying" if total and written >= total else "writing"
 
 
 #: Exit code of a finished operation by its google.rpc code: cancelled 6; HBase unavailable or
