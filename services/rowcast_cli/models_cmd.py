@@ -398,11 +398,11 @@ def create_version(
 
 
 def follow(c: RowcastClient, name: str, as_json: bool) -> model_pb.Operation:
-    """Watch an operation to its end, with a progress bar (or JSON lines)."""
+    """Watch an operation to its end, with a progress bar (silently with --json: the caller
+    prints the finished operation as one JSON document)."""
     last = c.get_operation(name)
     if as_json:
         for op in c.watch_operation(name):
-            click.echo(json.dumps(as_dict(op), sort_keys=True))
             last = op
         return last
     click.echo(name, err=True)
@@ -446,10 +446,16 @@ def phase_of(op: model_pb.Operation) -> str:
 EXIT_BY_OPERATION_CODE = {code_pb2.CANCELLED: 6, code_pb2.UNAVAILABLE: 5, code_pb2.ABORTED: 5}
 
 
-def finish(op: model_pb.Operation) -> None:
+def finish(op: model_pb.Operation, as_json: bool = False) -> None:
+    """Report a finished operation (one JSON document with --json); a failed one exits with
+    its code."""
+    if as_json:
+        echo_json(as_dict(op))
     if op.error.code:
         click.echo(f"{op.name}: {op.error.message}", err=True)
         raise SystemExit(EXIT_BY_OPERATION_CODE.get(op.error.code, 4))
+    if as_json:
+        return
     v = op.version
     click.echo(
         f"{v.model} v{v.version}: {pb.VersionState.Name(v.state).removeprefix('VERSION_STATE_')}"
@@ -482,7 +488,7 @@ def materialize(model: str, version: int, rate_limit: float, no_wait: bool, as_j
         if no_wait:
             click.echo(json.dumps(as_dict(op)) if as_json else op.name)
             return
-        finish(follow(c, op.name, as_json))
+        finish(follow(c, op.name, as_json), as_json)
 
 
 @models.command("operation")
@@ -497,7 +503,7 @@ def operation(name: str, watch: bool, cancel: bool, as_json: bool) -> None:
         if cancel:
             op = c.cancel_operation(name)
         elif watch:
-            finish(follow(c, name, as_json))
+            finish(follow(c, name, as_json), as_json)
             return
         else:
             op = c.get_operation(name)
