@@ -236,3 +236,76 @@ async def test_stop_returns_promptly_while_the_sender_reconnects(tmp_path: Path)
         await sink.record([decision(j) for j in range(200)])
         await asyncio.sleep(0.01 * (i % 5))
         await asyncio.wait_for(sink.stop(0.0), 5.0)
+
+
+async def _secure_audit(store: MemoryAuditStore, tls_dir: Path, public_key: bytes) -> RunningServer:
+    """The AuditService with TLS and token authentication, as `rowcast serve audit` runs."""
+    from rowcast.config import SecuritySettings
+    from rowcast.security.interceptor import Authenticator, AuthInterceptor
+    from rowcast.security.runtime import ReloadableTls
+    from rowcast.security.tokens import TokenVerifier
+
+    servicer = AuditServicer(cast(AuditStore, store), 2.0)
+    tls = ReloadableTls(SecuritySettings(tls_dir=tls_dir, auth_dir=tls_dir, auth=False))
+    return await start_server(
+        lambda s: audit_grpc.add_AuditServiceServicer_to_server(servicer, s),
+        ["rowcast.v1.AuditService"],
+        "127.0.0.1",
+        0,
+        credentials=tls.credentials,
+        auth=AuthInterceptor(Authenticator(TokenVerifier(public_key), None)),
+    )
+
+
+async def test_a_refused_recorder_token_is_reported_and_nothing_is_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sender whose token the AuditService refuses (here: signed by another key) logs an
+    error naming the cause once, however often it reconnects, and keeps every decision in the
+    spool; with a valid token the same spool is delivered whole."""
+    import grpc
+
+    from rowcast.security.certs import init_ca
+    from rowcast.security.identity import Role
+    from rowcast.security.tokens import issue_token, new_signing_key
+
+    init_ca(tmp_path / "tls")
+    ca = (tmp_path / "tls" / "ca.pem").read_bytes()
+    private, public = new_signing_key()
+    forged_key, _ = new_signing_key()
+
+    def credentials(key: bytes) -> grpc.ChannelCredentials:
+        token = issue_token(key, "recorder", frozenset({Role.RECORDER}), 600).token
+        return grpc.composite_channel_credentials(
+            grpc.ssl_channel_credentials(ca), grpc.access_token_call_credentials(token)
+        )
+
+    store = MemoryAuditStore()
+    server = await _secure_audit(store, tmp_path / "tls", public)
+    target = f"localhost:{server.port}"
+    config = SpoolConfig(tmp_path / "spool", adopt_orphans=False)
+    made = [decision(i) for i in range(20)]
+    caplog.set_level("ERROR", logger="rowcast.spool.sender")
+    sink = AuditSink(target, config, credentials=credentials(forged_key))
+    await sink.start()
+    try:
+        await sink.record(made)
+        for _ in range(200):
+            if sink.refused is not None:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # several reconnects
+        assert sink.refused == grpc.StatusCode.UNAUTHENTICATED
+        refusals = [r for r in caplog.records if "refuses this prediction server" in r.message]
+        assert len(refusals) == 1, [r.message for r in caplog.records]
+        assert not store.rows and sink.pending_bytes > 0
+    finally:
+        await sink.stop(drain_timeout_s=0.1)
+    fixed = AuditSink(target, config, credentials=credentials(private))
+    await fixed.start()
+    try:
+        await asyncio.wait_for(fixed.delivered(), 15)
+        assert set(store.rows) == {d.decision_id for d in made}
+    finally:
+        await fixed.stop(drain_timeout_s=1.0)
+        await server.stop(0.1)

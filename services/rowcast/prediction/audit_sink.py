@@ -164,6 +164,12 @@ class AuditSink:
         return self._sender.sent
 
     @property
+    def refused(self) -> grpc.StatusCode | None:
+        """Why the AuditService refuses this server's credentials (UNAUTHENTICATED or
+        PERMISSION_DENIED) until a stream works again; None while it accepts them."""
+        return self._sender.refused
+
+    @property
     def pending_bytes(self) -> int:
         """Bytes of spooled decisions not yet acknowledged."""
         return self._spool.pending_bytes()

@@ -79,6 +79,9 @@ class SpoolSender:
         self._batch_size = batch_size
         self._name = name
         self._credentials = credentials
+        #: Why the AuditService last refused this sender's credentials (UNAUTHENTICATED or
+        #: PERMISSION_DENIED), until a stream works again; None otherwise.
+        self.refused: grpc.StatusCode | None = None
         self._data = asyncio.Event()
         self._acked = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -131,7 +134,7 @@ class SpoolSender:
                 try:
                     await self._session(stub)
                 except (grpc.aio.AioRpcError, ConnectionError, TimeoutError) as exc:
-                    log.debug("audit stream to %s ended: %s", self._target, _describe(exc))
+                    self._note_end(exc)
                 except Exception:
                     # A bug or a spool I/O error: the sender must outlive it, or the spool
                     # would fill up and Predict stop. Records stay in the spool meanwhile.
@@ -141,8 +144,27 @@ class SpoolSender:
                 self.reconnects += 1
                 if time.monotonic() - started > 5.0:
                     backoff = MIN_BACKOFF_S  # the stream worked for a while
+                    self.refused = None
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    def _note_end(self, exc: BaseException) -> None:
+        """Log why a stream ended: at debug for what reconnecting cures (the AuditService
+        restarting, a network blip), as an error, once per cause, when the AuditService refuses
+        this server's credentials: decisions then pile up in the spool until they are fixed."""
+        code = exc.code() if isinstance(exc, grpc.aio.AioRpcError) else None
+        if code in _REFUSED:
+            if code != self.refused:
+                log.error(
+                    "the AuditService at %s refuses this prediction server's audit stream "
+                    "(%s): decisions stay in the spool until its recorder token or "
+                    "certificate is fixed (docs/security.md)",
+                    self._target,
+                    _describe(exc),
+                )
+            self.refused = code
+            return
+        log.debug("audit stream to %s ended: %s", self._target, _describe(exc))
 
     async def _session(self, stub: audit_grpc.AuditServiceAsyncStub) -> None:
         """One stream: send batches from the cursor on, apply acknowledgements as they come."""
@@ -250,6 +272,10 @@ def _parse(payloads: list[bytes]) -> tuple[list[pb.Decision], list[bytes], list[
         except DecodeError:
             unreadable.append(payload)
     return decisions, readable, unreadable
+
+
+#: Codes that no reconnect can cure: the sender's token or role is wrong (expired, revoked).
+_REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 
 
 def _describe(exc: BaseException) -> str:

@@ -173,12 +173,7 @@ class AliasStore:
                 raise _active_refusal(model, version)
             before = vrow.get(STATE_COL, b"")
             now = now_ms()
-            cells = {
-                STATE_COL: VersionState.RETIRED.value.encode(),
-                b"v:update_time": str(now).encode(),
-                b"v:retired_by": actor.encode(),
-                b"v:retire_time": str(now).encode(),
-            }
+            cells = _retired_cells(actor, now)
             # RETIRED first, compare-and-set against the state we read, then `current` read
             # again: an activation racing us either sees RETIRED and backs off, or has already
             # written `current`, which we see here (activate writes it before re-reading the
@@ -247,13 +242,7 @@ class AliasStore:
             for info in infos:
                 if info.state is VersionState.RETIRED:
                     continue
-                cells = {
-                    STATE_COL: VersionState.RETIRED.value.encode(),
-                    b"v:update_time": str(now).encode(),
-                    b"v:retired_by": actor.encode(),
-                    b"v:retire_time": str(now).encode(),
-                }
-                versions.put(version_row(model, info.version), cells)
+                versions.put(version_row(model, info.version), _retired_cells(actor, now))
                 retired.append(info)
             _log(conn, model, HistoryKind.DELETION, 0, 0, actor, reason, now)
             keep = {NEXT_VERSION_COL}
@@ -280,6 +269,16 @@ class AliasStore:
             ]
 
         return await self._client.run(work, timeout_s=timeout_s)
+
+
+def _retired_cells(actor: str, time_ms: int) -> dict[bytes, bytes]:
+    """A version row's cells once retired: by whom and when."""
+    return {
+        STATE_COL: VersionState.RETIRED.value.encode(),
+        b"v:update_time": str(time_ms).encode(),
+        b"v:retired_by": actor.encode(),
+        b"v:retire_time": str(time_ms).encode(),
+    }
 
 
 def _log(
