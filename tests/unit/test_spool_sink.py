@@ -19,6 +19,7 @@ from rowcast.core.keys import new_decision_id
 from rowcast.core.records import Decision, RecordResult, Source
 from rowcast.errors import Overloaded, StoreUnavailable
 from rowcast.prediction.audit_sink import AuditSink, Durability, SpoolConfig, spool_directory
+from rowcast.security.tokens import Revoked
 from rowcast.server import RunningServer, start_server
 from rowcast.spool.files import QUARANTINE_DIR
 from rowcast.store.audit import AuditStore
@@ -238,8 +239,14 @@ async def test_stop_returns_promptly_while_the_sender_reconnects(tmp_path: Path)
         await asyncio.wait_for(sink.stop(0.0), 5.0)
 
 
-async def _secure_audit(store: MemoryAuditStore, tls_dir: Path, public_key: bytes) -> RunningServer:
-    """The AuditService with TLS and token authentication, as `rowcast serve audit` runs."""
+async def _secure_audit(
+    store: MemoryAuditStore,
+    tls_dir: Path,
+    public_key: bytes,
+    revoked: Callable[[], Revoked] = Revoked,
+) -> RunningServer:
+    """The AuditService with TLS and token authentication, as `rowcast serve audit` runs;
+    `revoked` is its revocation list (what security/runtime.py keeps fresh from HBase)."""
     from rowcast.config import SecuritySettings
     from rowcast.security.interceptor import Authenticator, AuthInterceptor
     from rowcast.security.runtime import ReloadableTls
@@ -253,7 +260,7 @@ async def _secure_audit(store: MemoryAuditStore, tls_dir: Path, public_key: byte
         "127.0.0.1",
         0,
         credentials=tls.credentials,
-        auth=AuthInterceptor(Authenticator(TokenVerifier(public_key), None)),
+        auth=AuthInterceptor(Authenticator(TokenVerifier(public_key, revoked), None)),
     )
 
 
@@ -308,4 +315,49 @@ async def test_a_refused_recorder_token_is_reported_and_nothing_is_lost(
         assert set(store.rows) == {d.decision_id for d in made}
     finally:
         await fixed.stop(drain_timeout_s=1.0)
+        await server.stop(0.1)
+
+
+async def test_a_token_revoked_while_the_stream_is_open_ends_it(tmp_path: Path) -> None:
+    """The audit stream is long-lived: revoking the recorder's token must end it at the next
+    batch (UNAUTHENTICATED), not be honoured until it happens to reconnect; what was sent
+    before the revocation is stored, what comes after stays in the spool."""
+    import grpc
+
+    from rowcast.security.certs import init_ca
+    from rowcast.security.identity import Role
+    from rowcast.security.tokens import issue_token, new_signing_key
+
+    init_ca(tmp_path / "tls")
+    ca = (tmp_path / "tls" / "ca.pem").read_bytes()
+    private, public = new_signing_key()
+    issued = issue_token(private, "recorder", frozenset({Role.RECORDER}), 600)
+    revoked = [Revoked()]
+    store = MemoryAuditStore()
+    server = await _secure_audit(store, tmp_path / "tls", public, lambda: revoked[0])
+    creds = grpc.composite_channel_credentials(
+        grpc.ssl_channel_credentials(ca), grpc.access_token_call_credentials(issued.token)
+    )
+    sink = AuditSink(
+        f"localhost:{server.port}",
+        SpoolConfig(tmp_path / "spool", adopt_orphans=False),
+        credentials=creds,
+    )
+    await sink.start()
+    try:
+        before = [decision(i) for i in range(5)]
+        await sink.record(before)
+        await asyncio.wait_for(sink.delivered(), 10)
+        revoked[0] = Revoked([issued.token_id])
+        after = [decision(i) for i in range(5, 10)]
+        await sink.record(after)
+        for _ in range(200):
+            if sink.refused is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert sink.refused == grpc.StatusCode.UNAUTHENTICATED
+        assert set(store.rows) == {d.decision_id for d in before}
+        assert sink.pending_bytes > 0
+    finally:
+        await sink.stop(drain_timeout_s=0.1)
         await server.stop(0.1)

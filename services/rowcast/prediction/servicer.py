@@ -124,16 +124,26 @@ class PredictionServicer(pred_grpc.PredictionServiceServicer):
     ) -> AsyncIterator[pred_pb.StreamPredictResponse]:
         # A reader task keeps pulling requests while answers are awaited in order, so a caller
         # that waits for each answer before sending the next request is served too.
-        order: asyncio.Queue[asyncio.Task[pred_pb.PredictResponse] | None] = asyncio.Queue(
+        order: asyncio.Queue[asyncio.Future[pred_pb.PredictResponse] | None] = asyncio.Queue(
             maxsize=STREAM_WINDOW
         )
 
         async def read() -> None:
             position = 0
-            async for message in request_iterator:
-                task = asyncio.create_task(self._stream_one(message.request, context, position))
-                await order.put(task)
-                position += 1
+            try:
+                async for message in request_iterator:
+                    task = asyncio.create_task(self._stream_one(message.request, context, position))
+                    await order.put(task)
+                    position += 1
+            except RowcastError as error:
+                # Reading the stream failed (e.g. the caller's token was revoked while it was
+                # open): answer what came before, then end the stream with this error.
+                failed: asyncio.Future[pred_pb.PredictResponse] = (
+                    asyncio.get_running_loop().create_future()
+                )
+                failed.set_exception(error)
+                await order.put(failed)
+                return
             await order.put(None)
 
         reader = asyncio.create_task(read())
