@@ -11,7 +11,8 @@ import click
 from rowcast.config import SecuritySettings, Settings
 from rowcast.security.identity import Role
 from rowcast_cli.security_cmd import init_security, write_token
-from rowcast_dev.hbase.runtime import HBaseError, StandaloneHBase
+from rowcast_dev.hbase.cluster import open_hbase
+from rowcast_dev.hbase.runtime import HBaseError
 from rowcast_dev.suite import Suite, SuiteError
 
 #: The tokens `suite up` writes under ROWCAST_HOME/auth/: who may do what on a local suite.
@@ -74,7 +75,8 @@ def bring_up(settings: Settings) -> None:
         prepare_security(settings.security)
     else:
         click.echo(INSECURE_WARNING, err=True)
-    hb = StandaloneHBase(settings.hbase)
+    # The cluster profile when ROWCAST_HOME holds one (`eval "$(rowcast hbase env)"`).
+    hb = open_hbase(settings.hbase)
     if hb.ready():
         click.echo("HBase: already running")
     else:
@@ -140,7 +142,7 @@ def down(keep_hbase: bool) -> None:
     stopped = Suite(settings).stop()
     click.echo(f"stopped services: {', '.join(stopped) or 'none were running'}")
     if not keep_hbase:
-        StandaloneHBase(settings.hbase).stop()
+        open_hbase(settings.hbase).stop()
         click.echo("stopped HBase")
 
 
@@ -150,7 +152,7 @@ def status(as_json: bool) -> None:
     """Show which services run and answer health checks. Exit 0 when all serve, else 1."""
     settings = Settings.from_env()
     statuses = Suite(settings).status()
-    hbase_ready = StandaloneHBase(settings.hbase).ready()
+    hbase_ready = open_hbase(settings.hbase).ready()
     if as_json:
         click.echo(
             json.dumps(

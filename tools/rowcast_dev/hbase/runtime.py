@@ -1,40 +1,33 @@
 """The embedded standalone HBase: three JVMs under one home directory.
 
-Layout of `<home>` (all created on demand)::
-
-    classpath.txt          Maven-resolved classpath (+ classpath.txt.sha256 of the pom it came from)
-    conf/                  hbase-site.xml and log4j2.properties, re-rendered on every start
-    data/                  HBase root dir, ZooKeeper data, tmp
-    logs/<component>.log   stdout+stderr of each JVM (the previous run's kept as .log.1)
-    run/<component>.pid    pid files; run/state.json the ports the running instance uses
-
-Every JVM carries `-Drowcast.home=<home> -Drowcast.component=<name>` on its command line. That
-marker, not the pid file alone, is what identifies "our" process: a stale pid file whose pid was
-reused by something else is ignored, and `stop` also finds JVMs whose pid file was lost.
-Linux only (reads /proc).
+The home's layout and the process machinery (pid files, the `-Drowcast.home` marker, logs)
+are in jvm.py, shared with the cluster profile (cluster.py). Linux only (reads /proc).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import json
-import os
-import re
-import shutil
-import signal
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from rowcast.config import HBaseSettings
 from rowcast_dev.hbase import processes
+from rowcast_dev.hbase.jvm import (
+    JVM_FLAGS,
+    FetchError,
+    HBaseError,
+    HBaseStartError,
+    HBaseStopError,
+    JvmGroup,
+    Layout,
+    PortInUseError,
+    fetch_classpath,
+    java_command,
+    java_or_fail,
+)
 from rowcast_dev.hbase.ports import port_holder, port_is_free
 from rowcast_dev.hbase.probe import ProbeResult, probe, probe_admin
 from rowcast_dev.hbase.templates import LOOPBACK, render_hbase_site, render_log4j2
@@ -43,59 +36,25 @@ Component = Literal["master", "thrift", "thrift2"]
 #: Start order is this order; stop order is gateways first, master last.
 COMPONENTS: Final[tuple[Component, ...]] = ("master", "thrift", "thrift2")
 
-#: Needed by HBase 2.6 (netty, unsafe, Hadoop's Kerberos/DNS helpers) on JDK 17.
-JVM_FLAGS: Final[tuple[str, ...]] = (
-    "-Dorg.apache.hbase.thirdparty.io.netty.tryReflectionSetAccessible=true",
-    "--add-modules", "jdk.unsupported",
-    "--add-opens", "java.base/java.io=ALL-UNNAMED",
-    "--add-opens", "java.base/java.nio=ALL-UNNAMED",
-    "--add-opens", "java.base/sun.nio.ch=ALL-UNNAMED",
-    "--add-opens", "java.base/java.lang=ALL-UNNAMED",
-    "--add-opens", "java.base/jdk.internal.ref=ALL-UNNAMED",
-    "--add-opens", "java.base/java.lang.reflect=ALL-UNNAMED",
-    "--add-opens", "java.base/java.util=ALL-UNNAMED",
-    "--add-opens", "java.base/java.util.concurrent=ALL-UNNAMED",
-    "--add-exports", "java.base/jdk.internal.misc=ALL-UNNAMED",
-    "--add-exports", "java.security.jgss/sun.security.krb5=ALL-UNNAMED",
-    "--add-exports", "java.base/sun.net.dns=ALL-UNNAMED",
-    "--add-exports", "java.base/sun.net.util=ALL-UNNAMED",
-)  # fmt: skip
-
 #: The Thrift2 gateway only serves table administration; it needs little memory.
 THRIFT2_HEAP: Final = "256m"
 #: Gateways stop in a second or two; they get at most this long before SIGKILL.
 _GATEWAY_GRACE_S: Final = 20.0
-#: How long after SIGKILL we wait for the kernel to reap a process before giving up.
-_KILL_WAIT_S: Final = 10.0
-_LOG_LINES: Final = 40
-_STACK_FRAME = re.compile(r"\s+(at |\.\.\. \d+ more)")
-_DIGITS = re.compile(r"\d+")
-_INTERESTING = re.compile(r"\bERROR\b|\bFATAL\b|Exception|Caused by|\bError\b")
 
-
-class HBaseError(Exception):
-    """Anything that went wrong managing the embedded HBase (message is for humans)."""
-
-
-class FetchError(HBaseError):
-    """The HBase classpath could not be resolved."""
-
-
-class PortInUseError(HBaseError):
-    """A port the embedded HBase needs is taken by another process."""
-
-
-class HBaseStopError(HBaseError):
-    """A process of ours survived SIGKILL."""
-
-
-class HBaseStartError(HBaseError):
-    """Start failed; `log_excerpt` holds the log lines that say why."""
-
-    def __init__(self, message: str, log_excerpt: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.log_excerpt = log_excerpt
+__all__ = [
+    "COMPONENTS",
+    "JVM_FLAGS",
+    "Component",
+    "ComponentStatus",
+    "FetchError",
+    "HBaseError",
+    "HBaseStartError",
+    "HBaseStatus",
+    "HBaseStopError",
+    "PortInUseError",
+    "StandaloneHBase",
+    "ports_of",
+]
 
 
 @dataclass(frozen=True)
@@ -179,33 +138,13 @@ _PORT_KNOBS: Final[Mapping[str, str]] = {
 }
 
 
-class _Layout:
-    """Paths inside one home directory."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.conf = home / "conf"
-        self.data = home / "data"
-        self.logs = home / "logs"
-        self.run = home / "run"
-        self.classpath = home / "classpath.txt"
-        self.classpath_sha = home / "classpath.txt.sha256"
-        self.state = self.run / "state.json"
-        self.lock = self.run / "start.lock"
-
-    def pid_file(self, name: Component) -> Path:
-        return self.run / f"{name}.pid"
-
-    def log_file(self, name: Component) -> Path:
-        return self.logs / f"{name}.log"
-
-
 class StandaloneHBase:
     """Provisions, starts, probes and stops the embedded standalone HBase (three JVMs)."""
 
     def __init__(self, settings: HBaseSettings) -> None:
         self.settings = replace(settings, home=Path(settings.home).resolve())
-        self.paths = _Layout(self.settings.home)
+        self.paths = Layout(self.settings.home)
+        self.jvms = JvmGroup(self.paths, COMPONENTS)
 
     # ----------------------------------------------------------------------------- fetch
 
@@ -214,44 +153,7 @@ class StandaloneHBase:
 
         Returns the file holding the classpath. Jars land in ~/.m2, so a re-resolve is quick.
         """
-        pom_res = resources.files("rowcast_dev.hbase").joinpath("pom.xml")
-        digest = hashlib.sha256(pom_res.read_bytes()).hexdigest()
-        if self._classpath_current(digest):
-            return self.paths.classpath
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise FetchError(
-                "Maven ('mvn') is not on PATH; it is needed once to download HBase. "
-                "Install it (e.g. `apt-get install maven`) and run `rowcast hbase fetch`."
-            )
-        self.paths.home.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix="classpath.", suffix=".tmp", dir=self.paths.home)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        tmp.chmod(0o644)  # mkstemp makes it 0600; nothing secret in a classpath
-        try:
-            with resources.as_file(pom_res) as pom:
-                cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:build-classpath",
-                       f"-Dmdep.outputFile={tmp}"]  # fmt: skip
-                done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if done.returncode != 0 or not tmp.read_text().strip():
-                tail = "\n".join((done.stdout + done.stderr).splitlines()[-_LOG_LINES:])
-                raise FetchError(f"mvn failed (exit {done.returncode}):\n{tail}")
-            tmp.replace(self.paths.classpath)
-            self.paths.classpath_sha.write_text(digest + "\n")
-        finally:
-            tmp.unlink(missing_ok=True)
-        return self.paths.classpath
-
-    def _classpath_current(self, digest: str) -> bool:
-        try:
-            if self.paths.classpath_sha.read_text().strip() != digest:
-                return False
-            entries = self.paths.classpath.read_text().strip().split(os.pathsep)
-        except OSError:
-            return False
-        # A cleaned ~/.m2 leaves a classpath pointing at nothing: resolve again.
-        return bool(entries) and all(os.path.exists(e) for e in entries)
+        return fetch_classpath(self.paths)
 
     # ----------------------------------------------------------------------------- queries
 
@@ -339,12 +241,9 @@ class StandaloneHBase:
         On failure everything this call started is stopped again and HBaseStartError carries
         the log lines that explain it. Concurrent starts of one home are serialised by a lock.
         """
-        java = shutil.which("java")
-        if java is None:
-            raise HBaseStartError("'java' is not on PATH; HBase 2.6 needs a JDK (17 tested).")
-        for directory in (self.paths.conf, self.paths.data, self.paths.logs, self.paths.run):
-            directory.mkdir(parents=True, exist_ok=True)
-        with self._start_lock():
+        java = java_or_fail()
+        self.paths.make_dirs()
+        with self.jvms.start_lock():
             running = self._running()
             missing = [name for name in COMPONENTS if name not in running]
             if not missing:
@@ -372,15 +271,6 @@ class StandaloneHBase:
                     self.paths.state.unlink(missing_ok=True)
                 raise
             return True
-
-    @contextlib.contextmanager
-    def _start_lock(self) -> Iterator[None]:
-        with open(self.paths.lock, "a") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def _check_ports(self, settings: HBaseSettings, components: Sequence[Component]) -> None:
         ports = ports_of(settings)
@@ -427,40 +317,10 @@ class StandaloneHBase:
                         ["-b", LOOPBACK, "-p", str(settings.thrift2_port), "-threadpool", "start"]),
         }[name]  # fmt: skip
         conf = self.paths.conf
-        return [
-            java,
-            f"-Xmx{heap}",
-            *JVM_FLAGS,
-            f"-Dlog4j2.configurationFile={conf / 'log4j2.properties'}",
-            *self._markers(name),
-            # conf first so our hbase-site.xml wins over any default on the classpath.
-            "-cp",
-            f"{conf}{os.pathsep}{classpath}",
-            main,
-            *args,
-        ]
-
-    def _markers(self, name: Component) -> tuple[str, str]:
-        return (f"-Drowcast.home={self.paths.home}", f"-Drowcast.component={name}")
+        return java_command(java, heap, conf, self.jvms.markers(name), classpath, main, args)
 
     def _launch(self, java: str, name: Component, settings: HBaseSettings, classpath: str) -> None:
-        log_path = self.paths.log_file(name)
-        if log_path.exists():
-            # Keep one previous log; a fresh file means the excerpt on failure is this run's.
-            log_path.replace(log_path.with_name(log_path.name + ".1"))
-        argv = self.command(name, java, settings, classpath)
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.paths.home,
-                # Own session: the JVM outlives the CLI and ignores the terminal's Ctrl-C.
-                start_new_session=True,
-            )
-        processes.register(proc, argv)
-        processes.write_atomic(self.paths.pid_file(name), f"{proc.pid}\n")
+        self.jvms.launch(name, self.command(name, java, settings, classpath))
 
     def _wait_ready(self, deadline: float, started: Sequence[Component]) -> None:
         last = "no probe yet"
@@ -468,7 +328,7 @@ class StandaloneHBase:
             running = self._running()
             for name in COMPONENTS:
                 if name not in running:
-                    code = processes.exit_code(self._pid_from_file(name))
+                    code = self.jvms.exit_code(name)
                     how = f"exited with code {code}" if code is not None else "is not running"
                     verb = "during start" if name in started else "while waiting for readiness"
                     raise HBaseStartError(f"{name} {how} {verb}", self.log_excerpt([name]))
@@ -495,12 +355,7 @@ class StandaloneHBase:
         self._terminate(["thrift", "thrift2"], grace_s=min(grace_s, _GATEWAY_GRACE_S))
         self._terminate(["master"], grace_s=grace_s)
         # Anything still carrying our marker (a lost pid file, a racing second copy) goes too.
-        stragglers = [pid for _, pid in self._marked_processes()]
-        for pid in stragglers:
-            processes.send_signal(pid, signal.SIGKILL)
-        left = [pid for pid in stragglers if not processes.wait_gone([pid], _KILL_WAIT_S)]
-        for name in COMPONENTS:
-            self.paths.pid_file(name).unlink(missing_ok=True)
+        stragglers, left = self.jvms.kill_stragglers()
         if left:
             raise HBaseStopError(f"processes survived SIGKILL: pids {left}")
         self.paths.state.unlink(missing_ok=True)
@@ -508,105 +363,18 @@ class StandaloneHBase:
 
     def kill(self, component: Component, sig: int) -> None:
         """Send `sig` to one JVM (for fault tests); the pid file stays, as after a crash."""
-        pid = self._running().get(component)
-        if pid is None:
-            raise HBaseError(f"{component} is not running")
-        processes.send_signal(pid, sig)
+        self.jvms.signal(component, sig)
 
     def _terminate(self, names: Sequence[Component], grace_s: float) -> None:
-        running = self._running()
-        pids = [running[n] for n in names if n in running]
-        for pid in pids:
-            processes.send_signal(pid, signal.SIGTERM)
-        if processes.wait_gone(pids, grace_s):
-            return
-        for pid in pids:
-            processes.send_signal(pid, signal.SIGKILL)
-        processes.wait_gone(pids, _KILL_WAIT_S)
-
-    # ----------------------------------------------------------------------------- processes
+        self.jvms.terminate(names, grace_s)
 
     def _running(self) -> dict[Component, int]:
-        found: dict[Component, int] = {}
-        marked: dict[Component, int] | None = None
-        for name in COMPONENTS:
-            pid = self._pid_from_file(name)
-            if pid is not None and self._is_ours(pid, name):
-                found[name] = pid
-                continue
-            # Pid file missing or stale: look for the JVM by its marker (scan once, lazily).
-            if marked is None:
-                marked = self._find_marked()
-            if name in marked:
-                found[name] = marked[name]
-        return found
-
-    def _pid_from_file(self, name: Component) -> int | None:
-        try:
-            return int(self.paths.pid_file(name).read_text().strip())
-        except (OSError, ValueError):
-            return None
-
-    def _is_ours(self, pid: int, name: Component) -> bool:
-        if not processes.alive(pid):
-            return False
-        child = processes.CHILDREN.get(pid)
-        # Between fork and exec /proc still shows Python's command line, so for our own
-        # children trust the command we launched.
-        argv = child.argv if child is not None else processes.cmdline(pid)
-        return all(marker in argv for marker in self._markers(name))
-
-    def _find_marked(self) -> dict[Component, int]:
-        found: dict[Component, int] = {}
-        for name, pid in self._marked_processes():
-            found.setdefault(name, pid)
-        return found
-
-    def _marked_processes(self) -> list[tuple[Component, int]]:
-        """Every live process whose command line carries this home's marker."""
-        home_marker = f"-Drowcast.home={self.paths.home}"
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            pid = int(entry)
-            argv = processes.cmdline(pid)
-            if home_marker not in argv or not processes.alive(pid):
-                continue
-            for name in COMPONENTS:
-                if f"-Drowcast.component={name}" in argv:
-                    found.append((name, pid))
-        return found
+        running = self.jvms.running()
+        return {name: running[name] for name in COMPONENTS if name in running}
 
     # ----------------------------------------------------------------------------- logs
 
-    def log_excerpt(self, names: Sequence[Component], limit: int = _LOG_LINES) -> str:
-        """The log lines most likely to explain a failure: errors first, then the tail.
-
-        Up to half of `limit` goes to ERROR/Exception/FATAL lines from the named logs (stack
-        frames dropped, repeats that differ only in numbers shown once), the rest to the tail
-        of the first log (for a timeout, the master's). Long lines are cut.
-        """
-        logs = {name: processes.tail_lines(self.paths.log_file(name), 5000) for name in names}
-        latest: dict[str, str] = {}
-        for name, lines in logs.items():
-            for line in lines:
-                if _INTERESTING.search(line) and not _STACK_FRAME.match(line):
-                    key = name + _DIGITS.sub("#", line)
-                    latest.pop(key, None)  # re-insert: dict order = order of last occurrence
-                    latest[key] = f"{name}: {processes.clip(line)}"
-        errors = list(latest.values())[-(limit // 2) :]
-        primary = names[0] if names else None
-        # Stack frames crowd out the lines around them; the exception line itself stays.
-        tail = [
-            processes.clip(line) for line in logs.get(primary, []) if not _STACK_FRAME.match(line)
-        ] if primary else []  # fmt: skip
-        tail = tail[-(limit - len(errors)) :] if limit > len(errors) else []
-        parts = []
-        if errors:
-            parts.append("--- error lines ---")
-            parts.extend(errors)
-        if primary is not None:
-            parts.append(f"--- tail of {self.paths.log_file(primary)} ---")
-            parts.extend(tail or ["(empty)"])
-        return "\n".join(parts)
+    def log_excerpt(self, names: Sequence[Component], limit: int = 40) -> str:
+        """The log lines most likely to explain a failure: errors first, then the tail of the
+        first named log (for a timeout, the master's)."""
+        return self.jvms.log_excerpt(names, limit)
