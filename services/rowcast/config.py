@@ -39,6 +39,39 @@ class HBaseSettings:
     #: regionserver aborted) with ~30 version tables during the test suite.
     master_heap: str = "2g"
     thrift_heap: str = "512m"
+    #: "host:port" of every Thrift1 gateway; empty means the one at `host`:`thrift_port`.
+    #: Read the effective list with `thrift_addresses()`.
+    thrift_gateways: tuple[str, ...] = ()
+    #: "host:port" of every Thrift2 gateway; empty means the one at `host`:`thrift2_port`.
+    #: Read the effective list with `thrift2_addresses()`.
+    thrift2_gateways: tuple[str, ...] = ()
+    #: Region replicas of every version table (1: primaries only). Registry, aliases,
+    #: operations, audit and dataset tables always keep 1.
+    region_replication: int = 1
+    #: How version tables are read: "timeline" may answer from a secondary replica (a version
+    #: table is immutable once READY, so it cannot be stale); "strong" only from the primary.
+    #: None means timeline when `region_replication` > 1, else strong.
+    read_consistency: Literal["timeline", "strong"] | None = None
+    #: Longest one attempt of a point read on one gateway may take before the call moves to
+    #: the next gateway, in seconds; well inside a Predict's deadline. Writes and jobs keep
+    #: `timeout_s` per attempt.
+    gateway_attempt_timeout_s: float = 0.25
+    #: How often a gateway marked down is tried again, in seconds.
+    gateway_retry_s: float = 1.0
+
+    def thrift_addresses(self) -> tuple[str, ...]:
+        """The Thrift1 gateways ("host:port") data calls are spread over."""
+        return self.thrift_gateways or (f"{self.host}:{self.thrift_port}",)
+
+    def thrift2_addresses(self) -> tuple[str, ...]:
+        """The Thrift2 gateways ("host:port") admin calls and timeline reads are spread over."""
+        return self.thrift2_gateways or (f"{self.host}:{self.thrift2_port}",)
+
+    def consistency(self) -> Literal["timeline", "strong"]:
+        """The effective read consistency of version tables."""
+        if self.read_consistency is not None:
+            return self.read_consistency
+        return "timeline" if self.region_replication > 1 else "strong"
 
 
 @dataclass(frozen=True)
@@ -400,6 +433,24 @@ class Settings:
             pool_size=int(env.get("ROWCAST_HBASE_POOL_SIZE", hb.pool_size)),
             master_heap=env.get("ROWCAST_HBASE_HEAP", hb.master_heap),
             home=Path(env.get("ROWCAST_HOME", str(hb.home))).resolve(),
+            thrift_gateways=_gateways(
+                env.get("ROWCAST_HBASE_GATEWAYS", ""), "ROWCAST_HBASE_GATEWAYS"
+            ),
+            thrift2_gateways=_gateways(
+                env.get("ROWCAST_HBASE_THRIFT2_GATEWAYS", ""), "ROWCAST_HBASE_THRIFT2_GATEWAYS"
+            ),
+            region_replication=_positive_int(
+                env.get("ROWCAST_HBASE_REGION_REPLICATION", "1"), "ROWCAST_HBASE_REGION_REPLICATION"
+            ),
+            read_consistency=_consistency(env.get("ROWCAST_HBASE_READ_CONSISTENCY", "")),
+            gateway_attempt_timeout_s=_positive_float(
+                env.get("ROWCAST_HBASE_ATTEMPT_TIMEOUT_S", str(hb.gateway_attempt_timeout_s)),
+                "ROWCAST_HBASE_ATTEMPT_TIMEOUT_S",
+            ),
+            gateway_retry_s=_positive_float(
+                env.get("ROWCAST_HBASE_GATEWAY_RETRY_S", str(hb.gateway_retry_s)),
+                "ROWCAST_HBASE_GATEWAY_RETRY_S",
+            ),
         )
         sv = ServerSettings()
         sv = replace(
@@ -452,6 +503,47 @@ def _rate(value: str, name: str) -> float | None:
     if rate < 0:
         raise ValueError(f"{name} must be 0 (no limit) or positive, got {value!r}")
     return rate or None
+
+
+def _gateways(value: str, name: str) -> tuple[str, ...]:
+    """Comma-separated "host:port" list; empty means the single default gateway."""
+    gateways = tuple(part.strip() for part in value.split(",") if part.strip())
+    for gateway in gateways:
+        host, sep, port = gateway.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{name} must be comma-separated host:port, got {gateway!r}")
+    return gateways
+
+
+def _positive_int(value: str, name: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of 1 or more, got {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{name} must be a whole number of 1 or more, got {value!r}")
+    return number
+
+
+def _positive_float(value: str, name: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return number
+
+
+def _consistency(value: str) -> Literal["timeline", "strong"] | None:
+    lowered = value.strip().lower()
+    if not lowered:
+        return None
+    if lowered == "timeline":
+        return "timeline"
+    if lowered == "strong":
+        return "strong"
+    raise ValueError(f"ROWCAST_HBASE_READ_CONSISTENCY must be timeline or strong, got {value!r}")
 
 
 def _flag(value: str, name: str) -> bool:

@@ -126,7 +126,10 @@ class Suite:
             for name in SERVICES
         ]
 
-    def start(self, timeout_s: float = 60.0) -> list[ServiceStatus]:
+    def start(self, timeout_s: float = 180.0) -> list[ServiceStatus]:
+        """Start the services not running; each gets `timeout_s` to report SERVING (a first
+        start on a cluster creates the pre-split tables, ~10 s each on a loaded 2-core machine:
+        60 s was measured to be too short)."""
         self._run.mkdir(parents=True, exist_ok=True)
         self._logs.mkdir(parents=True, exist_ok=True)
         for name in SERVICES:

@@ -28,7 +28,8 @@ from rowcast.config import HBaseSettings
 from rowcast.deadlines import within_deadline
 from rowcast.errors import RowcastError, StoreUnavailable
 from rowcast.store.client import CallMetrics, store_errors
-from rowcast.store.idl import hbase2
+from rowcast.store.gateways import Gateway, GatewaySet
+from rowcast.store.idl import Hbase_thrift, hbase2
 
 NAMESPACE = "rowcast"
 
@@ -36,6 +37,10 @@ NAMESPACE = "rowcast"
 #: tool): createTable returns only once the master has assigned every region of a pre-split
 #: table, which takes seconds on a busy cluster.
 DDL_TIMEOUT_S: Final = 60.0
+#: HBase answered (through a working gateway) with a server-side error.
+_HBASE_ANSWERED: Final = (Hbase_thrift.IOError, hbase2.TIOError)
+#: The table attribute HBase reads the number of region replicas from.
+REGION_REPLICATION: Final = b"REGION_REPLICATION"
 
 
 @dataclass(frozen=True)
@@ -82,37 +87,41 @@ class TableAdmin:
 
     def __init__(self, settings: HBaseSettings) -> None:
         self._settings = settings
-        self._gateway = f"{settings.host}:{settings.thrift2_port}"
-        self._metrics: dict[str, CallMetrics] = {}
+        # No background probe: table changes are rare; a gateway marked down is still tried
+        # last, and rejoins when it accepts a connection again.
+        self._gateways = GatewaySet(settings.thrift2_addresses(), retry_s=settings.gateway_retry_s)
+        self._metrics: dict[tuple[str, str], CallMetrics] = {}
+
+    @property
+    def settings(self) -> HBaseSettings:
+        return self._settings
 
     @contextlib.contextmanager
     def _client(self, timeout_s: float, operation: str) -> Iterator[Any]:
         """A connected Thrift2 client whose calls all end within `timeout_s` (less the margin
         the caller needs to answer in); lower errors mapped. The block is one call of
-        `operation` in the metrics."""
-        metrics = self._metrics.get(operation)
-        if metrics is None:
-            metrics = self._metrics[operation] = CallMetrics(operation, self._gateway)
+        `operation` in the metrics. It connects to the healthy Thrift2 gateways in turn: one
+        that refuses the connection is marked down and the next is tried (the block itself
+        runs once: a table change is never replayed here; `create` and `drop` are idempotent
+        for the caller to retry)."""
         started = time.perf_counter()
         budget = within_deadline(timeout_s)
         deadline = time.monotonic() + budget
-        sock = TSocket(
-            self._settings.host,
-            self._settings.thrift2_port,
-            socket_timeout=max(1, int(budget * 1000)),
-        )
-        transport = TBufferedTransportFactory().get_transport(sock)
+        transport, sock, gateway = self._connect(deadline)
+        metrics = self._metrics_of(operation, gateway)
         try:
             with store_errors():
-                transport.open()
                 protocol = TBinaryProtocolFactory().get_protocol(transport)
                 yield _Deadlined(TClient(hbase2.THBaseService, protocol), sock, deadline)
         except StoreUnavailable as exc:
             # Every socket wait is the time left: a timeout is the deadline passing.
             if not isinstance(exc.__cause__, TimeoutError) and time.monotonic() < deadline:
                 metrics.failed(exc)
+                if not isinstance(exc.__cause__, _HBASE_ANSWERED):
+                    self._gateways.failed(gateway)
                 raise
             metrics.failed(exc, "timeout")
+            self._gateways.failed(gateway)
             raise StoreUnavailable(
                 f"HBase did not complete the table operation within {budget:.3f}s",
                 retryable=False,
@@ -120,9 +129,39 @@ class TableAdmin:
         except RowcastError as exc:
             metrics.failed(exc)
             raise
+        else:
+            self._gateways.answered(gateway)
         finally:
             transport.close()
             metrics.seconds.observe(time.perf_counter() - started)
+
+    def _connect(self, deadline: float) -> tuple[Any, TSocket, Gateway]:
+        """An open transport to the first Thrift2 gateway that accepts a connection."""
+        error: StoreUnavailable | None = None
+        for gateway in self._gateways.order():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            sock = TSocket(gateway.host, gateway.port)
+            sock.set_timeout(max(1, int(left * 1000)))
+            transport = TBufferedTransportFactory().get_transport(sock)
+            try:
+                with store_errors():
+                    transport.open()
+            except StoreUnavailable as exc:
+                self._metrics_of("TableAdmin.connect", gateway).failed(exc)
+                self._gateways.failed(gateway)
+                error = exc
+                continue
+            return transport, sock, gateway
+        raise error or StoreUnavailable("no time left for the table operation", retryable=False)
+
+    def _metrics_of(self, operation: str, gateway: Gateway) -> CallMetrics:
+        key = (operation, gateway.address)
+        metrics = self._metrics.get(key)
+        if metrics is None:
+            metrics = self._metrics[key] = CallMetrics(operation, gateway.address)
+        return metrics
 
     def ensure_namespace(self, name: str = NAMESPACE, *, timeout_s: float) -> None:
         with self._client(timeout_s, "TableAdmin.ensure_namespace") as c:
@@ -141,9 +180,17 @@ class TableAdmin:
         split_keys: Sequence[bytes] = (),
         *,
         timeout_s: float,
+        region_replication: int = 1,
     ) -> bool:
-        """Create the table unless it exists; True when this call created it."""
+        """Create the table unless it exists; True when this call created it. With
+        `region_replication` > 1 every region gets that many replicas (one primary, the rest
+        read-only secondaries HBase places on other region servers)."""
         name = _table_name(table)
+        attributes = (
+            {REGION_REPLICATION: str(region_replication).encode()}
+            if region_replication > 1
+            else None
+        )
         columns = [
             hbase2.TColumnFamilyDescriptor(
                 name=f.name.encode(),
@@ -160,7 +207,8 @@ class TableAdmin:
             if c.tableExists(name):
                 return False
             c.createTable(
-                hbase2.TTableDescriptor(tableName=name, columns=columns), list(split_keys) or None
+                hbase2.TTableDescriptor(tableName=name, columns=columns, attributes=attributes),
+                list(split_keys) or None,
             )
             return True
 
@@ -179,6 +227,13 @@ class TableAdmin:
         with self._client(timeout_s, "TableAdmin.list_tables") as c:
             names = c.getTableNamesByNamespace(namespace)
             return sorted(f"{n.ns.decode()}:{n.qualifier.decode()}" for n in names)
+
+    def region_replication(self, table: str, *, timeout_s: float) -> int:
+        """The table's region replication as HBase holds it (1 when not set)."""
+        with self._client(timeout_s, "TableAdmin.region_replication") as c:
+            descriptor = c.getTableDescriptor(_table_name(table))
+        value = (descriptor.attributes or {}).get(REGION_REPLICATION)
+        return int(value) if value else 1
 
     def region_count(self, table: str, *, timeout_s: float) -> int:
         ns, qualifier = split_name(table)

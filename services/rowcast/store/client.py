@@ -7,8 +7,10 @@ Lower-level failures (Thrift, happybase, sockets, ZooKeeper) become domain error
 `map_store_error` and nowhere else: HBase unreachable or silent is `StoreUnavailable`, a
 request HBase refuses is `StoreRejected` (a rowcast bug, INTERNAL). A local error (a model or
 spool file that cannot be read) is none of these and is raised as it is. A connection that
-failed is thrown away and replaced by a fresh one (e.g. after a gateway restart); idempotent
-calls are retried once on the fresh connection, so a restart costs callers nothing.
+failed is thrown away and replaced by a fresh one (e.g. after a gateway restart). Calls are
+spread over every Thrift1 gateway of the settings and fail over to the next one within their
+deadline when one is dead or hung (store/gateways.py); idempotent calls also get one more try
+on a fresh connection, so a gateway restart costs callers nothing.
 
 happybase's own ConnectionPool is not used: it connects in its constructor (so a service could
 not start while HBase is down) and re-opens inside its error handler, which raises a second,
@@ -20,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import queue
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import happybase
 from kazoo import exceptions as zk
@@ -33,14 +35,18 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import RetryFailedError
 from thriftpy2.protocol.cybin import ProtocolError
 from thriftpy2.protocol.exc import TProtocolException
-from thriftpy2.thrift import TApplicationException, TDecodeException, TException
-from thriftpy2.transport import TTransportException
+from thriftpy2.thrift import TApplicationException, TClient, TDecodeException, TException
+from thriftpy2.transport import TSocket, TTransportException
 
 from rowcast.config import HBaseSettings
 from rowcast.deadlines import within_deadline
 from rowcast.errors import AlreadyExists, RowcastError, StoreRejected, StoreUnavailable
+from rowcast.store.gateways import FailoverPool, Gateway, GatewaySet
 from rowcast.store.idl import Hbase_thrift, hbase2
 from rowcast.telemetry.domain import HBASE_CALL_ERRORS, HBASE_CALL_SECONDS
+
+if TYPE_CHECKING:
+    from rowcast.store.thrift2 import Thrift2Client
 
 T = TypeVar("T")
 
@@ -162,6 +168,37 @@ class CallMetrics:
         HBASE_CALL_ERRORS.labels(self.operation, self.gateway, kind).inc()
 
 
+class OperationMetrics:
+    """The metric series of every operation through every gateway of one client."""
+
+    def __init__(self) -> None:
+        #: (operation key, gateway) -> its series.
+        self._series: dict[tuple[str, str], CallMetrics] = {}
+
+    def of(self, fn: Callable[..., object], op: str | None, gateway: str) -> CallMetrics:
+        """`op`'s series (default: the function that defined fn) through `gateway`."""
+        key = (op if op is not None else str(getattr(fn, "__qualname__", "")), gateway)
+        metrics = self._series.get(key)
+        if metrics is None:
+            metrics = self._series[key] = CallMetrics(op or operation_of(fn), gateway)
+        return metrics
+
+    def observer(
+        self, fn: Callable[..., object], op: str | None
+    ) -> Callable[[Gateway, float, RowcastError | None, str | None], None]:
+        """What FailoverPool.attempt calls after each attempt of one call."""
+
+        def observe(
+            gateway: Gateway, seconds: float, error: RowcastError | None, kind: str | None
+        ) -> None:
+            metrics = self.of(fn, op, gateway.address)
+            metrics.seconds.observe(seconds)
+            if kind is not None or error is not None:
+                metrics.failed(error, kind)
+
+        return observe
+
+
 @contextlib.contextmanager
 def store_errors() -> Iterator[None]:
     """Raise the domain error of a lower-level error raised in the block (others as they are)."""
@@ -174,24 +211,63 @@ def store_errors() -> Iterator[None]:
         raise mapped from exc
 
 
+class _Connection(happybase.Connection):  # type: ignore[misc]  # happybase is untyped
+    """A happybase connection that keeps its socket, so that each attempt can set the socket
+    timeout it may use (min(attempt timeout, time left))."""
+
+    socket: TSocket
+
+    def _refresh_thrift_client(self) -> None:
+        self.socket = TSocket(host=self.host, port=self.port, socket_timeout=self.timeout)
+        self.transport = self._transport_class(self.socket)
+        protocol = self._protocol_class(self.transport, decode_response=False)
+        self.client = TClient(Hbase_thrift.Hbase, protocol)
+
+
+def timeout_ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
 class HBaseClient:
-    """Runs blocking happybase work on a bounded thread pool with deadlines and one retry."""
+    """Runs blocking happybase work on a bounded thread pool, within deadlines, spread over the
+    Thrift1 gateways with failover (store/gateways.py)."""
 
     def __init__(self, settings: HBaseSettings) -> None:
         self._settings = settings
         self._executor = ThreadPoolExecutor(
             max_workers=settings.pool_size, thread_name_prefix="hbase"
         )
-        # One connection per worker thread at most; created lazily so that a service starts
-        # (and reports UNAVAILABLE per call) while HBase is down.
-        self._idle: queue.LifoQueue[happybase.Connection] = queue.LifoQueue()
-        self._gateway = f"{settings.host}:{settings.thrift_port}"
-        #: Operation name (or the calling function's qualified name) -> its metric series.
-        self._metrics: dict[str, CallMetrics] = {}
+        # Connections are created lazily (per gateway, one per worker thread at most) so that a
+        # service starts (and reports UNAVAILABLE per call) while HBase is down.
+        self.gateways = GatewaySet(
+            settings.thrift_addresses(), retry_s=settings.gateway_retry_s, probe=self._probe
+        )
+        self._pool: FailoverPool[_Connection] = FailoverPool(
+            self.gateways,
+            connect=self._open,
+            set_timeout=lambda conn, s: conn.socket.set_timeout(timeout_ms(s)),
+            close=_close_quietly,
+            map_error=map_store_error,
+        )
+        self._metrics = OperationMetrics()
+        self._thrift2: Thrift2Client | None = None
+        self._thrift2_lock = threading.Lock()
 
     @property
     def settings(self) -> HBaseSettings:
         return self._settings
+
+    @property
+    def thrift2(self) -> Thrift2Client:
+        """The Thrift2 data client over the same settings (TIMELINE reads of version tables),
+        made on first use."""
+        if self._thrift2 is None:
+            from rowcast.store.thrift2 import Thrift2Client  # it builds on this module
+
+            with self._thrift2_lock:
+                if self._thrift2 is None:
+                    self._thrift2 = Thrift2Client(self._settings)
+        return self._thrift2
 
     def call(
         self,
@@ -199,61 +275,45 @@ class HBaseClient:
         *,
         retry: bool = True,
         op: str | None = None,
+        attempt_timeout_s: float | None = None,
+        deadline: float | None = None,
     ) -> T:
         """Run fn with a pooled connection on this thread (blocking: for jobs and worker
-        processes; each socket read waits at most the settings' `timeout_s`); errors mapped;
-        one retry on a fresh connection when HBase was unavailable and `retry` allows.
-        `op` names the operation in the metrics (default: the function that defined fn)."""
-        metrics = self._metrics_for(fn, op)
-        attempts = 2 if retry else 1
-        for attempt in range(attempts):
-            conn = self._acquire()
-            started = time.perf_counter()
-            try:
-                conn.open()  # no-op when already open
-                result = fn(conn)
-            except RowcastError:
-                self._idle.put(conn)
-                raise
-            except Exception as exc:
-                # Its state is unknown (a reply half read?): never reuse it.
-                _close_quietly(conn)
-                mapped = map_store_error(exc)
-                metrics.failed(mapped)
-                if mapped is None:
-                    raise  # not the store's: a local file error, a bug
-                if isinstance(mapped, StoreUnavailable) and attempt + 1 < attempts:
-                    continue
-                raise mapped from exc
-            else:
-                self._idle.put(conn)
-                return result
-            finally:
-                metrics.seconds.observe(time.perf_counter() - started)
-        raise AssertionError("unreachable")
+        processes); errors mapped. Each socket read waits at most `attempt_timeout_s` (default
+        the settings' `timeout_s`) and never past `deadline` (monotonic; None: none); a gateway
+        that does not answer is marked down and the call moves to the next one while `retry`
+        allows (see store/gateways.py). `op` names the operation in the metrics (default: the
+        function that defined fn)."""
+        return self._pool.attempt(
+            fn,
+            deadline=deadline,
+            attempt_timeout_s=attempt_timeout_s or self._settings.timeout_s,
+            retry=retry,
+            observe=self._metrics.observer(fn, op),
+        )
 
-    def _metrics_for(self, fn: Callable[..., object], op: str | None) -> CallMetrics:
-        key = op if op is not None else str(getattr(fn, "__qualname__", ""))
-        metrics = self._metrics.get(key)
-        if metrics is None:
-            metrics = CallMetrics(op or operation_of(fn), self._gateway)
-            self._metrics[key] = metrics
-        return metrics
+    def _open(self, gateway: Gateway, timeout_s: float) -> _Connection:
+        conn = _Connection(
+            host=gateway.host, port=gateway.port, timeout=timeout_ms(timeout_s), autoconnect=False
+        )
+        conn.socket.set_timeout(timeout_ms(timeout_s))  # the connect timeout too
+        conn.open()
+        return conn
 
-    def _acquire(self) -> happybase.Connection:
+    def _probe(self, gateway: Gateway) -> None:
+        conn = self._open(gateway, self._settings.gateway_attempt_timeout_s * 4)
         try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            return self.connect(self._settings.timeout_s)
+            conn.tables()
+        finally:
+            _close_quietly(conn)
 
     def connect(self, timeout_s: float) -> happybase.Connection:
-        """A new connection of its own (not pooled, not yet open) whose socket waits at most
-        `timeout_s` per read: for a long scan that must end by a deadline (jobs/diff.py)."""
-        return happybase.Connection(
-            host=self._settings.host,
-            port=self._settings.thrift_port,
-            timeout=max(1, int(timeout_s * 1000)),
-            autoconnect=False,
+        """A new connection of its own (not pooled, not yet open) to a healthy gateway whose
+        socket waits at most `timeout_s` per read: for a long scan that must end by a deadline
+        (jobs/diff.py)."""
+        gateway = self.gateways.order()[0]
+        return _Connection(
+            host=gateway.host, port=gateway.port, timeout=timeout_ms(timeout_s), autoconnect=False
         )
 
     async def run(
@@ -263,27 +323,39 @@ class HBaseClient:
         timeout_s: float,
         retry: bool = True,
         op: str | None = None,
+        attempt_timeout_s: float | None = None,
     ) -> T:
         """Run fn off the event loop; give up with StoreUnavailable (not retryable) when
-        `timeout_s`, the caller's remaining time, runs out. `op` names the operation in the
-        metrics (default: the function that defined fn, e.g. `PredictionStore.get`)."""
+        `timeout_s`, the caller's remaining time, runs out. Attempts fail over between gateways
+        within that time (`attempt_timeout_s` each, default the settings' `timeout_s`). `op`
+        names the operation in the metrics (default: the function that defined fn, e.g.
+        `PredictionStore.get`)."""
         if timeout_s <= 0:
             # Nothing may start that the caller has stopped waiting for (a write, say).
             raise StoreUnavailable("no time left for the HBase call", retryable=False)
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, lambda: self.call(fn, retry=retry, op=op))
         budget = within_deadline(timeout_s)
+        deadline = time.monotonic() + budget
+        future = loop.run_in_executor(
+            self._executor,
+            lambda: self.call(
+                fn, retry=retry, op=op, attempt_timeout_s=attempt_timeout_s, deadline=deadline
+            ),
+        )
         try:
             return await asyncio.wait_for(future, budget)
         except TimeoutError as exc:
             # The attempt goes on in its thread and records its own duration when it ends.
-            self._metrics_for(fn, op).failed(None, "timeout")
+            gateway = (
+                self.gateways.gateways[0].address if len(self.gateways.gateways) == 1 else "any"
+            )
+            self._metrics.of(fn, op, gateway).failed(None, "timeout")
             raise StoreUnavailable(
                 f"HBase did not answer within {budget:.3f}s", retryable=False
             ) from exc
 
     def ping(self) -> bool:
-        """One cheap round trip; True when the gateway answers."""
+        """One cheap round trip; True when a gateway answers."""
         try:
             self.call(lambda c: c.tables(), retry=False)
         except RowcastError:
@@ -292,6 +364,9 @@ class HBaseClient:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._pool.close()
+        if self._thrift2 is not None:
+            self._thrift2.close()
 
 
 def _close_quietly(conn: Any) -> None:

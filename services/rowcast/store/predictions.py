@@ -1,8 +1,18 @@
-"""Reads and writes the rows of a version's prediction table."""
+"""Reads and writes the rows of a version's prediction table.
+
+Point reads (`get`, `get_many`: the hot path) give each attempt on one gateway at most the
+settings' `gateway_attempt_timeout_s`, so that a dead or hung gateway leaves time to fail over
+within a Predict's deadline. With TIMELINE consistency (`HBaseSettings.consistency()`, the
+default when version tables have region replicas) they go through Thrift2, which can ask for
+it (store/thrift2.py says why a stale answer is never a wrong one for a version table);
+otherwise through Thrift1 (happybase), the faster path on a single-replica table.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
+from typing import Any, Final
 
 import happybase
 
@@ -16,13 +26,25 @@ from rowcast.core.keys import (
 )
 from rowcast.core.records import PredictionRow
 from rowcast.store.client import HBaseClient
+from rowcast.store.idl import hbase2
 from rowcast.store.schema import PRED_FAMILY
+from rowcast.store.thrift2 import consistency_of
+from rowcast.telemetry.domain import HBASE_STALE_READS
 
 OUTPUT_COL = f"{PRED_FAMILY}:o".encode()
 VERSION_COL = f"{PRED_FAMILY}:v".encode()
 _COLUMNS = [OUTPUT_COL, VERSION_COL]
 #: Rows fetched per Thrift scanner call when counting.
 SCAN_BATCH = 10_000
+#: Extra time one attempt of a multi-get may take per key, on top of the point-read attempt
+#: timeout (a batch of 1,000 keys takes a few milliseconds; a second is far more than enough).
+ATTEMPT_S_PER_KEY: Final = 0.001
+_T2_COLUMNS: Final = [
+    hbase2.TColumn(family=PRED_FAMILY.encode(), qualifier=b"o"),
+    hbase2.TColumn(family=PRED_FAMILY.encode(), qualifier=b"v"),
+]
+_STALE_GET = HBASE_STALE_READS.labels("PredictionStore.get")
+_STALE_GET_MANY = HBASE_STALE_READS.labels("PredictionStore.get_many")
 
 
 def _decode(row: dict[bytes, bytes]) -> PredictionRow | None:
@@ -31,22 +53,84 @@ def _decode(row: dict[bytes, bytes]) -> PredictionRow | None:
     return PredictionRow(decode_double(row[OUTPUT_COL]), decode_long(row[VERSION_COL]))
 
 
+def _decode_result(result: Any) -> PredictionRow | None:
+    """A Thrift2 TResult's row (None: the row is absent)."""
+    cells = {c.qualifier: c.value for c in result.columnValues or ()}
+    if b"o" not in cells or b"v" not in cells:
+        return None
+    return PredictionRow(decode_double(cells[b"o"]), decode_long(cells[b"v"]))
+
+
 class PredictionStore:
     """Point and multi-get lookups on version tables, and batched writes for materialisation."""
 
-    def __init__(self, client: HBaseClient) -> None:
+    def __init__(self, client: HBaseClient, *, strong: bool = False) -> None:
         self._client = client
+        #: The Thrift2 TConsistency of point reads; None: Thrift1 (STRONG, the faster path).
+        self._consistency: int | None = (
+            consistency_of("timeline")
+            if client.settings.consistency() == "timeline" and not strong
+            else None
+        )
+
+    def strong(self) -> PredictionStore:
+        """This store with STRONG point reads (from the primary): what verification of a table
+        still being made needs, since its secondaries may not have every row yet."""
+        return PredictionStore(self._client, strong=True)
 
     async def get(self, table: str, key: bytes, *, timeout_s: float) -> PredictionRow | None:
+        settings = self._client.settings
+        attempt_s = settings.gateway_attempt_timeout_s
+        if self._consistency is not None:
+            tget = hbase2.TGet(row=key, columns=_T2_COLUMNS, consistency=self._consistency)
+            name = table.encode()
+
+            def get2(client: Any) -> PredictionRow | None:
+                result = client.get(name, tget)
+                if result.stale:
+                    _STALE_GET.inc()
+                return _decode_result(result)
+
+            return await self._client.thrift2.run(
+                get2, timeout_s=timeout_s, attempt_timeout_s=attempt_s, op="PredictionStore.get"
+            )
+
         def work(conn: happybase.Connection) -> PredictionRow | None:
             return _decode(conn.table(table).row(key, columns=_COLUMNS))
 
-        return await self._client.run(work, timeout_s=timeout_s)
+        return await self._client.run(work, timeout_s=timeout_s, attempt_timeout_s=attempt_s)
 
     async def get_many(
         self, table: str, keys: Sequence[bytes], *, timeout_s: float
     ) -> dict[bytes, PredictionRow]:
         """Rows by key; absent keys are absent from the result (never assume alignment)."""
+        attempt_s = self._client.settings.gateway_attempt_timeout_s + ATTEMPT_S_PER_KEY * len(keys)
+        if self._consistency is not None:
+            consistency = self._consistency
+            name = table.encode()
+            tgets = [
+                hbase2.TGet(row=key, columns=_T2_COLUMNS, consistency=consistency) for key in keys
+            ]
+
+            def get_many2(client: Any) -> dict[bytes, PredictionRow]:
+                found: dict[bytes, PredictionRow] = {}
+                stale = 0
+                for result in client.getMultiple(name, tgets):
+                    stale += bool(result.stale)
+                    decoded = _decode_result(result)
+                    # An absent row comes back empty, without its key: keyed by result.row.
+                    if decoded is not None and result.row is not None:
+                        found[result.row] = decoded
+                if stale:
+                    _STALE_GET_MANY.inc(stale)
+                return found
+
+            return await self._client.thrift2.run(
+                get_many2,
+                timeout_s=timeout_s,
+                attempt_timeout_s=attempt_s,
+                op="PredictionStore.get_many",
+            )
 
         def work(conn: happybase.Connection) -> dict[bytes, PredictionRow]:
             found: dict[bytes, PredictionRow] = {}
@@ -56,7 +140,83 @@ class PredictionStore:
                     found[key] = decoded
             return found
 
-        return await self._client.run(work, timeout_s=timeout_s)
+        return await self._client.run(work, timeout_s=timeout_s, attempt_timeout_s=attempt_s)
+
+    def replica_rows(
+        self, table: str, keys: Sequence[bytes], replica_id: int, *, timeout_s: float
+    ) -> dict[bytes, PredictionRow]:
+        """Rows by key as region replica `replica_id` holds them (0: the primary; blocking,
+        for the READY gate). A secondary is read key by key with `targetReplicaId`: HBase
+        honours it for a single get only (a multi-get may be answered by the primary), and
+        only an answer marked stale came from the secondary, so only those count."""
+        name = table.encode()
+
+        def primary(client: Any) -> dict[bytes, PredictionRow]:
+            tgets = [hbase2.TGet(row=key, columns=_T2_COLUMNS) for key in keys]
+            found: dict[bytes, PredictionRow] = {}
+            for result in client.getMultiple(name, tgets):
+                decoded = _decode_result(result)
+                if decoded is not None and result.row is not None:
+                    found[result.row] = decoded
+            return found
+
+        def secondary(client: Any) -> dict[bytes, PredictionRow]:
+            found: dict[bytes, PredictionRow] = {}
+            for key in keys:
+                tget = hbase2.TGet(
+                    row=key,
+                    columns=_T2_COLUMNS,
+                    consistency=consistency_of("timeline"),
+                    targetReplicaId=replica_id,
+                )
+                result = client.get(name, tget)
+                decoded = _decode_result(result)
+                if decoded is not None and result.stale:
+                    found[key] = decoded
+            return found
+
+        deadline = time.monotonic() + timeout_s
+        return self._client.thrift2.call(
+            secondary if replica_id else primary,
+            op="PredictionStore.replica_rows",
+            attempt_timeout_s=timeout_s,
+            deadline=deadline,
+        )
+
+    def region_edges(self, table: str, *, timeout_s: float) -> list[bytes]:
+        """The first and the last row of every primary region of the table (blocking)."""
+        name = table.encode()
+
+        def work(client: Any) -> list[bytes]:
+            edges: list[bytes] = []
+            for location in client.getAllRegionLocations(name):
+                region = location.regionInfo
+                if region.replicaId:
+                    continue
+                start, end = region.startKey or b"", region.endKey or b""
+                first = client.getScannerResults(
+                    name, hbase2.TScan(startRow=start, stopRow=end or None, columns=_T2_COLUMNS), 1
+                )
+                # A reversed scan runs from its startRow (inclusive) down to its stopRow: the
+                # region's end key is the next region's first row, so it is skipped.
+                last = client.getScannerResults(
+                    name,
+                    hbase2.TScan(
+                        startRow=end or None,
+                        stopRow=start or None,
+                        reversed=True,
+                        columns=_T2_COLUMNS,
+                    ),
+                    2,
+                )
+                edges.extend(r.row for r in first)
+                edges.extend([r.row for r in last if r.row != end][:1])
+            return sorted(set(edges))
+
+        deadline = time.monotonic() + timeout_s
+        return self._client.thrift2.call(
+            work, op="PredictionStore.region_edges", attempt_timeout_s=timeout_s, deadline=deadline
+        )
 
     def write(self, table: str, rows: Iterable[tuple[bytes, float]], version: int) -> int:
         """Write rows in one Thrift mutateRows call (blocking; for jobs). Idempotent: rows are

@@ -84,7 +84,8 @@ def create_prediction_table(
     timeout_s: float,
 ) -> str:
     """Create a version's table, pre-split for its grid (core.keys.prediction_split_keys),
-    within `timeout_s` (blocking)."""
+    with the settings' `region_replication` (read replicas; the registry and audit tables keep
+    one), within `timeout_s` (blocking)."""
     table = prediction_table(model, version)
     splits = prediction_split_keys(
         buckets,
@@ -92,5 +93,11 @@ def create_prediction_table(
         signature.grid_size,
         estimated_row_bytes(len(signature.features)),
     )
-    admin.create(table, [Family(PRED_FAMILY)], splits, timeout_s=timeout_s)
+    admin.create(
+        table,
+        [Family(PRED_FAMILY)],
+        splits,
+        timeout_s=timeout_s,
+        region_replication=admin.settings.region_replication,
+    )
     return table

@@ -53,6 +53,18 @@ HBASE_CALL_ERRORS = Counter(
     "(count of calls).",
     ["operation", "gateway", "kind"],
 )
+HBASE_GATEWAY_UP = Gauge(
+    "rowcast_hbase_gateway_up",
+    "1 while a Thrift gateway answers, 0 while it is marked down and skipped (until the "
+    "background probe reaches it again).",
+    ["gateway"],
+)
+HBASE_STALE_READS = Counter(
+    "rowcast_hbase_stale_reads_total",
+    "Version-table rows answered by a secondary region replica (TIMELINE reads; never wrong: "
+    "a version table is immutable once READY) (count of rows).",
+    ["operation"],
+)
 
 # -- prediction servers: the audit spool -------------------------------------------------------
 
