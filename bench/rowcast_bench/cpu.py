@@ -28,13 +28,23 @@ def _busy_s() -> float:
 
 
 def _process_s(pid: int) -> float:
-    """CPU seconds (user + system, all threads) of a live process; 0 if it is gone."""
+    """CPU seconds (user + system, all threads) of a live process and of its live child
+    processes (the copies `rowcast serve --processes N` starts); 0 if it is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return 0.0
     fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    own = (int(fields[11]) + int(fields[12])) / _TICKS
+    return own + sum(_process_s(child) for child in _children(pid))
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(c) for c in text.split()]
 
 
 def _own_s() -> float:

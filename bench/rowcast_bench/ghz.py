@@ -38,6 +38,12 @@ class GhzRun:
     rps: float | None = None
     #: For a streaming call: messages per stream (ghz --stream-call-count).
     stream_messages: int | None = None
+    #: Connections the load is spread over (ghz --connections): more than one reaches every
+    #: process of a server started with --processes (the kernel balances connections).
+    connections: int = 1
+    #: Run open loop at `rps` (rowcast_bench.openloop: latency from each call's intended
+    #: start) instead of ghz.
+    open_loop: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ class Ghz:
             "--call", run.call,
             "--data-file", str(run.data_file),
             "--concurrency", str(run.concurrency),
-            "--connections", "1",
+            "--connections", str(run.connections),
             "--duration", f"{run.duration_s:g}s",
             # Calls in flight when time is up finish and count (no canceled tail).
             "--duration-stop", "wait",

@@ -1,4 +1,4 @@
-"""The ratios issues 4 and 13 set goals for (and what issue 10's TLS + auth costs), computed
+"""The ratios issues 4, 13 and 14 set goals for (and what issue 10's TLS + auth costs), computed
 from a run's measurements.
 
 Each goal is a comparison against a floor measured in the same run on the same machine, so
@@ -118,6 +118,14 @@ GOALS: Final[tuple[Goal, ...]] = (
         2.0,
     ),
     Goal(
+        "p99_ms_at_70pct_load_open",
+        "p99 (ms) of cached Predict at the same rate open loop: latency from each call's "
+        "intended start (rowcast_bench.openloop), so waiting behind a stall is counted",
+        lambda ms: _m(ms, "predict_hit_70pct_open").p99_ms,
+        "<",
+        2.0,
+    ),
+    Goal(
         "p50_ms_at_70pct_load",
         "p50 (ms) of cached Predict at a fixed 70% of its max rps",
         lambda ms: _m(ms, "predict_hit_70pct").p50_ms,
@@ -138,6 +146,8 @@ GOALS: Final[tuple[Goal, ...]] = (
         "cache_hit_server_cpu_vs_echo",
         "server CPU per call: cached Predict / echo (under load; robust to other load)",
         lambda ms: _cpu(ms, "predict_hit") / _cpu(ms, "echo"),
+        "<=",
+        1.3,
     ),
     Goal(
         "audit_fsync_rps_vs_process",
@@ -148,6 +158,14 @@ GOALS: Final[tuple[Goal, ...]] = (
         "audit_on_server_cpu_vs_off",
         "server CPU per call of cached Predict: audit on / audit off",
         lambda ms: _cpu(ms, "predict_hit") / _cpu(ms, "predict_hit_audit_off"),
+        "<=",
+        1.10,
+    ),
+    Goal(
+        "two_processes_rps_vs_one",
+        "max rps of cached Predict: `--processes 2` / `--processes 1`, both unpinned, "
+        "4 connections (ghz shares a core with one of the two processes)",
+        lambda ms: _m(ms, "predict_hit_2proc").rps / _m(ms, "predict_hit_1proc").rps,
     ),
     Goal(
         "metrics_server_cpu_vs_off",

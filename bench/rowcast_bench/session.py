@@ -7,8 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 from rowcast.config import Settings
+from rowcast_bench import openloop
 from rowcast_bench import workload as wl
 from rowcast_bench.cpu import CpuMeter
 from rowcast_bench.fixture import LARGE_PARAMS, BenchModel
@@ -21,6 +23,10 @@ from rowcast_bench.rawstore import RawRowLoop
 from rowcast_dev.hbase.ports import free_ports
 
 Progress = Callable[[str], None]
+
+#: Connections of the multi-process runs (and of every warm-up, so that each process of a
+#: multi-process server is warmed): a few per process, since the kernel places each one.
+PROCESS_CONNECTIONS = 4
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,7 @@ class Session:
         with running(audits, None, self._scratch) as procs:
             self._extra_pids = [proc.pid for proc in procs]
             self._rowcast_cached()
+            self._rowcast_processes()
             self._metrics_cost()
             self._security_cost()
             self._rowcast_audit_off()
@@ -222,6 +229,10 @@ class Session:
                 self._unary("predict_hit_c1", "Predict, warm cache, one at a time", spec.name, c=1),
                 # Runs at a fixed rate: 70% of what predict_hit reached (filled in below).
                 self._unary("predict_hit_70pct", "Predict at 70% of max rps", spec.name),
+                # The same rate open loop: latency from each call's intended start.
+                replace(self._unary("predict_hit_70pct_open", "Predict at 70% of max rps, "
+                                    "open loop (from intended starts)", spec.name),
+                        open_loop=True),
                 batch,
                 replace(batch, name="predict_batch32", concurrency=self._o.concurrency,
                         description="32 cached inputs per call, concurrent"),
@@ -238,6 +249,22 @@ class Session:
                 ),
             ],
         )  # fmt: skip
+
+    def _rowcast_processes(self) -> None:
+        """Cached Predict served by 1 and by 2 processes sharing the port (`rowcast serve
+        prediction --processes N`, SO_REUSEPORT), neither pinned (2 processes need both cores,
+        so ghz shares core 0 with one of them), over enough connections for the kernel to
+        spread them across the processes. Server CPU counts every process of the server."""
+        for count in (1, 2):
+            name = f"predict_hit_{count}proc"
+            base = self._rowcast(f"rowcast-{count}proc", cache_size=None, audit=True)
+            spec = replace(base, argv=[*base.argv, "--processes", str(count)])
+            run = replace(
+                self._unary(name, f"Predict, warm cache, {count} server process(es), "
+                            f"{PROCESS_CONNECTIONS} connections, unpinned", spec.name),
+                connections=PROCESS_CONNECTIONS,
+            )  # fmt: skip
+            self._with_server(spec, self._data.predict_hot, [run], cpu=None)
 
     def _metrics_cost(self) -> None:
         """Cached Predict with metrics on (the default) and ROWCAST_METRICS=off, side by side.
@@ -386,10 +413,19 @@ class Session:
             keys_per_call=wl.BATCH_SIZE,
         )
 
-    def _with_server(self, spec: ServerSpec, warmup_data: Path, runs: Sequence[GhzRun]) -> None:
+    def _with_server(
+        self,
+        spec: ServerSpec,
+        warmup_data: Path,
+        runs: Sequence[GhzRun],
+        cpu: int | Literal["server"] | None = "server",
+    ) -> None:
+        """Start spec (on the server core unless `cpu` says otherwise; None: unpinned), warm
+        it up, run each measurement, stop it."""
         self._say(f"server {spec.name}: starting on 127.0.0.1:{spec.port}")
+        pin = self._o.server_cpu if cpu == "server" else cpu
         try:
-            with running([spec], self._o.server_cpu, self._scratch) as (proc,):
+            with running([spec], pin, self._scratch) as (proc,):
                 self._warm_up(spec, warmup_data)
                 for run in runs:
                     self._measure(spec, run, proc.pid)
@@ -401,7 +437,9 @@ class Session:
         if self._o.warmup_s <= 0:
             return
         warm = self._unary("warmup-" + spec.name, "discarded", spec.name)
-        warm = replace(warm, data_file=data, duration_s=self._o.warmup_s)
+        warm = replace(
+            warm, data_file=data, duration_s=self._o.warmup_s, connections=PROCESS_CONNECTIONS
+        )
         try:
             self._ghz.run(warm, spec.target, spec.ca_file)
         except GhzError as exc:
@@ -416,7 +454,7 @@ class Session:
         return CpuMeter(lambda: [*self._extra_pids, *self.under_test()], server_pid)
 
     def _measure(self, spec: ServerSpec, run: GhzRun, server_pid: int) -> None:
-        if run.name == "predict_hit_70pct":
+        if run.name in ("predict_hit_70pct", "predict_hit_70pct_open"):
             peak = self._result.measurements.get("predict_hit")
             if peak is None:
                 self._result.failures[run.name] = "no predict_hit measurement to take 70% of"
@@ -438,7 +476,13 @@ class Session:
     def _once(self, spec: ServerSpec, run: GhzRun, server_pid: int) -> Measurement:
         meter = self._meter(server_pid)
         meter.start()
-        m = self._ghz.run(run, spec.target, spec.ca_file)
+        if run.open_loop:
+            m = openloop.run_measured(
+                run, spec.target, self._scratch, self._o.client_cpu, spec.ca_file,
+                self._ghz.metadata_file,
+            )  # fmt: skip
+        else:
+            m = self._ghz.run(run, spec.target, spec.ca_file)
         use = meter.stop()
         calls = m.count + m.errors
         per_call = (

@@ -4,6 +4,7 @@ options, a bound port (0 picks a free one), its Prometheus metrics, and graceful
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -156,9 +157,30 @@ def _serve_metrics(address: MetricsAddress) -> MetricsEndpoint:
         ) from exc
 
 
+#: Young-generation threshold while serving (Python's default is 700): a serving process makes
+#: and drops a few dozen containers per call, so the default collects every few calls.
+GC_GEN0_THRESHOLD = 10_000
+
+
+def settle_gc() -> None:
+    """Move everything start-up made (modules, protobuf descriptors, LightGBM, pandas: ~160,000
+    objects) out of the collector's sight, and collect the young generation less often.
+
+    A full collection walks every tracked object: 40 ms on a quiet core and several hundred
+    under load were measured here, each one a stall of every call in flight, which is what a
+    p99 many times the p50 at moderate load looks like. Frozen objects are never walked again;
+    what calls make and drop is still collected."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+
+
 async def serve_until_signal(running: RunningServer, grace_s: float, announce: str) -> None:
     """Print the address, run until SIGINT/SIGTERM, then stop gracefully; SIGHUP re-reads the
-    TLS certificate and key (new connections get them)."""
+    TLS certificate and key (new connections get them). The collector is settled first
+    (settle_gc): this is a serving process from here on."""
+    settle_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -28,6 +28,33 @@ from rowcast_cli.top_cmd import top
 PLUGIN_GROUP = "rowcast.commands"
 
 
+class ProcessCount(click.ParamType[int, object]):
+    """A number of server processes (1 or more), or `auto`: one per usable core."""
+
+    name = "N|auto"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int:
+        if isinstance(value, int):
+            count = value
+        elif str(value).strip().lower() == "auto":
+            return usable_cores()
+        else:
+            try:
+                count = int(str(value))
+            except ValueError:
+                self.fail(f"{value!r} is neither a number nor `auto`", param, ctx)
+        if count < 1:
+            self.fail(f"{count} is less than 1", param, ctx)
+        return count
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, so `taskset` is respected)."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """rowcast: serve machine-learning decisions from flattened model tables in HBase.
@@ -45,11 +72,12 @@ def cli() -> None:
 @click.option("--port", type=int, default=None, help="Port to bind (default: from settings).")
 @click.option(
     "--processes",
-    type=click.IntRange(min=1),
-    default=1,
+    type=ProcessCount(),
+    default="1",
     show_default=True,
     help="Server processes sharing the port through SO_REUSEPORT (the kernel spreads "
-    "connections over them); process i serves its metrics on the metrics port + i.",
+    "connections over them), or `auto`: one per core this process may run on; process i "
+    "serves its metrics on the metrics port + i.",
 )
 @click.option(
     "--insecure",
