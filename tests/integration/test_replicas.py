@@ -4,24 +4,21 @@ On the standalone HBase (one region server) a table with REGION_REPLICATION 2 ge
 secondary replicas on the same server, and they never see the primary's rows (no region
 replica replication, no store-file refresh): exactly the fault of a replica that does not
 serve its rows, so the READY gate must refuse the version. The TIMELINE read through a killed
-primary's region server needs several region servers (A1's ClusterHBase); that test runs only
-when ROWCAST_TEST_CLUSTER=1 (see its docstring).
+primary's region server needs several region servers: tests/integration/cluster/
+test_timeline_reads.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from prometheus_client import REGISTRY
 
-from rowcast.config import HBaseSettings, Settings
+from rowcast.config import Settings
 from rowcast.core.records import OutputKind, VersionState
 from rowcast.errors import AlreadyExists, VerificationFailed
 from rowcast.jobs import replicas as replicas_module
@@ -125,54 +122,3 @@ async def test_the_replica_gate_passes_when_only_the_primary_is_compared(
         assert found.sampled == len(keys)
     finally:
         client.close()
-
-
-@pytest.mark.skipif(
-    os.environ.get("ROWCAST_TEST_CLUSTER") != "1",
-    reason="starts a multi-node HBase (2 region servers, ~2 GB): set ROWCAST_TEST_CLUSTER=1",
-)
-async def test_timeline_reads_answer_through_a_killed_primary_region_server(
-    tmp_path: Path,
-) -> None:
-    """On a cluster of 2 region servers (no HDFS, to fit the machine): a version table with 2
-    replicas, read with TIMELINE through the service's store, keeps answering every sampled key
-    after kill -9 of the region server holding the primary of its region, and some answers
-    are marked stale (they came from the secondary)."""
-    from rowcast_dev.hbase.cluster import ClusterHBase, ClusterOptions
-
-    options = ClusterOptions(regionservers=2, gateways=2, hdfs=False, meta_replicas=2)
-    cluster = ClusterHBase(HBaseSettings(home=tmp_path / "cluster"), options)
-    cluster.start(timeout_s=600.0)
-    hb = cluster.client_settings()
-    assert hb.consistency() == "timeline"
-    client = HBaseClient(hb)
-    store = PredictionStore(client)
-    table = "rowcast:replicas_timeline"
-    try:
-        admin = TableAdmin(hb)
-        admin.ensure_namespace(timeout_s=120.0)
-        admin.create(table, [Family(PRED_FAMILY)], timeout_s=120.0, region_replication=2)
-        keys = [bytes([i]) + b"k" for i in range(256)]
-        store.write(table, [(k, float(i)) for i, k in enumerate(keys)], 1)
-        assert check_replicas(store, table, 2, keys, wait_s=120.0).ok
-        primary = client.thrift2.call(lambda c: c.getRegionLocation(table.encode(), keys[0], True))
-        victim = cluster.regionserver_at(primary.serverName.port)
-        assert victim is not None
-        stale_before = stale_reads()
-        cluster.kill(victim, signal.SIGKILL)
-        for key in keys:
-            row = await store.get(table, key, timeout_s=2.0)
-            assert row is not None and row.output == float(keys.index(key))
-        assert stale_reads() > stale_before
-    finally:
-        client.close()
-        cluster.stop()
-
-
-def stale_reads() -> float:
-    return (
-        REGISTRY.get_sample_value(
-            "rowcast_hbase_stale_reads_total", {"operation": "PredictionStore.get"}
-        )
-        or 0.0
-    )

@@ -1,10 +1,10 @@
-"""The cluster profile for real: ZooKeeper, HDFS (NameNode + 2 DataNodes), a master, 2 region
-servers and 2 + 2 Thrift gateways, each its own JVM under one home.
+"""The cluster profile for real: ZooKeeper, HDFS (NameNode + 2 DataNodes), a master, 3 region
+servers and 2 + 2 Thrift gateways, each its own JVM under one home (the package's `cluster`,
+tests/integration/cluster/conftest.py, whose teardown checks that `stop` leaves no process).
 
-One cluster for the module (a cold start is ~1-2 min on 2 idle cores, several minutes on a
-loaded machine). The tests run in file order: status, a replicated table, TIMELINE reads of a
-secondary, a kill -9 of the region server holding primaries (reassignment measured), a gateway
-kill and restart, the CLI, and finally `stop` leaving no process behind.
+The tests run in file order: status, a replicated table, TIMELINE reads of a secondary, a kill
+-9 of the region server holding primaries (reassignment measured, the server restarted), a
+gateway kill and restart, the CLI.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import json
 import signal
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import happybase
@@ -25,51 +23,14 @@ from thriftpy2.protocol import TBinaryProtocolFactory
 from thriftpy2.rpc import make_client
 from thriftpy2.transport import TBufferedTransportFactory
 
-from rowcast.config import HBaseSettings
 from rowcast.store.idl import hbase2
 from rowcast_dev.cli.hbase_cmd import hbase as hbase_cli
-from rowcast_dev.hbase.cluster import ClusterHBase, ClusterOptions
-from rowcast_dev.hbase.ports import on_free_ports
+from rowcast_dev.hbase.cluster import ClusterHBase
+from tests.integration.cluster.conftest import FIGURES
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 TABLE = "a1_replicated"
-#: Figures measured by the tests, printed at the end of the module (pytest -s shows them).
-FIGURES: dict[str, float] = {}
-
-
-def _marked_processes(home: Path) -> list[int]:
-    """Pids of every process carrying this home's marker (independent of the runtime's code)."""
-    marker = f"-Drowcast.home={home.resolve()}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            continue
-        if marker in argv and state != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHBase]:
-    home = tmp_path_factory.mktemp("hbase-cluster")
-    runtime = ClusterHBase(
-        on_free_ports(HBaseSettings(home=home)),
-        ClusterOptions(regionservers=2, gateways=2, datanodes=2, region_replication=2),
-    )
-    began = time.monotonic()
-    try:
-        runtime.start(timeout_s=600)
-        FIGURES["cold_start_s"] = round(time.monotonic() - began, 1)
-        yield runtime
-    finally:
-        runtime.stop(grace_s=30)
-        print(f"\ncluster figures: {json.dumps(FIGURES)}")
 
 
 def _thrift2(port: int) -> Any:
@@ -137,14 +98,14 @@ def test_status_shows_every_process_running_and_ready(cluster: ClusterHBase) -> 
     assert names == list(cluster.components())
     assert set(names) == {
         "zookeeper", "namenode", "datanode-1", "datanode-2", "master", "regionserver-1",
-        "regionserver-2", "thrift-1", "thrift-2", "thrift2-1", "thrift2-2",
+        "regionserver-2", "regionserver-3", "thrift-1", "thrift-2", "thrift2-1", "thrift2-2",
     }  # fmt: skip
     assert all(p.running and p.pid for p in status.processes)
     ports = [port for p in status.processes for port in p.ports.values()]
     assert len(ports) == len(set(ports))
     assert len({p.pid for p in status.processes}) == len(names)
     assert all(p.log.exists() for p in status.processes)
-    assert len(status.live_regionservers) == 2
+    assert len(status.live_regionservers) == 3
     for proc in status.processes:
         FIGURES[f"rss_mib_{proc.name}"] = round((proc.rss_bytes or 0) / 2**20)
     # hbase:meta has a second replica (hbase.meta.replica.count=2), located in ZooKeeper.
@@ -207,7 +168,7 @@ def test_timeline_read_from_the_secondary(cluster: ClusterHBase, replicated: str
 
 def test_kill_of_primary_regionserver_is_recovered(cluster: ClusterHBase, replicated: str) -> None:
     """kill -9 of the region server holding a primary: the master reassigns its regions to the
-    other server (its WAL split from HDFS: the row written just before is still there), a
+    other servers (its WAL split from HDFS: the row written just before is still there), a
     put/get works again, and `restart` brings the server back."""
     gateway = cluster.client_settings().thrift_port
     rows = _wait_replicas_open(gateway, replicated)
@@ -287,14 +248,3 @@ def test_cli_status_env_and_kill_of_unknown(cluster: ClusterHBase) -> None:
     bad = runner.invoke(hbase_cli, ["kill", "regionserver-9", *home])
     assert bad.exit_code != 0
     assert "no component" in bad.output
-
-
-def test_stop_leaves_no_process(cluster: ClusterHBase) -> None:
-    """stop ends every JVM of the home (found by /proc scan for the marker) and is idempotent."""
-    assert _marked_processes(cluster.paths.home)
-    began = time.monotonic()
-    assert cluster.stop(grace_s=30) is True
-    FIGURES["stop_s"] = round(time.monotonic() - began, 1)
-    assert _marked_processes(cluster.paths.home) == []
-    assert cluster.stop() is False
-    assert cluster.status().state == "not_running"
