@@ -60,6 +60,7 @@ from rowcast.jobs.materialize import (
     MaterializeResult,
     materialize,
 )
+from rowcast.jobs.spark.options import SparkOptions
 from rowcast.jobs.train import save
 from rowcast.jobs.workers import grid_bins
 from rowcast.store.admin import DDL_TIMEOUT_S, Family, TableAdmin
@@ -454,6 +455,7 @@ class Bench:
         cancel: threading.Event | None = None,
         options: MaterializeOptions | None = None,
         on_written: threading.Event | None = None,
+        spark: SparkOptions | None = None,
     ) -> MaterializeResult:
         last = [0.0]
         self.trace = []
@@ -482,6 +484,7 @@ class Bench:
             cancel=cancel,
             options=options or self.options,
             timeout_s=self.settings.hbase.timeout_s,
+            spark=spark,
         )
 
     async def measured(self, name: str, signature: Signature) -> dict[str, Any]:
@@ -633,6 +636,9 @@ async def _run(
             **rss.report(),
         }
 
+        if args.engine == "spark":
+            out["spark"] = await spark_runs(bench, small, large, target, args, latency)
+
         out["rate_limited"] = []
         for limit in args.rate_limit:
             print(f"materialising under a {limit:,.0f} rows/s limit, Predict load ...", flush=True)
@@ -656,6 +662,10 @@ async def _run(
             out["large"]["peak_rss_total_mb"] / out["small"]["peak_rss_total_mb"], 3
         ),
     }
+    if "spark" in out:
+        spark_rate = out["spark"]["large"]["rows_per_second"]
+        out["ratios"]["spark_vs_builtin"] = round(spark_rate / rate, 3)
+        out["ratios"]["spark_vs_raw_single"] = round(spark_rate / raw["single_mean"], 3)
     if args.pairs:
         out["paired"] = await paired_rounds(bench, small, args)
     out["machine_at_end"] = machine()
@@ -766,6 +776,19 @@ def summary(result: dict[str, Any]) -> str:
         f"{small['grid_rows']:,} rows, {large['peak_rss_total_mb']} MB at "
         f"{large['grid_rows']:,} rows (x{ratios['peak_rss_large_vs_small']})",
     ]
+    if "spark" in result:
+        sp = result["spark"]
+        lines += [
+            f"Spark ({sp['master']}) {sp['large']['grid_rows']:,} rows: "
+            f"{sp['large']['rows_per_second']:,} rows/s ({sp['large']['write_s']} s to loaded, "
+            f"{sp['large']['verify_s']} s verifying) = {ratios['spark_vs_builtin']}x built-in, "
+            f"{ratios['spark_vs_raw_single']}x raw single; small grid "
+            f"{sp['small']['rows_per_second']:,} rows/s",
+            f"Spark peak RSS driver (Python + JVM) / executor Python: "
+            f"{sp['small']['peak_rss_driver_mb']} / {sp['small']['peak_rss_executor_python_mb']} "
+            f"MB at {sp['small']['grid_rows']:,} rows, {sp['large']['peak_rss_driver_mb']} / "
+            f"{sp['large']['peak_rss_executor_python_mb']} MB at {sp['large']['grid_rows']:,}",
+        ]
     for name, figures in lat.items():
         lines.append(
             f"Predict {name}: p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms "
@@ -796,6 +819,106 @@ def summary(result: dict[str, Any]) -> str:
         f"{result['machine_at_start']['cpus']} CPUs ({result['machine_at_start']['note']})"
     )
     return "\n".join(lines)
+
+
+# --- The Spark engine (--engine spark) ----------------------------------------------------
+
+
+class SparkRss:
+    """Peak RSS of a Spark run's processes by role, sampled every `period_s`: the driver's
+    Python, the JVM (in local mode the driver and the executors share it) and the executors'
+    Python workers (pyspark.daemon and its forks)."""
+
+    def __init__(self, period_s: float = 0.25) -> None:
+        self._period_s = period_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="spark-rss", daemon=True)
+        self.peaks = {"driver_python": 0, "jvm": 0, "executor_python": 0}
+
+    def _sample(self) -> None:
+        tree = _children()
+        stack = list(tree.get(os.getpid(), []))
+        now = dict.fromkeys(self.peaks, 0)
+        while stack:
+            pid = stack.pop()
+            stack.extend(tree.get(pid, []))
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"rowcast.jobs.spark.driver" in cmd:
+                now["driver_python"] += _rss_kb(pid)
+            elif b"pyspark.daemon" in cmd or b"pyspark.worker" in cmd:
+                now["executor_python"] += _rss_kb(pid)
+            elif b"org.apache.spark.deploy.SparkSubmit" in cmd:
+                now["jvm"] += _rss_kb(pid)
+        for role, kb in now.items():
+            self.peaks[role] = max(self.peaks[role], kb)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._period_s):
+            self._sample()
+
+    def __enter__(self) -> SparkRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def report(self) -> dict[str, float]:
+        mb = {f"peak_rss_{role}_mb": round(kb / 1024, 1) for role, kb in self.peaks.items()}
+        mb["peak_rss_driver_mb"] = round(mb["peak_rss_driver_python_mb"] + mb["peak_rss_jvm_mb"], 1)
+        return mb
+
+
+async def spark_run(
+    bench: Bench, name: str, signature: Signature, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Materialise a new version of `name` on Spark; rows/s (JVM start to table loaded),
+    verification, and peak memory by role."""
+    version = await bench.registry.versions.new_version(name, "bench", timeout_s=CALL_S)
+    started = time.monotonic()
+    with SparkRss() as rss:
+        result = await bench.materialize(
+            version, signature, spark=SparkOptions(master=args.spark_master, driver_memory="2g")
+        )
+    return {
+        "grid_rows": signature.grid_size,
+        "write_s": round(result.write_s, 1),
+        "verify_s": round(result.verify_s, 1),
+        "rows_per_second": round(result.rows_per_second),
+        "total_s_with_verification": round(time.monotonic() - started, 1),
+        "verified_rows": result.row_count,
+        "sample_ok": bool(result.verification and result.verification.ok),
+        **rss.report(),
+    }
+
+
+async def spark_runs(
+    bench: Bench,
+    small: Signature,
+    large: Signature,
+    target: str,
+    args: argparse.Namespace,
+    latency: dict[str, Any],
+) -> dict[str, Any]:
+    """The small and the large grid on Spark; Predict latency during the large one's run
+    (its bulk load included)."""
+    print(f"Spark: the small grid ({small.grid_size:,} rows) ...", flush=True)
+    figures = {
+        "master": args.spark_master,
+        "small": await spark_run(bench, SMALL_MODEL, small, args),
+    }
+    print(f"Spark: the large grid ({large.grid_size:,} rows), Predict load ...", flush=True)
+    probe = LatencyProbe(target, SMALL_MODEL, args.predict_rps, args.window)
+    bench.exclude.add(probe.pid)
+    task = asyncio.create_task(spark_run(bench, LARGE_MODEL, large, args))
+    probe.begin()
+    figures["large"] = await task
+    latency["during_spark_materialize"] = await asyncio.to_thread(probe.result)
+    return figures
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -852,6 +975,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=40.0,
         help="seconds of each latency window (default %(default)s)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=["builtin", "spark"],
+        default="builtin",
+        help="spark: also materialise the small and the large grid on Spark (HFiles and a "
+        "bulk load), with its memory and Predict latency (default %(default)s)",
+    )
+    parser.add_argument(
+        "--spark-master",
+        default="local[2,2]",
+        help="Spark master of --engine spark (default %(default)s)",
     )
     parser.add_argument(
         "--heap",

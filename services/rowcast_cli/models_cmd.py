@@ -42,6 +42,7 @@ from rowcast_cli.admin_cmd import (
 )
 from rowcast_cli.jobs_cmd import materialise_bar, training_options
 from rowcast_client import RowcastClient
+from rowcast_client.engines import Engine
 
 #: --actor / --creator: the server records the caller's authenticated identity.
 WHO_HELP = (
@@ -474,17 +475,47 @@ def finish(op: model_pb.Operation, as_json: bool = False) -> None:
     "(ROWCAST_MATERIALIZE_ROWS_PER_SECOND, default 5000); it cannot raise it: a value above "
     "it exits 2. 0: the server's limit.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["builtin", "spark"]),
+    default="builtin",
+    show_default=True,
+    help="builtin: the ModelService's workers through the Thrift gateway (resumable); spark: "
+    "a Spark application writes HFiles and bulk-loads them (starts over; no rate limit).",
+)
+@click.option(
+    "--spark-master",
+    default="",
+    help="The Spark master for --engine spark: local[2], spark://host:7077, yarn "
+    "(default: local[2,2] on the ModelService's machine).",
+)
 @click.option("--no-wait", is_flag=True, help="Print the operation name and return at once.")
 @json_option
 @reports_errors
-def materialize(model: str, version: int, rate_limit: float, no_wait: bool, as_json: bool) -> None:
+def materialize(
+    model: str,
+    version: int,
+    rate_limit: float,
+    engine: Engine,
+    spark_master: str,
+    no_wait: bool,
+    as_json: bool,
+) -> None:
     """Write VERSION's table (or resume an interrupted write) and verify it; shows progress.
 
     Exit 0 when the version is READY, 4 when it FAILED, 5 when HBase became unavailable or
     the ModelService running it stopped reporting (the version stays MATERIALIZING: run this
     again to resume), 6 when cancelled."""
+    if spark_master and engine != "spark":
+        raise click.BadParameter("needs --engine spark", param_hint="--spark-master")
     with client() as c:
-        op = c.materialize_version(model, version, rows_per_second_limit=rate_limit)
+        op = c.materialize_version(
+            model,
+            version,
+            rows_per_second_limit=rate_limit,
+            engine=engine,
+            spark_master=spark_master,
+        )
         if no_wait:
             click.echo(json.dumps(as_dict(op)) if as_json else op.name)
             return

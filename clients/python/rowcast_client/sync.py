@@ -25,6 +25,7 @@ from rowcast_client.channel import (
     check_default_timeout,
     sync_channel,
 )
+from rowcast_client.engines import ENGINES, Engine
 from rowcast_client.errors import from_rpc_error
 from rowcast_client.messages import (
     FeatureInput,
@@ -285,11 +286,19 @@ class RowcastClient:
         version: int,
         *,
         rows_per_second_limit: float = 0.0,
+        engine: Engine = "builtin",
+        spark_master: str = "",
         timeout: float | None = None,
     ) -> model_pb.Operation:
-        """MaterializeVersion: start (or resume) writing a version's table; the operation."""
+        """MaterializeVersion: start (or resume) writing a version's table; the operation.
+        `engine="spark"` writes it on Spark (HFiles and a bulk load) at `spark_master`
+        (empty: the server's default, local[2,2])."""
         request = model_pb.MaterializeVersionRequest(
-            model=model, version=version, rows_per_second_limit=rows_per_second_limit
+            model=model,
+            version=version,
+            rows_per_second_limit=rows_per_second_limit,
+            engine=ENGINES[engine],
+            spark_master=spark_master,
         )
         return self._unary(self._models.MaterializeVersion, request, timeout).operation
 

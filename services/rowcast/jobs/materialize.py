@@ -39,6 +39,9 @@ from rowcast.core.ratelimit import TokenBucket
 from rowcast.core.records import VersionInfo, VersionState
 from rowcast.core.signature import Signature
 from rowcast.errors import FailedPrecondition, InvalidArgument, StoreUnavailable, VerificationFailed
+from rowcast.jobs import replicas
+from rowcast.jobs.replicas import replicas_problem
+from rowcast.jobs.spark.options import SparkOptions
 from rowcast.jobs.verify import (
     DEFAULT_SAMPLE,
     HeldOut,
@@ -190,6 +193,7 @@ async def materialize(
     options: MaterializeOptions | None = None,
     heldout: HeldOut | None = None,
     timeout_s: float,
+    spark: SparkOptions | None = None,
 ) -> MaterializeResult:
     """Write the version's table, verify it, and mark the version READY (or FAILED).
 
@@ -215,6 +219,28 @@ async def materialize(
     if rows_per_second is not None:
         opts = replace(opts, rows_per_second=rows_per_second)
     with _model_path(model_file, booster) as path:
+        if spark is not None:
+            # The Spark engine (rowcast.jobs.spark): HFiles and a bulk load, the same gate.
+            # Imported here: pyspark is needed only by the runs that use it.
+            from rowcast.jobs.spark.engine import materialize_spark
+
+            return await materialize_spark(
+                registry=registry,
+                predictions=predictions,
+                admin=admin,
+                hbase=hbase,
+                version=version,
+                signature=signature,
+                salt_buckets=salt_buckets,
+                metrics=metrics,
+                model_file=path,
+                options=opts,
+                spark=spark,
+                progress=progress,
+                cancel=cancel,
+                heldout=heldout,
+                timeout_s=timeout_s,
+            )
         job = _Job(registry, predictions, admin, hbase, version, signature, salt_buckets, timeout_s)
         return await job.run(path, opts, metrics, progress, resume, cancel, heldout)
 
@@ -321,7 +347,7 @@ class _Job:
             verify_started = time.monotonic()
             seed = sample_seed(opts)
             verdict = await verify(
-                predictions=self._predictions,
+                predictions=self._predictions.strong(),
                 hbase=config.hbase,
                 table=table,
                 version=self._number,
@@ -355,6 +381,8 @@ class _Job:
             raise VerificationFailed(
                 f"version {self._number} of {self._model!r} failed verification: {reason}"
             )
+        if self._hbase.region_replication > 1:
+            await self._check_replicas(table, verdict, metrics)
         await self._registry.versions.update_version(
             self._model,
             self._number,
@@ -374,6 +402,24 @@ class _Job:
             startup_s,
             verify_s,
         )
+
+    async def _check_replicas(
+        self, table: str, verdict: Verification, metrics: dict[str, float]
+    ) -> None:
+        """The replica gate (jobs/replicas.py): FAILED unless every secondary serves the
+        sampled rows in time. A store outage leaves the version MATERIALIZING (resumable)."""
+        reason, found = await replicas_problem(
+            self._predictions,
+            table,
+            self._signature,
+            self._buckets,
+            self._hbase.region_replication,
+            wait_s=replicas.REPLICA_WAIT_S,
+        )
+        metrics.update(found)
+        if reason is not None:
+            await self._fail(reason, verdict.row_count, {**metrics, **verdict.metrics})
+            raise VerificationFailed(f"version {self._number} of {self._model!r}: {reason}")
 
     async def _watermark(self, resume: bool, chunk_rows: int) -> Watermark:
         total = self._signature.grid_size

@@ -30,6 +30,7 @@ from rowcast.errors import (
 from rowcast.jobs import materialize as mat
 from rowcast.jobs.create import heldout_for
 from rowcast.jobs.dataset import Catalog
+from rowcast.jobs.spark.options import SparkOptions
 from rowcast.jobs.verify import HeldOut
 from rowcast.store.admin import TableAdmin
 from rowcast.store.artifacts import ArtifactStore
@@ -119,10 +120,17 @@ class Materializations:
         expose(MATERIALIZATIONS_RUNNING)
 
     async def start(
-        self, model: str, version: int, rows_per_second: float | None, *, timeout_s: float
+        self,
+        model: str,
+        version: int,
+        rows_per_second: float | None,
+        *,
+        timeout_s: float,
+        spark: SparkOptions | None = None,
     ) -> OperationRecord:
         """Start materialising `version` of `model` at `rows_per_second` at most (None: the
-        server's limit; more than the server's limit is INVALID_ARGUMENT). Every check and
+        server's limit; more than the server's limit is INVALID_ARGUMENT), on Spark when
+        `spark` is given (the limit does not apply to a bulk load). Every check and
         write of the start (the claim, the operation's row) happens within the caller's
         `timeout_s`; the run itself goes on in the background."""
         limit = run_rate_limit(rows_per_second, self._settings.materialize_rows_per_second)
@@ -189,6 +197,7 @@ class Materializations:
                 info.metrics,
                 limit,
                 heldout,
+                spark,
             ),
             name=record.name,
         )
@@ -204,6 +213,7 @@ class Materializations:
         metrics: dict[str, float],
         rows_per_second: float | None,
         heldout: HeldOut | None,
+        spark: SparkOptions | None = None,
     ) -> None:
         meter = RateMeter()
         rows = [record.rows_written]
@@ -272,6 +282,7 @@ class Materializations:
                 rows_per_second=rows_per_second,
                 heldout=heldout,
                 timeout_s=self._call_s,
+                spark=spark,
             )
             final = replace(record, state=OperationState.SUCCEEDED, rows_written=record.total_rows)
         except asyncio.CancelledError:

@@ -29,6 +29,7 @@ from rowcast.errors import FailedPrecondition, InvalidArgument, RowcastError, Ve
 from rowcast.grpc_errors import abort, handles_errors
 from rowcast.jobs.create import Training, create_version
 from rowcast.jobs.diff import DIFF_TIMEOUT_S, diff_tables
+from rowcast.jobs.spark.options import DEFAULT_MASTER, SparkOptions
 from rowcast.jobs.train import TrainParams
 from rowcast.paging import paginate
 from rowcast.propagation import Propagator
@@ -264,7 +265,11 @@ class ModelServicer(model_grpc.ModelServiceServicer):
         if request.rows_per_second_limit < 0:
             raise InvalidArgument.field("rows_per_second_limit", "must not be negative")
         record = await self._ops.start(
-            name, version, request.rows_per_second_limit or None, timeout_s=self._remaining(context)
+            name,
+            version,
+            request.rows_per_second_limit or None,
+            timeout_s=self._remaining(context),
+            spark=spark_options(request),
         )
         return model_pb.MaterializeVersionResponse(operation=operation_to_pb(record, None))
 
@@ -473,3 +478,14 @@ class ModelServicer(model_grpc.ModelServiceServicer):
                 for f in d.features
             ],
         )
+
+
+def spark_options(request: model_pb.MaterializeVersionRequest) -> SparkOptions | None:
+    """The Spark engine's options of a MaterializeVersion request (None: the built-in one)."""
+    if request.engine != model_pb.MATERIALIZE_ENGINE_SPARK:
+        if request.spark_master:
+            raise InvalidArgument.field(
+                "spark_master", "applies only to engine MATERIALIZE_ENGINE_SPARK"
+            )
+        return None
+    return SparkOptions(master=request.spark_master or DEFAULT_MASTER)

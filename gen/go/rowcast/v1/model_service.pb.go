@@ -23,6 +23,60 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// What writes a version's table.
+type MaterializeEngine int32
+
+const (
+	// The built-in engine.
+	MaterializeEngine_MATERIALIZE_ENGINE_UNSPECIFIED MaterializeEngine = 0
+	// Worker processes of the ModelService writing through the Thrift gateway, resumable from
+	// a checkpoint.
+	MaterializeEngine_MATERIALIZE_ENGINE_BUILTIN MaterializeEngine = 1
+	// A Spark application that writes HFiles and bulk-loads them.
+	MaterializeEngine_MATERIALIZE_ENGINE_SPARK MaterializeEngine = 2
+)
+
+// Enum value maps for MaterializeEngine.
+var (
+	MaterializeEngine_name = map[int32]string{
+		0: "MATERIALIZE_ENGINE_UNSPECIFIED",
+		1: "MATERIALIZE_ENGINE_BUILTIN",
+		2: "MATERIALIZE_ENGINE_SPARK",
+	}
+	MaterializeEngine_value = map[string]int32{
+		"MATERIALIZE_ENGINE_UNSPECIFIED": 0,
+		"MATERIALIZE_ENGINE_BUILTIN":     1,
+		"MATERIALIZE_ENGINE_SPARK":       2,
+	}
+)
+
+func (x MaterializeEngine) Enum() *MaterializeEngine {
+	p := new(MaterializeEngine)
+	*p = x
+	return p
+}
+
+func (x MaterializeEngine) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MaterializeEngine) Descriptor() protoreflect.EnumDescriptor {
+	return file_rowcast_v1_model_service_proto_enumTypes[0].Descriptor()
+}
+
+func (MaterializeEngine) Type() protoreflect.EnumType {
+	return &file_rowcast_v1_model_service_proto_enumTypes[0]
+}
+
+func (x MaterializeEngine) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MaterializeEngine.Descriptor instead.
+func (MaterializeEngine) EnumDescriptor() ([]byte, []int) {
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{0}
+}
+
 // What an entry of a model's history records.
 type HistoryKind int32
 
@@ -68,11 +122,11 @@ func (x HistoryKind) String() string {
 }
 
 func (HistoryKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_rowcast_v1_model_service_proto_enumTypes[0].Descriptor()
+	return file_rowcast_v1_model_service_proto_enumTypes[1].Descriptor()
 }
 
 func (HistoryKind) Type() protoreflect.EnumType {
-	return &file_rowcast_v1_model_service_proto_enumTypes[0]
+	return &file_rowcast_v1_model_service_proto_enumTypes[1]
 }
 
 func (x HistoryKind) Number() protoreflect.EnumNumber {
@@ -81,7 +135,7 @@ func (x HistoryKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HistoryKind.Descriptor instead.
 func (HistoryKind) EnumDescriptor() ([]byte, []int) {
-	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{0}
+	return file_rowcast_v1_model_service_proto_rawDescGZIP(), []int{1}
 }
 
 // Request of ModelService.RegisterModel.
@@ -545,8 +599,16 @@ type MaterializeVersionRequest struct {
 	// ROWCAST_MATERIALIZE_ROWS_PER_SECOND). It may only lower the server's limit: more is
 	// INVALID_ARGUMENT (unless the server has no limit).
 	RowsPerSecondLimit float64 `protobuf:"fixed64,3,opt,name=rows_per_second_limit,json=rowsPerSecondLimit,proto3" json:"rows_per_second_limit,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Optional. What writes the table (unspecified: the built-in engine). The Spark engine
+	// writes HFiles and bulk-loads them: it always starts over, and rows_per_second_limit
+	// does not apply (a bulk load does not go through the region servers' write path).
+	Engine MaterializeEngine `protobuf:"varint,4,opt,name=engine,proto3,enum=rowcast.v1.MaterializeEngine" json:"engine,omitempty"`
+	// Optional. The Spark master for the Spark engine (empty: local[2,2], on the
+	// ModelService's machine), e.g. `spark://host:7077` or `yarn`. Only with
+	// MATERIALIZE_ENGINE_SPARK.
+	SparkMaster   string `protobuf:"bytes,5,opt,name=spark_master,json=sparkMaster,proto3" json:"spark_master,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MaterializeVersionRequest) Reset() {
@@ -598,6 +660,20 @@ func (x *MaterializeVersionRequest) GetRowsPerSecondLimit() float64 {
 		return x.RowsPerSecondLimit
 	}
 	return 0
+}
+
+func (x *MaterializeVersionRequest) GetEngine() MaterializeEngine {
+	if x != nil {
+		return x.Engine
+	}
+	return MaterializeEngine_MATERIALIZE_ENGINE_UNSPECIFIED
+}
+
+func (x *MaterializeVersionRequest) GetSparkMaster() string {
+	if x != nil {
+		return x.SparkMaster
+	}
+	return ""
 }
 
 // Response of ModelService.MaterializeVersion.
@@ -2835,11 +2911,13 @@ const file_rowcast_v1_model_service_proto_rawDesc = "" +
 	"\x12evaluation_dataset\x18\x05 \x01(\tR\x11evaluationDatasetB\b\n" +
 	"\x06source\"K\n" +
 	"\x15CreateVersionResponse\x122\n" +
-	"\aversion\x18\x01 \x01(\v2\x18.rowcast.v1.ModelVersionR\aversion\"~\n" +
+	"\aversion\x18\x01 \x01(\v2\x18.rowcast.v1.ModelVersionR\aversion\"\xd8\x01\n" +
 	"\x19MaterializeVersionRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x121\n" +
-	"\x15rows_per_second_limit\x18\x03 \x01(\x01R\x12rowsPerSecondLimit\"Q\n" +
+	"\x15rows_per_second_limit\x18\x03 \x01(\x01R\x12rowsPerSecondLimit\x125\n" +
+	"\x06engine\x18\x04 \x01(\x0e2\x1d.rowcast.v1.MaterializeEngineR\x06engine\x12!\n" +
+	"\fspark_master\x18\x05 \x01(\tR\vsparkMaster\"Q\n" +
 	"\x1aMaterializeVersionResponse\x123\n" +
 	"\toperation\x18\x01 \x01(\v2\x15.rowcast.v1.OperationR\toperation\"\xd6\x01\n" +
 	"\tOperation\x12\x12\n" +
@@ -2981,7 +3059,11 @@ const file_rowcast_v1_model_service_proto_rawDesc = "" +
 	"\aservers\x18\x02 \x01(\x05R\aservers\x12'\n" +
 	"\x0flagging_servers\x18\x03 \x03(\tR\x0elaggingServers\x12\x1a\n" +
 	"\bcomplete\x18\x04 \x01(\bR\bcomplete\x12-\n" +
-	"\x04wait\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x04wait*\x9b\x01\n" +
+	"\x04wait\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x04wait*u\n" +
+	"\x11MaterializeEngine\x12\"\n" +
+	"\x1eMATERIALIZE_ENGINE_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aMATERIALIZE_ENGINE_BUILTIN\x10\x01\x12\x1c\n" +
+	"\x18MATERIALIZE_ENGINE_SPARK\x10\x02*\x9b\x01\n" +
 	"\vHistoryKind\x12\x1c\n" +
 	"\x18HISTORY_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17HISTORY_KIND_ACTIVATION\x10\x01\x12\x19\n" +
@@ -3025,135 +3107,137 @@ func file_rowcast_v1_model_service_proto_rawDescGZIP() []byte {
 	return file_rowcast_v1_model_service_proto_rawDescData
 }
 
-var file_rowcast_v1_model_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_rowcast_v1_model_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_rowcast_v1_model_service_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_rowcast_v1_model_service_proto_goTypes = []any{
-	(HistoryKind)(0),                   // 0: rowcast.v1.HistoryKind
-	(*RegisterModelRequest)(nil),       // 1: rowcast.v1.RegisterModelRequest
-	(*RegisterModelResponse)(nil),      // 2: rowcast.v1.RegisterModelResponse
-	(*DeleteModelRequest)(nil),         // 3: rowcast.v1.DeleteModelRequest
-	(*DeleteModelResponse)(nil),        // 4: rowcast.v1.DeleteModelResponse
-	(*TrainingSpec)(nil),               // 5: rowcast.v1.TrainingSpec
-	(*CreateVersionRequest)(nil),       // 6: rowcast.v1.CreateVersionRequest
-	(*CreateVersionResponse)(nil),      // 7: rowcast.v1.CreateVersionResponse
-	(*MaterializeVersionRequest)(nil),  // 8: rowcast.v1.MaterializeVersionRequest
-	(*MaterializeVersionResponse)(nil), // 9: rowcast.v1.MaterializeVersionResponse
-	(*Operation)(nil),                  // 10: rowcast.v1.Operation
-	(*MaterializeProgress)(nil),        // 11: rowcast.v1.MaterializeProgress
-	(*OperationError)(nil),             // 12: rowcast.v1.OperationError
-	(*GetOperationRequest)(nil),        // 13: rowcast.v1.GetOperationRequest
-	(*GetOperationResponse)(nil),       // 14: rowcast.v1.GetOperationResponse
-	(*WatchOperationRequest)(nil),      // 15: rowcast.v1.WatchOperationRequest
-	(*WatchOperationResponse)(nil),     // 16: rowcast.v1.WatchOperationResponse
-	(*CancelOperationRequest)(nil),     // 17: rowcast.v1.CancelOperationRequest
-	(*CancelOperationResponse)(nil),    // 18: rowcast.v1.CancelOperationResponse
-	(*RollbackModelRequest)(nil),       // 19: rowcast.v1.RollbackModelRequest
-	(*RollbackModelResponse)(nil),      // 20: rowcast.v1.RollbackModelResponse
-	(*RetireVersionRequest)(nil),       // 21: rowcast.v1.RetireVersionRequest
-	(*RetireVersionResponse)(nil),      // 22: rowcast.v1.RetireVersionResponse
-	(*ListActivationsRequest)(nil),     // 23: rowcast.v1.ListActivationsRequest
-	(*Activation)(nil),                 // 24: rowcast.v1.Activation
-	(*ListActivationsResponse)(nil),    // 25: rowcast.v1.ListActivationsResponse
-	(*SetAliasRequest)(nil),            // 26: rowcast.v1.SetAliasRequest
-	(*SetAliasResponse)(nil),           // 27: rowcast.v1.SetAliasResponse
-	(*DeleteAliasRequest)(nil),         // 28: rowcast.v1.DeleteAliasRequest
-	(*DeleteAliasResponse)(nil),        // 29: rowcast.v1.DeleteAliasResponse
-	(*DiffVersionsRequest)(nil),        // 30: rowcast.v1.DiffVersionsRequest
-	(*DiffVersionsResponse)(nil),       // 31: rowcast.v1.DiffVersionsResponse
-	(*HistogramBucket)(nil),            // 32: rowcast.v1.HistogramBucket
-	(*FeatureChange)(nil),              // 33: rowcast.v1.FeatureChange
-	(*ListModelsRequest)(nil),          // 34: rowcast.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),         // 35: rowcast.v1.ListModelsResponse
-	(*GetModelRequest)(nil),            // 36: rowcast.v1.GetModelRequest
-	(*GetModelResponse)(nil),           // 37: rowcast.v1.GetModelResponse
-	(*ListVersionsRequest)(nil),        // 38: rowcast.v1.ListVersionsRequest
-	(*ListVersionsResponse)(nil),       // 39: rowcast.v1.ListVersionsResponse
-	(*GetVersionRequest)(nil),          // 40: rowcast.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),         // 41: rowcast.v1.GetVersionResponse
-	(*ActivateVersionRequest)(nil),     // 42: rowcast.v1.ActivateVersionRequest
-	(*ActivateVersionResponse)(nil),    // 43: rowcast.v1.ActivateVersionResponse
-	(*Propagation)(nil),                // 44: rowcast.v1.Propagation
-	(*Model)(nil),                      // 45: rowcast.v1.Model
-	(*ModelVersion)(nil),               // 46: rowcast.v1.ModelVersion
-	(*timestamppb.Timestamp)(nil),      // 47: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 48: google.protobuf.Duration
+	(MaterializeEngine)(0),             // 0: rowcast.v1.MaterializeEngine
+	(HistoryKind)(0),                   // 1: rowcast.v1.HistoryKind
+	(*RegisterModelRequest)(nil),       // 2: rowcast.v1.RegisterModelRequest
+	(*RegisterModelResponse)(nil),      // 3: rowcast.v1.RegisterModelResponse
+	(*DeleteModelRequest)(nil),         // 4: rowcast.v1.DeleteModelRequest
+	(*DeleteModelResponse)(nil),        // 5: rowcast.v1.DeleteModelResponse
+	(*TrainingSpec)(nil),               // 6: rowcast.v1.TrainingSpec
+	(*CreateVersionRequest)(nil),       // 7: rowcast.v1.CreateVersionRequest
+	(*CreateVersionResponse)(nil),      // 8: rowcast.v1.CreateVersionResponse
+	(*MaterializeVersionRequest)(nil),  // 9: rowcast.v1.MaterializeVersionRequest
+	(*MaterializeVersionResponse)(nil), // 10: rowcast.v1.MaterializeVersionResponse
+	(*Operation)(nil),                  // 11: rowcast.v1.Operation
+	(*MaterializeProgress)(nil),        // 12: rowcast.v1.MaterializeProgress
+	(*OperationError)(nil),             // 13: rowcast.v1.OperationError
+	(*GetOperationRequest)(nil),        // 14: rowcast.v1.GetOperationRequest
+	(*GetOperationResponse)(nil),       // 15: rowcast.v1.GetOperationResponse
+	(*WatchOperationRequest)(nil),      // 16: rowcast.v1.WatchOperationRequest
+	(*WatchOperationResponse)(nil),     // 17: rowcast.v1.WatchOperationResponse
+	(*CancelOperationRequest)(nil),     // 18: rowcast.v1.CancelOperationRequest
+	(*CancelOperationResponse)(nil),    // 19: rowcast.v1.CancelOperationResponse
+	(*RollbackModelRequest)(nil),       // 20: rowcast.v1.RollbackModelRequest
+	(*RollbackModelResponse)(nil),      // 21: rowcast.v1.RollbackModelResponse
+	(*RetireVersionRequest)(nil),       // 22: rowcast.v1.RetireVersionRequest
+	(*RetireVersionResponse)(nil),      // 23: rowcast.v1.RetireVersionResponse
+	(*ListActivationsRequest)(nil),     // 24: rowcast.v1.ListActivationsRequest
+	(*Activation)(nil),                 // 25: rowcast.v1.Activation
+	(*ListActivationsResponse)(nil),    // 26: rowcast.v1.ListActivationsResponse
+	(*SetAliasRequest)(nil),            // 27: rowcast.v1.SetAliasRequest
+	(*SetAliasResponse)(nil),           // 28: rowcast.v1.SetAliasResponse
+	(*DeleteAliasRequest)(nil),         // 29: rowcast.v1.DeleteAliasRequest
+	(*DeleteAliasResponse)(nil),        // 30: rowcast.v1.DeleteAliasResponse
+	(*DiffVersionsRequest)(nil),        // 31: rowcast.v1.DiffVersionsRequest
+	(*DiffVersionsResponse)(nil),       // 32: rowcast.v1.DiffVersionsResponse
+	(*HistogramBucket)(nil),            // 33: rowcast.v1.HistogramBucket
+	(*FeatureChange)(nil),              // 34: rowcast.v1.FeatureChange
+	(*ListModelsRequest)(nil),          // 35: rowcast.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),         // 36: rowcast.v1.ListModelsResponse
+	(*GetModelRequest)(nil),            // 37: rowcast.v1.GetModelRequest
+	(*GetModelResponse)(nil),           // 38: rowcast.v1.GetModelResponse
+	(*ListVersionsRequest)(nil),        // 39: rowcast.v1.ListVersionsRequest
+	(*ListVersionsResponse)(nil),       // 40: rowcast.v1.ListVersionsResponse
+	(*GetVersionRequest)(nil),          // 41: rowcast.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),         // 42: rowcast.v1.GetVersionResponse
+	(*ActivateVersionRequest)(nil),     // 43: rowcast.v1.ActivateVersionRequest
+	(*ActivateVersionResponse)(nil),    // 44: rowcast.v1.ActivateVersionResponse
+	(*Propagation)(nil),                // 45: rowcast.v1.Propagation
+	(*Model)(nil),                      // 46: rowcast.v1.Model
+	(*ModelVersion)(nil),               // 47: rowcast.v1.ModelVersion
+	(*timestamppb.Timestamp)(nil),      // 48: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 49: google.protobuf.Duration
 }
 var file_rowcast_v1_model_service_proto_depIdxs = []int32{
-	45, // 0: rowcast.v1.RegisterModelRequest.model:type_name -> rowcast.v1.Model
-	45, // 1: rowcast.v1.RegisterModelResponse.model:type_name -> rowcast.v1.Model
-	5,  // 2: rowcast.v1.CreateVersionRequest.training:type_name -> rowcast.v1.TrainingSpec
-	46, // 3: rowcast.v1.CreateVersionResponse.version:type_name -> rowcast.v1.ModelVersion
-	10, // 4: rowcast.v1.MaterializeVersionResponse.operation:type_name -> rowcast.v1.Operation
-	11, // 5: rowcast.v1.Operation.progress:type_name -> rowcast.v1.MaterializeProgress
-	12, // 6: rowcast.v1.Operation.error:type_name -> rowcast.v1.OperationError
-	46, // 7: rowcast.v1.Operation.version:type_name -> rowcast.v1.ModelVersion
-	47, // 8: rowcast.v1.MaterializeProgress.start_time:type_name -> google.protobuf.Timestamp
-	47, // 9: rowcast.v1.MaterializeProgress.update_time:type_name -> google.protobuf.Timestamp
-	10, // 10: rowcast.v1.GetOperationResponse.operation:type_name -> rowcast.v1.Operation
-	10, // 11: rowcast.v1.WatchOperationResponse.operation:type_name -> rowcast.v1.Operation
-	10, // 12: rowcast.v1.CancelOperationResponse.operation:type_name -> rowcast.v1.Operation
-	45, // 13: rowcast.v1.RollbackModelResponse.model:type_name -> rowcast.v1.Model
-	44, // 14: rowcast.v1.RollbackModelResponse.propagation:type_name -> rowcast.v1.Propagation
-	46, // 15: rowcast.v1.RetireVersionResponse.version:type_name -> rowcast.v1.ModelVersion
-	44, // 16: rowcast.v1.RetireVersionResponse.propagation:type_name -> rowcast.v1.Propagation
-	47, // 17: rowcast.v1.Activation.activate_time:type_name -> google.protobuf.Timestamp
-	0,  // 18: rowcast.v1.Activation.kind:type_name -> rowcast.v1.HistoryKind
-	24, // 19: rowcast.v1.ListActivationsResponse.activations:type_name -> rowcast.v1.Activation
-	45, // 20: rowcast.v1.SetAliasResponse.model:type_name -> rowcast.v1.Model
-	44, // 21: rowcast.v1.SetAliasResponse.propagation:type_name -> rowcast.v1.Propagation
-	45, // 22: rowcast.v1.DeleteAliasResponse.model:type_name -> rowcast.v1.Model
-	44, // 23: rowcast.v1.DeleteAliasResponse.propagation:type_name -> rowcast.v1.Propagation
-	32, // 24: rowcast.v1.DiffVersionsResponse.histogram:type_name -> rowcast.v1.HistogramBucket
-	33, // 25: rowcast.v1.DiffVersionsResponse.features:type_name -> rowcast.v1.FeatureChange
-	45, // 26: rowcast.v1.ListModelsResponse.models:type_name -> rowcast.v1.Model
-	45, // 27: rowcast.v1.GetModelResponse.model:type_name -> rowcast.v1.Model
-	46, // 28: rowcast.v1.ListVersionsResponse.versions:type_name -> rowcast.v1.ModelVersion
-	46, // 29: rowcast.v1.GetVersionResponse.version:type_name -> rowcast.v1.ModelVersion
-	45, // 30: rowcast.v1.ActivateVersionResponse.model:type_name -> rowcast.v1.Model
-	47, // 31: rowcast.v1.ActivateVersionResponse.activate_time:type_name -> google.protobuf.Timestamp
-	44, // 32: rowcast.v1.ActivateVersionResponse.propagation:type_name -> rowcast.v1.Propagation
-	48, // 33: rowcast.v1.Propagation.wait:type_name -> google.protobuf.Duration
-	34, // 34: rowcast.v1.ModelService.ListModels:input_type -> rowcast.v1.ListModelsRequest
-	36, // 35: rowcast.v1.ModelService.GetModel:input_type -> rowcast.v1.GetModelRequest
-	38, // 36: rowcast.v1.ModelService.ListVersions:input_type -> rowcast.v1.ListVersionsRequest
-	40, // 37: rowcast.v1.ModelService.GetVersion:input_type -> rowcast.v1.GetVersionRequest
-	42, // 38: rowcast.v1.ModelService.ActivateVersion:input_type -> rowcast.v1.ActivateVersionRequest
-	1,  // 39: rowcast.v1.ModelService.RegisterModel:input_type -> rowcast.v1.RegisterModelRequest
-	3,  // 40: rowcast.v1.ModelService.DeleteModel:input_type -> rowcast.v1.DeleteModelRequest
-	6,  // 41: rowcast.v1.ModelService.CreateVersion:input_type -> rowcast.v1.CreateVersionRequest
-	8,  // 42: rowcast.v1.ModelService.MaterializeVersion:input_type -> rowcast.v1.MaterializeVersionRequest
-	13, // 43: rowcast.v1.ModelService.GetOperation:input_type -> rowcast.v1.GetOperationRequest
-	15, // 44: rowcast.v1.ModelService.WatchOperation:input_type -> rowcast.v1.WatchOperationRequest
-	17, // 45: rowcast.v1.ModelService.CancelOperation:input_type -> rowcast.v1.CancelOperationRequest
-	19, // 46: rowcast.v1.ModelService.RollbackModel:input_type -> rowcast.v1.RollbackModelRequest
-	21, // 47: rowcast.v1.ModelService.RetireVersion:input_type -> rowcast.v1.RetireVersionRequest
-	23, // 48: rowcast.v1.ModelService.ListActivations:input_type -> rowcast.v1.ListActivationsRequest
-	26, // 49: rowcast.v1.ModelService.SetAlias:input_type -> rowcast.v1.SetAliasRequest
-	28, // 50: rowcast.v1.ModelService.DeleteAlias:input_type -> rowcast.v1.DeleteAliasRequest
-	30, // 51: rowcast.v1.ModelService.DiffVersions:input_type -> rowcast.v1.DiffVersionsRequest
-	35, // 52: rowcast.v1.ModelService.ListModels:output_type -> rowcast.v1.ListModelsResponse
-	37, // 53: rowcast.v1.ModelService.GetModel:output_type -> rowcast.v1.GetModelResponse
-	39, // 54: rowcast.v1.ModelService.ListVersions:output_type -> rowcast.v1.ListVersionsResponse
-	41, // 55: rowcast.v1.ModelService.GetVersion:output_type -> rowcast.v1.GetVersionResponse
-	43, // 56: rowcast.v1.ModelService.ActivateVersion:output_type -> rowcast.v1.ActivateVersionResponse
-	2,  // 57: rowcast.v1.ModelService.RegisterModel:output_type -> rowcast.v1.RegisterModelResponse
-	4,  // 58: rowcast.v1.ModelService.DeleteModel:output_type -> rowcast.v1.DeleteModelResponse
-	7,  // 59: rowcast.v1.ModelService.CreateVersion:output_type -> rowcast.v1.CreateVersionResponse
-	9,  // 60: rowcast.v1.ModelService.MaterializeVersion:output_type -> rowcast.v1.MaterializeVersionResponse
-	14, // 61: rowcast.v1.ModelService.GetOperation:output_type -> rowcast.v1.GetOperationResponse
-	16, // 62: rowcast.v1.ModelService.WatchOperation:output_type -> rowcast.v1.WatchOperationResponse
-	18, // 63: rowcast.v1.ModelService.CancelOperation:output_type -> rowcast.v1.CancelOperationResponse
-	20, // 64: rowcast.v1.ModelService.RollbackModel:output_type -> rowcast.v1.RollbackModelResponse
-	22, // 65: rowcast.v1.ModelService.RetireVersion:output_type -> rowcast.v1.RetireVersionResponse
-	25, // 66: rowcast.v1.ModelService.ListActivations:output_type -> rowcast.v1.ListActivationsResponse
-	27, // 67: rowcast.v1.ModelService.SetAlias:output_type -> rowcast.v1.SetAliasResponse
-	29, // 68: rowcast.v1.ModelService.DeleteAlias:output_type -> rowcast.v1.DeleteAliasResponse
-	31, // 69: rowcast.v1.ModelService.DiffVersions:output_type -> rowcast.v1.DiffVersionsResponse
-	52, // [52:70] is the sub-list for method output_type
-	34, // [34:52] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	46, // 0: rowcast.v1.RegisterModelRequest.model:type_name -> rowcast.v1.Model
+	46, // 1: rowcast.v1.RegisterModelResponse.model:type_name -> rowcast.v1.Model
+	6,  // 2: rowcast.v1.CreateVersionRequest.training:type_name -> rowcast.v1.TrainingSpec
+	47, // 3: rowcast.v1.CreateVersionResponse.version:type_name -> rowcast.v1.ModelVersion
+	0,  // 4: rowcast.v1.MaterializeVersionRequest.engine:type_name -> rowcast.v1.MaterializeEngine
+	11, // 5: rowcast.v1.MaterializeVersionResponse.operation:type_name -> rowcast.v1.Operation
+	12, // 6: rowcast.v1.Operation.progress:type_name -> rowcast.v1.MaterializeProgress
+	13, // 7: rowcast.v1.Operation.error:type_name -> rowcast.v1.OperationError
+	47, // 8: rowcast.v1.Operation.version:type_name -> rowcast.v1.ModelVersion
+	48, // 9: rowcast.v1.MaterializeProgress.start_time:type_name -> google.protobuf.Timestamp
+	48, // 10: rowcast.v1.MaterializeProgress.update_time:type_name -> google.protobuf.Timestamp
+	11, // 11: rowcast.v1.GetOperationResponse.operation:type_name -> rowcast.v1.Operation
+	11, // 12: rowcast.v1.WatchOperationResponse.operation:type_name -> rowcast.v1.Operation
+	11, // 13: rowcast.v1.CancelOperationResponse.operation:type_name -> rowcast.v1.Operation
+	46, // 14: rowcast.v1.RollbackModelResponse.model:type_name -> rowcast.v1.Model
+	45, // 15: rowcast.v1.RollbackModelResponse.propagation:type_name -> rowcast.v1.Propagation
+	47, // 16: rowcast.v1.RetireVersionResponse.version:type_name -> rowcast.v1.ModelVersion
+	45, // 17: rowcast.v1.RetireVersionResponse.propagation:type_name -> rowcast.v1.Propagation
+	48, // 18: rowcast.v1.Activation.activate_time:type_name -> google.protobuf.Timestamp
+	1,  // 19: rowcast.v1.Activation.kind:type_name -> rowcast.v1.HistoryKind
+	25, // 20: rowcast.v1.ListActivationsResponse.activations:type_name -> rowcast.v1.Activation
+	46, // 21: rowcast.v1.SetAliasResponse.model:type_name -> rowcast.v1.Model
+	45, // 22: rowcast.v1.SetAliasResponse.propagation:type_name -> rowcast.v1.Propagation
+	46, // 23: rowcast.v1.DeleteAliasResponse.model:type_name -> rowcast.v1.Model
+	45, // 24: rowcast.v1.DeleteAliasResponse.propagation:type_name -> rowcast.v1.Propagation
+	33, // 25: rowcast.v1.DiffVersionsResponse.histogram:type_name -> rowcast.v1.HistogramBucket
+	34, // 26: rowcast.v1.DiffVersionsResponse.features:type_name -> rowcast.v1.FeatureChange
+	46, // 27: rowcast.v1.ListModelsResponse.models:type_name -> rowcast.v1.Model
+	46, // 28: rowcast.v1.GetModelResponse.model:type_name -> rowcast.v1.Model
+	47, // 29: rowcast.v1.ListVersionsResponse.versions:type_name -> rowcast.v1.ModelVersion
+	47, // 30: rowcast.v1.GetVersionResponse.version:type_name -> rowcast.v1.ModelVersion
+	46, // 31: rowcast.v1.ActivateVersionResponse.model:type_name -> rowcast.v1.Model
+	48, // 32: rowcast.v1.ActivateVersionResponse.activate_time:type_name -> google.protobuf.Timestamp
+	45, // 33: rowcast.v1.ActivateVersionResponse.propagation:type_name -> rowcast.v1.Propagation
+	49, // 34: rowcast.v1.Propagation.wait:type_name -> google.protobuf.Duration
+	35, // 35: rowcast.v1.ModelService.ListModels:input_type -> rowcast.v1.ListModelsRequest
+	37, // 36: rowcast.v1.ModelService.GetModel:input_type -> rowcast.v1.GetModelRequest
+	39, // 37: rowcast.v1.ModelService.ListVersions:input_type -> rowcast.v1.ListVersionsRequest
+	41, // 38: rowcast.v1.ModelService.GetVersion:input_type -> rowcast.v1.GetVersionRequest
+	43, // 39: rowcast.v1.ModelService.ActivateVersion:input_type -> rowcast.v1.ActivateVersionRequest
+	2,  // 40: rowcast.v1.ModelService.RegisterModel:input_type -> rowcast.v1.RegisterModelRequest
+	4,  // 41: rowcast.v1.ModelService.DeleteModel:input_type -> rowcast.v1.DeleteModelRequest
+	7,  // 42: rowcast.v1.ModelService.CreateVersion:input_type -> rowcast.v1.CreateVersionRequest
+	9,  // 43: rowcast.v1.ModelService.MaterializeVersion:input_type -> rowcast.v1.MaterializeVersionRequest
+	14, // 44: rowcast.v1.ModelService.GetOperation:input_type -> rowcast.v1.GetOperationRequest
+	16, // 45: rowcast.v1.ModelService.WatchOperation:input_type -> rowcast.v1.WatchOperationRequest
+	18, // 46: rowcast.v1.ModelService.CancelOperation:input_type -> rowcast.v1.CancelOperationRequest
+	20, // 47: rowcast.v1.ModelService.RollbackModel:input_type -> rowcast.v1.RollbackModelRequest
+	22, // 48: rowcast.v1.ModelService.RetireVersion:input_type -> rowcast.v1.RetireVersionRequest
+	24, // 49: rowcast.v1.ModelService.ListActivations:input_type -> rowcast.v1.ListActivationsRequest
+	27, // 50: rowcast.v1.ModelService.SetAlias:input_type -> rowcast.v1.SetAliasRequest
+	29, // 51: rowcast.v1.ModelService.DeleteAlias:input_type -> rowcast.v1.DeleteAliasRequest
+	31, // 52: rowcast.v1.ModelService.DiffVersions:input_type -> rowcast.v1.DiffVersionsRequest
+	36, // 53: rowcast.v1.ModelService.ListModels:output_type -> rowcast.v1.ListModelsResponse
+	38, // 54: rowcast.v1.ModelService.GetModel:output_type -> rowcast.v1.GetModelResponse
+	40, // 55: rowcast.v1.ModelService.ListVersions:output_type -> rowcast.v1.ListVersionsResponse
+	42, // 56: rowcast.v1.ModelService.GetVersion:output_type -> rowcast.v1.GetVersionResponse
+	44, // 57: rowcast.v1.ModelService.ActivateVersion:output_type -> rowcast.v1.ActivateVersionResponse
+	3,  // 58: rowcast.v1.ModelService.RegisterModel:output_type -> rowcast.v1.RegisterModelResponse
+	5,  // 59: rowcast.v1.ModelService.DeleteModel:output_type -> rowcast.v1.DeleteModelResponse
+	8,  // 60: rowcast.v1.ModelService.CreateVersion:output_type -> rowcast.v1.CreateVersionResponse
+	10, // 61: rowcast.v1.ModelService.MaterializeVersion:output_type -> rowcast.v1.MaterializeVersionResponse
+	15, // 62: rowcast.v1.ModelService.GetOperation:output_type -> rowcast.v1.GetOperationResponse
+	17, // 63: rowcast.v1.ModelService.WatchOperation:output_type -> rowcast.v1.WatchOperationResponse
+	19, // 64: rowcast.v1.ModelService.CancelOperation:output_type -> rowcast.v1.CancelOperationResponse
+	21, // 65: rowcast.v1.ModelService.RollbackModel:output_type -> rowcast.v1.RollbackModelResponse
+	23, // 66: rowcast.v1.ModelService.RetireVersion:output_type -> rowcast.v1.RetireVersionResponse
+	26, // 67: rowcast.v1.ModelService.ListActivations:output_type -> rowcast.v1.ListActivationsResponse
+	28, // 68: rowcast.v1.ModelService.SetAlias:output_type -> rowcast.v1.SetAliasResponse
+	30, // 69: rowcast.v1.ModelService.DeleteAlias:output_type -> rowcast.v1.DeleteAliasResponse
+	32, // 70: rowcast.v1.ModelService.DiffVersions:output_type -> rowcast.v1.DiffVersionsResponse
+	53, // [53:71] is the sub-list for method output_type
+	35, // [35:53] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_rowcast_v1_model_service_proto_init() }
@@ -3171,7 +3255,7 @@ func file_rowcast_v1_model_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rowcast_v1_model_service_proto_rawDesc), len(file_rowcast_v1_model_service_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -22,6 +22,34 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _MaterializeEngine:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MaterializeEngineEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MaterializeEngine.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MATERIALIZE_ENGINE_UNSPECIFIED: _MaterializeEngine.ValueType  # 0
+    """The built-in engine."""
+    MATERIALIZE_ENGINE_BUILTIN: _MaterializeEngine.ValueType  # 1
+    """Worker processes of the ModelService writing through the Thrift gateway, resumable from
+    a checkpoint.
+    """
+    MATERIALIZE_ENGINE_SPARK: _MaterializeEngine.ValueType  # 2
+    """A Spark application that writes HFiles and bulk-loads them."""
+
+class MaterializeEngine(_MaterializeEngine, metaclass=_MaterializeEngineEnumTypeWrapper):
+    """What writes a version's table."""
+
+MATERIALIZE_ENGINE_UNSPECIFIED: MaterializeEngine.ValueType  # 0
+"""The built-in engine."""
+MATERIALIZE_ENGINE_BUILTIN: MaterializeEngine.ValueType  # 1
+"""Worker processes of the ModelService writing through the Thrift gateway, resumable from
+a checkpoint.
+"""
+MATERIALIZE_ENGINE_SPARK: MaterializeEngine.ValueType  # 2
+"""A Spark application that writes HFiles and bulk-loads them."""
+Global___MaterializeEngine: _TypeAlias = MaterializeEngine  # noqa: Y015
+
 class _HistoryKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -279,6 +307,8 @@ class MaterializeVersionRequest(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     ROWS_PER_SECOND_LIMIT_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
+    SPARK_MASTER_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Required. The model's name."""
     version: _builtins.int
@@ -288,16 +318,28 @@ class MaterializeVersionRequest(_message.Message):
     ROWCAST_MATERIALIZE_ROWS_PER_SECOND). It may only lower the server's limit: more is
     INVALID_ARGUMENT (unless the server has no limit).
     """
+    engine: Global___MaterializeEngine.ValueType
+    """Optional. What writes the table (unspecified: the built-in engine). The Spark engine
+    writes HFiles and bulk-loads them: it always starts over, and rows_per_second_limit
+    does not apply (a bulk load does not go through the region servers' write path).
+    """
+    spark_master: _builtins.str
+    """Optional. The Spark master for the Spark engine (empty: local[2,2], on the
+    ModelService's machine), e.g. `spark://host:7077` or `yarn`. Only with
+    MATERIALIZE_ENGINE_SPARK.
+    """
     def __init__(
         self,
         *,
         model: _builtins.str = ...,
         version: _builtins.int = ...,
         rows_per_second_limit: _builtins.float = ...,
+        engine: Global___MaterializeEngine.ValueType = ...,
+        spark_master: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "rows_per_second_limit", b"rows_per_second_limit", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine", b"engine", "model", b"model", "rows_per_second_limit", b"rows_per_second_limit", "spark_master", b"spark_master", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
