@@ -6,6 +6,12 @@ within a Predict's deadline. With TIMELINE consistency (`HBaseSettings.consisten
 default when version tables have region replicas) they go through Thrift2, which can ask for
 it (store/thrift2.py says why a stale answer is never a wrong one for a version table);
 otherwise through Thrift1 (happybase), the faster path on a single-replica table.
+
+A TIMELINE read the gateway answers with an IOError falls back to the secondaries by name
+(`timeline_get`). Measured on the cluster (`rowcast chaos serving`): right after kill -9 of
+the region server holding the primaries, the gateway's multi-get path (`getMultiple`, HBase's
+AsyncRequestFutureImpl) fails with "Cannot get replica 0 location" for ~10 s instead of asking
+the secondary, while a point get with `targetReplicaId` is answered by the secondary.
 """
 
 from __future__ import annotations
@@ -47,6 +53,39 @@ _STALE_GET = HBASE_STALE_READS.labels("PredictionStore.get")
 _STALE_GET_MANY = HBASE_STALE_READS.labels("PredictionStore.get_many")
 
 
+def timeline_get(client: Any, table: bytes, tget: Any, replicas: int) -> Any:
+    """One TIMELINE get through a Thrift2 client; when the gateway fails it with an IOError
+    (the primary's region is being moved, its location unknown), the same get aimed at each
+    secondary replica in turn (`targetReplicaId`), so a version table stays readable while
+    its primary is down. The first error is raised when no replica answers."""
+    try:
+        return client.get(table, tget)
+    except hbase2.TIOError as first:
+        for replica_id in range(1, replicas):
+            aimed = hbase2.TGet(
+                row=tget.row,
+                columns=tget.columns,
+                consistency=hbase2.TConsistency.TIMELINE,
+                targetReplicaId=replica_id,
+            )
+            try:
+                return client.get(table, aimed)
+            except hbase2.TIOError:
+                continue
+        raise first
+
+
+def timeline_get_many(client: Any, table: bytes, tgets: list[Any], replicas: int) -> list[Any]:
+    """TIMELINE multi-get; on an IOError (the multi-get path does not fall back to the
+    secondaries while the primary's location is unknown) key by key with `timeline_get`."""
+    try:
+        return list(client.getMultiple(table, tgets))
+    except hbase2.TIOError:
+        if replicas < 2:
+            raise
+        return [timeline_get(client, table, tget, replicas) for tget in tgets]
+
+
 def _decode(row: dict[bytes, bytes]) -> PredictionRow | None:
     if OUTPUT_COL not in row:
         return None
@@ -85,8 +124,10 @@ class PredictionStore:
             tget = hbase2.TGet(row=key, columns=_T2_COLUMNS, consistency=self._consistency)
             name = table.encode()
 
+            replicas = settings.region_replication
+
             def get2(client: Any) -> PredictionRow | None:
-                result = client.get(name, tget)
+                result = timeline_get(client, name, tget, replicas)
                 if result.stale:
                     _STALE_GET.inc()
                 return _decode_result(result)
@@ -112,10 +153,12 @@ class PredictionStore:
                 hbase2.TGet(row=key, columns=_T2_COLUMNS, consistency=consistency) for key in keys
             ]
 
+            replicas = self._client.settings.region_replication
+
             def get_many2(client: Any) -> dict[bytes, PredictionRow]:
                 found: dict[bytes, PredictionRow] = {}
                 stale = 0
-                for result in client.getMultiple(name, tgets):
+                for result in timeline_get_many(client, name, tgets, replicas):
                     stale += bool(result.stale)
                     decoded = _decode_result(result)
                     # An absent row comes back empty, without its key: keyed by result.row.

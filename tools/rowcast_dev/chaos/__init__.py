@@ -12,4 +12,14 @@ drain and checks every decision id a client received against the audit tables.
     check.py      every acknowledged decision on record exactly once, every field as received
     report.py     the result (JSON)
     run.py        one run, end to end
+
+`rowcast chaos serving`: the proof that serving goes on while a multi-node HBase loses region
+servers and gateways (docs/scaling.md), built from the same load driver, services and check:
+
+    serving_stack.py    the cluster (rowcast_dev.hbase.cluster) and the services of a run
+    meta.py             where a table's region replicas are served, from hbase:meta
+    serving_faults.py   kill -9 / SIGSTOP of region servers, kill -9 of gateways, restarts
+    serving_report.py   per-window latency and failures, the goals and their verdicts
+    serving.py          one run, end to end
+    serving_scaling.py  throughput with 3, 2 and 1 region servers
 """

@@ -49,6 +49,15 @@ def hbase_settings(home: Path) -> HBaseSettings:
     return StandaloneHBase(wanted).effective_settings()
 
 
+def load_credentials(sec: SecuritySettings) -> Credentials:
+    """The home's CA, certificates and keys (made when missing) and a chaos load's credentials:
+    the CA and a predictor token of its own."""
+    init_security(sec)
+    token = sec.auth_dir / LOAD_TOKEN
+    write_token(sec, "chaos-load", frozenset({Role.PREDICTOR}), LOAD_TOKEN_TTL_S, token)
+    return Credentials.from_files(sec.ca_file, token_file=token)
+
+
 class Cluster:
     """Starts the run's processes, kills and restarts them on request, and stops what it
     started (HBase only if this run started it)."""
@@ -81,11 +90,7 @@ class Cluster:
     def prepare_security(self) -> Credentials:
         """The home's CA, certificates and keys (made when missing) and the load's credentials:
         the CA and a predictor token."""
-        sec = self.settings.security
-        init_security(sec)
-        token = sec.auth_dir / LOAD_TOKEN
-        write_token(sec, "chaos-load", frozenset({Role.PREDICTOR}), LOAD_TOKEN_TTL_S, token)
-        return Credentials.from_files(sec.ca_file, token_file=token)
+        return load_credentials(self.settings.security)
 
     def _env(self, audit_port: int) -> dict[str, str]:
         hb = self.settings.hbase

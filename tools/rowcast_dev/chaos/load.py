@@ -4,6 +4,11 @@ Every request carries a subject of its own (`<run>-<n>`, never reused, also not 
 the audit's subject index says how many times one request is on record. Only answers a client
 actually got count as acknowledged; a failed call (a server killed mid-call, a deadline) is
 counted by status and the worker moves on with a new request.
+
+With `record_calls` the driver also keeps every call's timing and status (`CallRecord`): the
+serving chaos run judges latency by it. With `open_loop` and a rate, calls follow a fixed
+schedule whatever the answers' speed, and a call's latency counts from its slot in that
+schedule (its intended start), so a stall is not hidden by the calls it kept from being sent.
 """
 
 from __future__ import annotations
@@ -63,6 +68,23 @@ class Received:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One Predict call: when it was meant to start, started and ended (monotonic seconds), and
+    how it ended ("OK", a gRPC status name, or the exception's type name)."""
+
+    intended_s: float
+    start_s: float
+    end_s: float
+    status: str
+    target: str
+
+    @property
+    def latency_s(self) -> float:
+        """From the intended start: includes the wait for a slot a slow answer held up."""
+        return self.end_s - self.intended_s
+
+
 @dataclass
 class LoadStats:
     attempted: int = 0
@@ -84,6 +106,9 @@ class LoadDriver:
         record_file: Path,
         max_rate: float | None = None,
         credentials: Credentials | None = None,
+        timeout_s: float = PREDICT_TIMEOUT_S,
+        record_calls: bool = False,
+        open_loop: bool = False,
     ) -> None:
         self._model = model
         #: TLS and the token the load calls with (None: plain text, no token).
@@ -94,6 +119,9 @@ class LoadDriver:
         self._rng = random.Random(seed)
         self._record_file = record_file
         self._interval = 1.0 / max_rate if max_rate else 0.0
+        self._timeout_s = timeout_s
+        self._record_calls = record_calls
+        self._open_loop = open_loop
         self._next_slot = 0.0
         self._numbers = itertools.count()
         self._stop = asyncio.Event()
@@ -102,6 +130,8 @@ class LoadDriver:
         self._tasks: list[asyncio.Task[None]] = []
         self._out: IO[str] | None = None
         self.received: list[Received] = []
+        #: Every call's timing and status (only with record_calls).
+        self.calls: list[CallRecord] = []
         self.stats = LoadStats()
 
     @property
@@ -133,29 +163,33 @@ class LoadDriver:
         if self.acknowledged < acknowledged:
             await self._reached.wait()
 
-    async def _paced(self) -> None:
-        if not self._interval:
-            return
+    async def _paced(self) -> float:
+        """Wait for the next call's slot; returns its intended start."""
         now = time.monotonic()
-        slot = max(self._next_slot, now)
+        if not self._interval:
+            return now
+        # Closed loop: a slot missed while every worker waited is dropped. Open loop: the
+        # schedule stands, and late calls go at once, their lateness counted in their latency.
+        slot = (self._next_slot or now) if self._open_loop else max(self._next_slot, now)
         self._next_slot = slot + self._interval
         if slot > now:
             await asyncio.sleep(slot - now)
+        return slot
 
     async def _worker(self, index: int) -> None:
         clients = [
             AsyncRowcastClient(
-                Targets(prediction=t, credentials=self._credentials), timeout_s=PREDICT_TIMEOUT_S
+                Targets(prediction=t, credentials=self._credentials), timeout_s=self._timeout_s
             )
             for t in self._targets
         ]
         turn = index
         try:
             while not self._stop.is_set():
-                await self._paced()
+                intended = await self._paced()
                 turn += 1
                 target = turn % len(clients)
-                ok = await self._one(clients[target], self._targets[target])
+                ok = await self._one(clients[target], self._targets[target], intended)
                 if not ok:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), FAILURE_PAUSE_S)
@@ -163,12 +197,13 @@ class LoadDriver:
             for c in clients:
                 await c.close()
 
-    async def _one(self, client: AsyncRowcastClient, target: str) -> bool:
+    async def _one(self, client: AsyncRowcastClient, target: str, intended: float) -> bool:
         subject = f"{self._run_id}-{next(self._numbers)}"
         balance = round(self._rng.uniform(0.0, 2700.0), 2)
         income = round(self._rng.uniform(700.0, 75_000.0), 2)
         student = self._rng.choice(("Yes", "No"))
         self.stats.attempted += 1
+        started = time.monotonic()
         try:
             r = await client.predict(
                 self._model,
@@ -176,13 +211,15 @@ class LoadDriver:
                 subject=subject,
             )
         except RowcastClientError as exc:
-            self.stats.failed[exc.code.name] += 1
+            self._failed(exc.code.name, intended, started, target)
             return False
         except Exception as exc:
             # Not a status from a server (e.g. a channel torn down mid-call): the request
             # was not answered, which is all the load needs to know.
-            self.stats.failed[type(exc).__name__] += 1
+            self._failed(type(exc).__name__, intended, started, target)
             return False
+        if self._record_calls:
+            self.calls.append(CallRecord(intended, started, time.monotonic(), "OK", target))
         got = Received(
             decision_id=r.decision_id,
             subject=subject,
@@ -201,3 +238,8 @@ class LoadDriver:
         if self._out is not None:
             self._out.write(got.to_json() + "\n")
         return True
+
+    def _failed(self, status: str, intended: float, started: float, target: str) -> None:
+        self.stats.failed[status] += 1
+        if self._record_calls:
+            self.calls.append(CallRecord(intended, started, time.monotonic(), status, target))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rowcast.config import Settings
 from rowcast.errors import ModelNotFound
 from rowcast.jobs.publish import PublishSpec, publish
 from rowcast.store.admin import DDL_TIMEOUT_S, TableAdmin
@@ -63,10 +64,14 @@ class ChaosOptions:
 async def ensure_model(cluster: Cluster, model: str) -> int:
     """The model's active version; the demo model is published (trained, flattened,
     activated) when it has none."""
-    await asyncio.to_thread(
-        ensure_schema, TableAdmin(cluster.settings.hbase), timeout_s=DDL_TIMEOUT_S
-    )
-    client = HBaseClient(cluster.settings.hbase)
+    return await ensure_active_version(cluster.settings, model)
+
+
+async def ensure_active_version(settings: Settings, model: str) -> int:
+    """The model's active version in the HBase of `settings`; the demo model is published
+    (trained, flattened, activated) when it has none."""
+    await asyncio.to_thread(ensure_schema, TableAdmin(settings.hbase), timeout_s=DDL_TIMEOUT_S)
+    client = HBaseClient(settings.hbase)
     try:
         try:
             info = await Registry.over(client).models.get_model(model, timeout_s=30.0)
@@ -74,7 +79,7 @@ async def ensure_model(cluster: Cluster, model: str) -> int:
                 return info.current_version
         except ModelNotFound:
             pass
-        result = await publish(cluster.settings, PublishSpec(model=model, activate=True))
+        result = await publish(settings, PublishSpec(model=model, activate=True))
         return result.version.version
     finally:
         client.close()
@@ -82,9 +87,15 @@ async def ensure_model(cluster: Cluster, model: str) -> int:
 
 async def wait_drained(cluster: Cluster, timeout_s: float) -> float | None:
     """Seconds until no spool holds an unacknowledged byte; None if timeout_s passed first."""
+    return await wait_spools_drained(cluster.spool_root, timeout_s)
+
+
+async def wait_spools_drained(spool_root: Path, timeout_s: float) -> float | None:
+    """Seconds until no spool under spool_root holds an unacknowledged byte; None if
+    timeout_s passed first."""
     started = time.monotonic()
     while True:
-        if (await asyncio.to_thread(backlog, cluster.spool_root)).pending_bytes == 0:
+        if (await asyncio.to_thread(backlog, spool_root)).pending_bytes == 0:
             return time.monotonic() - started
         if time.monotonic() - started > timeout_s:
             return None
