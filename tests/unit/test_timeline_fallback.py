@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from rowcast.store.idl import hbase2
-from rowcast.store.predictions import timeline_get, timeline_get_many
+from rowcast.store.predictions import PER_KEY_GETS, timeline_get, timeline_get_many
 
 TABLE = b"rowcast:pred_m_v1"
 
@@ -20,6 +20,7 @@ class Gateway:
     def __init__(self, down: set[int]) -> None:
         self.down = down
         self.gets: list[tuple[bytes, int | None]] = []
+        self.multi_gets = 0
 
     def get(self, table: bytes, tget: Any) -> Any:
         replica = tget.targetReplicaId
@@ -29,6 +30,7 @@ class Gateway:
         return hbase2.TResult(row=tget.row, columnValues=[], stale=replica not in (None, 0))
 
     def getMultiple(self, table: bytes, tgets: list[Any]) -> list[Any]:
+        self.multi_gets += 1
         if 0 in self.down:
             raise hbase2.TIOError(message=b"Cannot get replica 0 location")
         return [self.get(table, t) for t in tgets]
@@ -61,11 +63,25 @@ def test_no_replica_answering_raises_the_first_error(replicas: int) -> None:
     assert [r for _, r in gw.gets] == [None, *range(1, replicas)]
 
 
-def test_a_failed_multi_get_is_read_key_by_key_from_the_secondary() -> None:
-    """getMultiple failing while the primary is down: every key read from replica 1, in order."""
+def test_a_small_batch_of_a_replicated_table_is_read_by_point_gets() -> None:
+    """Up to PER_KEY_GETS keys: point gets (the path that falls back to the secondary), never
+    getMultiple; with the primary down every key comes from replica 1, in order."""
     gw = Gateway(down={0})
     results = timeline_get_many(gw, TABLE, [tget(b"a"), tget(b"b")], 2)
     assert [r.row for r in results] == [b"a", b"b"] and all(r.stale for r in results)
+    assert gw.multi_gets == 0
+
+
+def test_a_large_batch_uses_a_multi_get_and_falls_back_key_by_key() -> None:
+    """More keys than PER_KEY_GETS: one getMultiple; when it fails, key by key from replica 1."""
+    keys = [bytes([i]) for i in range(PER_KEY_GETS + 1)]
+    healthy = Gateway(down=set())
+    assert len(timeline_get_many(healthy, TABLE, [tget(k) for k in keys], 2)) == len(keys)
+    assert healthy.multi_gets == 1
+    gw = Gateway(down={0})
+    results = timeline_get_many(gw, TABLE, [tget(k) for k in keys], 2)
+    assert [r.row for r in results] == keys and all(r.stale for r in results)
+    assert gw.multi_gets == 1
 
 
 def test_a_single_replica_table_does_not_retry_a_failed_multi_get() -> None:
