@@ -224,6 +224,9 @@ async def run_serving(
         drain = await wait_spools_drained(stack.spool_root, options.drain_timeout_s)
         if drain is None:
             incomplete = incomplete or f"spools not drained in {options.drain_timeout_s:.0f} s"
+        restarted = await injector.restore_dead()
+        if restarted:
+            progress(f"restarted what died after its fault: {', '.join(restarted)}")
         progress("checking the audit tables ...")
         decision_times = (window_lo, int(time.time() * 1000) + WINDOW_MARGIN_MS)
         client = HBaseClient(settings.hbase)
