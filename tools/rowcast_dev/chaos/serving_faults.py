@@ -16,7 +16,7 @@ import enum
 import logging
 import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -153,24 +153,12 @@ class ServingFaultInjector:
     async def wait_primaries_live(self, down: set[str], timeout_s: float) -> float | None:
         """Seconds until every primary is on a running region server not in `down`; None when
         timeout_s passed first. Meta reads that fail (meta itself moving) are retried."""
-        started = time.monotonic()
-        while True:
-            running = self._hbase.pids()
-            live = {
-                self._hbase.regionserver_port(c)
-                for c in self.regionservers
-                if c in running and c not in down
-            }
-            try:
-                table = await self.layout()
-                ports = [port_of(r.server) for r in table.primaries]
-                if ports and all(p in live for p in ports):
-                    return time.monotonic() - started
-            except RowcastError as exc:
-                log.debug("meta read failed: %s", exc)
-            if time.monotonic() - started > timeout_s:
-                return None
-            await asyncio.sleep(META_POLL_S)
+
+        def placed(table: TableLocations, live: set[int | None]) -> bool:
+            ports = [port_of(r.server) for r in table.primaries]
+            return bool(ports) and all(p in live for p in ports)
+
+        return await self._wait_for_meta(placed, down, timeout_s)
 
     async def wait_replicas_live(self, timeout_s: float) -> float | None:
         """Seconds until every replica of every region (primaries and secondaries) is on a
@@ -178,22 +166,38 @@ class ServingFaultInjector:
         must find a secondary to read from (measured: a SIGSTOP 10 s after a restart found
         the secondaries not yet placed again, and both copies of a region were away for
         ~25 s). None when timeout_s passed first."""
+
+        def placed(table: TableLocations, live: set[int | None]) -> bool:
+            by_region: dict[bytes, list[int | None]] = {}
+            for replica in table.replicas:
+                by_region.setdefault(replica.region, []).append(port_of(replica.server))
+            return bool(by_region) and all(
+                len(ports) == table.region_replication
+                and all(p in live for p in ports)
+                and len(set(ports)) == len(ports)
+                for ports in by_region.values()
+            )
+
+        return await self._wait_for_meta(placed, set(), timeout_s)
+
+    async def _wait_for_meta(
+        self,
+        placed: Callable[[TableLocations, set[int | None]], bool],
+        down: set[str],
+        timeout_s: float,
+    ) -> float | None:
+        """Seconds until `placed(meta's view of the table, ports of the running region servers
+        not in down)` holds; None when timeout_s passed first. Failed meta reads are retried."""
         started = time.monotonic()
         while True:
             running = self._hbase.pids()
-            live = {self._hbase.regionserver_port(c) for c in self.regionservers if c in running}
+            live: set[int | None] = {
+                self._hbase.regionserver_port(c)
+                for c in self.regionservers
+                if c in running and c not in down
+            }
             try:
-                table = await self.layout()
-                by_region: dict[bytes, list[int | None]] = {}
-                for replica in table.replicas:
-                    by_region.setdefault(replica.region, []).append(port_of(replica.server))
-                wanted = table.region_replication
-                if by_region and all(
-                    len(ports) == wanted
-                    and all(p in live for p in ports)
-                    and len(set(ports)) == len(ports)
-                    for ports in by_region.values()
-                ):
+                if placed(await self.layout(), live):
                     return time.monotonic() - started
             except RowcastError as exc:
                 log.debug("meta read failed: %s", exc)
