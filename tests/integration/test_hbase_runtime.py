@@ -24,6 +24,7 @@ from rowcast_dev.hbase.runtime import (
     StandaloneHBase,
     ports_of,
 )
+from tests.integration.processes import marked_processes
 
 pytestmark = pytest.mark.integration
 
@@ -35,23 +36,6 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _settings(home: Path) -> HBaseSettings:
     return on_free_ports(HBaseSettings(home=home))
-
-
-def _marked_processes(home: Path) -> list[int]:
-    """Pids of every process carrying this home's marker (independent of the runtime's code)."""
-    marker = f"-Drowcast.home={home.resolve()}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            continue
-        if marker in argv and state != "Z":
-            pids.append(int(entry.name))
-    return pids
 
 
 @pytest.fixture
@@ -76,7 +60,7 @@ def test_start_twice_round_trip_and_stop(hbase: StandaloneHBase, home: Path) -> 
     again = StandaloneHBase(hbase.settings)
     assert again.start(timeout_s=60) is False
     assert again.pids() == pids
-    assert sorted(_marked_processes(home)) == sorted(pids.values())
+    assert sorted(marked_processes(home)) == sorted(pids.values())
 
     conn = happybase.Connection("127.0.0.1", hbase.settings.thrift_port, timeout=10_000)
     try:
@@ -89,7 +73,7 @@ def test_start_twice_round_trip_and_stop(hbase: StandaloneHBase, home: Path) -> 
         conn.close()
 
     assert hbase.stop() is True
-    assert _marked_processes(home) == []
+    assert marked_processes(home) == []
     assert not hbase.is_running()
     for port in status.ports.values():
         assert port_is_free(port), f"port {port} still taken after stop"
@@ -104,7 +88,7 @@ def test_busy_port_fails_fast_and_names_it(hbase: StandaloneHBase, home: Path) -
         squatter.listen()
         with pytest.raises(PortInUseError, match=rf"thrift2 port {hbase.settings.thrift2_port}"):
             hbase.start(timeout_s=60)
-    assert _marked_processes(home) == []
+    assert marked_processes(home) == []
 
 
 def test_failed_start_cleans_up_and_explains(home: Path) -> None:
@@ -115,7 +99,7 @@ def test_failed_start_cleans_up_and_explains(home: Path) -> None:
             runtime.start(timeout_s=60)
         assert "master exited with code" in failure.value.message
         assert "heap" in failure.value.log_excerpt.lower()
-        assert _marked_processes(home) == []
+        assert marked_processes(home) == []
         assert not runtime.is_running()
     finally:
         runtime.stop(grace_s=10)

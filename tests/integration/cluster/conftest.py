@@ -15,33 +15,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from rowcast.config import HBaseSettings
 from rowcast_dev.hbase.cluster import ClusterHBase, ClusterOptions
 from rowcast_dev.hbase.ports import on_free_ports
+from tests.integration.processes import marked_processes
 
 #: Figures measured by the tests, printed when the cluster stops (pytest -s shows them).
 FIGURES: dict[str, float] = {}
-
-
-def marked_processes(home: Path) -> list[int]:
-    """Pids of every live process carrying this home's marker."""
-    marker = f"-Drowcast.home={home.resolve()}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            continue
-        if marker in argv and state != "Z":
-            pids.append(int(entry.name))
-    return pids
 
 
 @pytest.fixture(scope="package")
