@@ -23,7 +23,7 @@ SOURCES = {
 #: not import each other). The longest matching prefix decides a module's layer.
 LAYERS: list[list[str]] = [
     ["rowcast.v1"],  # generated contracts
-    ["rowcast.errors", "rowcast.config", "rowcast.deadlines"],
+    ["rowcast.errors", "rowcast.config", "rowcast.deadlines", "rowcast.aio"],
     ["rowcast.telemetry"],  # metrics, traces, logs: built from the settings, below everything
     ["rowcast.telemetry"],  # metrics, traces, logs: built from the settings (rowcast.config)
     ["rowcast.security"],  # identities, roles and their policy, tokens, TLS files

@@ -34,6 +34,7 @@ from typing import Literal
 
 import grpc
 
+from rowcast.aio import within
 from rowcast.convert import decision_to_pb
 from rowcast.core.chain import Chain
 from rowcast.core.records import Decision
@@ -286,7 +287,7 @@ class AuditSink:
         """Deliver what is spooled within drain_timeout_s, then stop; the rest stays spooled
         and is delivered by the next start."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._sender.drained(), drain_timeout_s)
+            await within(self._sender.drained(), drain_timeout_s)
         await self._sender.stop()
         if self._committer is not None:
             await self._committer.stop()

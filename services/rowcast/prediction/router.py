@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from rowcast.aio import wait_event
 from rowcast.core.records import ModelInfo
 from rowcast.core.signature import Signature
 from rowcast.errors import NoActiveVersion, NotFound, RowcastError
@@ -174,8 +175,7 @@ class VersionRouter:
 
     async def _watch(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._refresh_s)
+            await wait_event(self._wake, self._refresh_s)
             self._wake.clear()
             try:
                 generation = await self._registry.generation(timeout_s=self._refresh_s * 4)

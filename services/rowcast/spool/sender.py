@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from rowcast.aio import wait_event, within
 from rowcast.spool.framing import Position
 from rowcast.spool.spool import Spool
 from rowcast.telemetry.domain import DECISIONS_DELIVERED, expose
@@ -119,8 +120,7 @@ class SpoolSender:
         while self._spool.pending_bytes() > 0:
             self._acked.clear()
             # Re-checked at least every 100 ms: an empty read can move the cursor too.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._acked.wait(), 0.1)
+            await wait_event(self._acked, 0.1)
 
     async def _io(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -213,8 +213,7 @@ class SpoolSender:
             if not batch.payloads:
                 window.release()
                 pos = batch.end
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._data.wait(), IDLE_POLL_S)
+                await wait_event(self._data, IDLE_POLL_S)
                 linger = True
                 continue
             linger = len(batch.payloads) < self._batch_size
@@ -244,7 +243,7 @@ class SpoolSender:
             if not in_flight:
                 sent_one.clear()
                 await sent_one.wait()
-            response = await asyncio.wait_for(call.read(), ACK_TIMEOUT_S)
+            response = await within(call.read(), ACK_TIMEOUT_S)
             if response is grpc.aio.EOF:
                 raise ConnectionError("the AuditService closed the stream")
             head = in_flight.popleft()

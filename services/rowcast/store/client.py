@@ -38,6 +38,7 @@ from thriftpy2.protocol.exc import TProtocolException
 from thriftpy2.thrift import TApplicationException, TClient, TDecodeException, TException
 from thriftpy2.transport import TSocket, TTransportException
 
+from rowcast.aio import within
 from rowcast.config import HBaseSettings
 from rowcast.deadlines import within_deadline
 from rowcast.errors import AlreadyExists, RowcastError, StoreRejected, StoreUnavailable
@@ -343,7 +344,7 @@ class HBaseClient:
             ),
         )
         try:
-            return await asyncio.wait_for(future, budget)
+            return await within(future, budget)
         except TimeoutError as exc:
             # The attempt goes on in its thread and records its own duration when it ends.
             gateway = (

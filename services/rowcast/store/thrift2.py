@@ -34,6 +34,7 @@ from thriftpy2.protocol import TBinaryProtocolFactory
 from thriftpy2.thrift import TClient
 from thriftpy2.transport import TBufferedTransportFactory, TSocket
 
+from rowcast.aio import within
 from rowcast.config import HBaseSettings
 from rowcast.deadlines import within_deadline
 from rowcast.errors import StoreUnavailable
@@ -134,7 +135,7 @@ class Thrift2Client:
             ),
         )
         try:
-            return await asyncio.wait_for(future, budget)
+            return await within(future, budget)
         except TimeoutError as exc:
             self._metrics.of(fn, op, "any").failed(None, "timeout")
             raise StoreUnavailable(

@@ -35,6 +35,7 @@ from typing import Any, Final
 
 import lightgbm as lgb
 
+from rowcast.aio import within
 from rowcast.config import HBaseSettings
 from rowcast.core.keys import encode_long
 from rowcast.core.records import VersionInfo, VersionState
@@ -322,7 +323,7 @@ async def _drive(
                 await _kill(proc)
                 raise MaterializeCancelled(0)
             try:
-                line = await asyncio.wait_for(proc.stdout.readline(), timeout=0.5)
+                line = await within(proc.stdout.readline(), 0.5)
             except TimeoutError:
                 continue
             if not line:
@@ -368,7 +369,7 @@ async def _kill(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:
-        await asyncio.wait_for(proc.wait(), KILL_GRACE_S)
+        await within(proc.wait(), KILL_GRACE_S)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
