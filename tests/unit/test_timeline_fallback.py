@@ -1,14 +1,22 @@
 """TIMELINE reads fall back to the secondaries by name when the gateway fails them with an
-IOError (store/predictions.py: measured after kill -9 of the primaries' region server)."""
+IOError, and retries name a secondary from the start (store/predictions.py: measured after
+kill -9 of the primaries' region server, and of the one holding hbase:meta's primary too)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rowcast.store.idl import hbase2
-from rowcast.store.predictions import PER_KEY_GETS, timeline_get, timeline_get_many
+from rowcast.store.predictions import (
+    PER_KEY_GETS,
+    replica_for_attempt,
+    timeline_get,
+    timeline_get_many,
+)
 
 TABLE = b"rowcast:pred_m_v1"
 
@@ -90,3 +98,43 @@ def test_a_single_replica_table_does_not_retry_a_failed_multi_get() -> None:
     with pytest.raises(hbase2.TIOError):
         timeline_get_many(gw, TABLE, [tget(b"a")], 1)
     assert gw.gets == []
+
+
+@given(st.integers(min_value=0, max_value=1000), st.integers(min_value=1, max_value=5))
+def test_attempts_cycle_from_hbases_choice_through_every_secondary(
+    attempt: int, replicas: int
+) -> None:
+    """The first attempt (and each `replicas`-th) lets HBase choose; the others name secondary
+    attempt % replicas; a table without replicas is never aimed."""
+    target = replica_for_attempt(attempt, replicas)
+    if replicas == 1 or attempt % replicas == 0:
+        assert target is None
+    else:
+        assert target == attempt % replicas and 1 <= target < replicas
+
+
+def test_a_retry_asks_the_secondary_first() -> None:
+    """Attempt 1 (the first did not answer in time): replica 1 by name, nothing else."""
+    gw = Gateway(down=set())
+    assert timeline_get(gw, TABLE, tget(b"k"), 2, attempt=1).stale is True
+    assert gw.gets == [(b"k", 1)]
+
+
+def test_a_retry_whose_secondary_fails_goes_round_to_the_primary() -> None:
+    """Attempt 1 with replica 1 down: then the plain TIMELINE get (the primary)."""
+    gw = Gateway(down={1})
+    assert timeline_get(gw, TABLE, tget(b"k"), 3, attempt=1).stale is True
+    assert gw.gets == [(b"k", 1), (b"k", 2)]
+    gw = Gateway(down={1, 2})
+    assert timeline_get(gw, TABLE, tget(b"k"), 3, attempt=1).stale is False
+    assert gw.gets == [(b"k", 1), (b"k", 2), (b"k", None)]
+
+
+def test_a_retried_large_batch_reads_secondaries_key_by_key() -> None:
+    """A retry of a batch over PER_KEY_GETS keys skips getMultiple (HBase's multi-get path
+    is the one that waits on a dead primary) and names replica 1 for each key."""
+    keys = [bytes([i]) for i in range(PER_KEY_GETS + 1)]
+    gw = Gateway(down=set())
+    results = timeline_get_many(gw, TABLE, [tget(k) for k in keys], 2, attempt=1)
+    assert [r.row for r in results] == keys and all(r.stale for r in results)
+    assert gw.multi_gets == 0 and {r for _, r in gw.gets} == {1}

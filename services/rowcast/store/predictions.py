@@ -13,10 +13,18 @@ A TIMELINE read the gateway answers with an IOError falls back to the secondarie
 of the region server holding the primaries, the gateway's multi-get path (`getMultiple`,
 HBase's AsyncRequestFutureImpl) retried the dead primary (FailedServerException, attempt 2/4)
 for ~10 s instead of asking the secondary, and every call in that window failed.
+
+A retry (the attempt before it did not answer in time, or its gateway failed) asks a
+secondary by name (`replica_for_attempt`). Measured on the cluster (docs/hbase.md, "Retries
+name a secondary"): when the killed region server also held hbase:meta's primary, each plain
+TIMELINE get took 4.8-5 s for ~20 s, until meta was reassigned: the gateway's client had
+dropped the dead primary's location and looks it up in hbase:meta before it asks any replica,
+while a get naming the secondary is served from the locations it still has.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
@@ -57,42 +65,66 @@ _STALE_GET = HBASE_STALE_READS.labels("PredictionStore.get")
 _STALE_GET_MANY = HBASE_STALE_READS.labels("PredictionStore.get_many")
 
 
-def timeline_get(client: Any, table: bytes, tget: Any, replicas: int) -> Any:
-    """One TIMELINE get through a Thrift2 client; when the gateway fails it with an IOError
-    (the primary's region is being moved, its location unknown), the same get aimed at each
-    secondary replica in turn (`targetReplicaId`), so a version table stays readable while
-    its primary is down. The first error is raised when no replica answers."""
-    try:
-        return client.get(table, tget)
-    except hbase2.TIOError as first:
-        for replica_id in range(1, replicas):
-            aimed = hbase2.TGet(
-                row=tget.row,
-                columns=tget.columns,
-                consistency=hbase2.TConsistency.TIMELINE,
-                targetReplicaId=replica_id,
-            )
-            try:
-                return client.get(table, aimed)
-            except hbase2.TIOError:
-                continue
-        raise first
+def replica_for_attempt(attempt: int, replicas: int) -> int | None:
+    """The replica attempt `attempt` (0-based) of a TIMELINE read names: None (HBase's own
+    choice: the primary, then the secondaries after `hbase.client.primaryCallTimeout.get`) for
+    the first attempt and every `replicas`-th after it, otherwise secondary `attempt % replicas`.
+
+    A retry means the attempt before it did not answer in time or failed; a get naming a
+    secondary is served from the gateway's cached locations where a plain TIMELINE get may
+    first look its primary up in hbase:meta (seconds when meta's primary died with it). For a
+    version table (immutable once READY) every replica's answer is the right one."""
+    if replicas < 2:
+        return None
+    return (attempt % replicas) or None
 
 
-def timeline_get_many(client: Any, table: bytes, tgets: list[Any], replicas: int) -> list[Any]:
+def _aimed(tget: Any, replica_id: int | None) -> Any:
+    if replica_id is None:
+        return tget
+    return hbase2.TGet(
+        row=tget.row,
+        columns=tget.columns,
+        consistency=hbase2.TConsistency.TIMELINE,
+        targetReplicaId=replica_id,
+    )
+
+
+def timeline_get(client: Any, table: bytes, tget: Any, replicas: int, attempt: int = 0) -> Any:
+    """One TIMELINE get through a Thrift2 client, aimed as `replica_for_attempt` says; when
+    the gateway fails it with an IOError (the primary's region is being moved, its location
+    unknown), the same get aimed at each other replica in turn (`targetReplicaId`; a plain
+    TIMELINE get stands for the primary), so a version table stays readable while its primary
+    is down. The first error is raised when no replica answers."""
+    first_target = replica_for_attempt(attempt, replicas)
+    cycle: list[int | None] = [None, *range(1, replicas)]
+    start = cycle.index(first_target)
+    first: hbase2.TIOError | None = None
+    for target in cycle[start:] + cycle[:start]:
+        try:
+            return client.get(table, _aimed(tget, target))
+        except hbase2.TIOError as exc:
+            first = first or exc
+    assert first is not None
+    raise first
+
+
+def timeline_get_many(
+    client: Any, table: bytes, tgets: list[Any], replicas: int, attempt: int = 0
+) -> list[Any]:
     """TIMELINE multi-get. On a replicated table up to `PER_KEY_GETS` keys are read key by key
     with `timeline_get`: the gateway's multi-get path retries a dead primary for seconds
     (measured: every call failed for ~10 s after kill -9 of the primaries' region server)
-    where a point get goes to the secondary at once. Larger batches use `getMultiple` and, on
-    an IOError, fall back key by key."""
-    if replicas > 1 and len(tgets) <= PER_KEY_GETS:
-        return [timeline_get(client, table, tget, replicas) for tget in tgets]
+    where a point get goes to the secondary at once. Larger batches use `getMultiple` on a
+    first attempt and, on an IOError or in a retry, point gets."""
+    if replicas > 1 and (len(tgets) <= PER_KEY_GETS or replica_for_attempt(attempt, replicas)):
+        return [timeline_get(client, table, tget, replicas, attempt) for tget in tgets]
     try:
         return list(client.getMultiple(table, tgets))
     except hbase2.TIOError:
         if replicas < 2:
             raise
-        return [timeline_get(client, table, tget, replicas) for tget in tgets]
+        return [timeline_get(client, table, tget, replicas, attempt) for tget in tgets]
 
 
 def _decode(row: dict[bytes, bytes]) -> PredictionRow | None:
@@ -134,9 +166,10 @@ class PredictionStore:
             name = table.encode()
 
             replicas = settings.region_replication
+            attempts = itertools.count()
 
             def get2(client: Any) -> PredictionRow | None:
-                result = timeline_get(client, name, tget, replicas)
+                result = timeline_get(client, name, tget, replicas, next(attempts))
                 if result.stale:
                     _STALE_GET.inc()
                 return _decode_result(result)
@@ -163,11 +196,12 @@ class PredictionStore:
             ]
 
             replicas = self._client.settings.region_replication
+            attempts = itertools.count()
 
             def get_many2(client: Any) -> dict[bytes, PredictionRow]:
                 found: dict[bytes, PredictionRow] = {}
                 stale = 0
-                for result in timeline_get_many(client, name, tgets, replicas):
+                for result in timeline_get_many(client, name, tgets, replicas, next(attempts)):
                     stale += bool(result.stale)
                     decoded = _decode_result(result)
                     # An absent row comes back empty, without its key: keyed by result.row.
