@@ -5,7 +5,7 @@ import warnings
 
 from rowcast.v1 import audit_service_pb2 as rowcast_dot_v1_dot_audit__service__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.75.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in rowcast/v1/audit_service_pb2_grpc.py depends on'
+        + f' but the generated code in rowcast/v1/audit_service_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class AuditServiceStub:
+class AuditServiceStub(object):
     """Keeps the record of every decision served and the better answers attached to them.
     """
 
@@ -67,7 +67,7 @@ class AuditServiceStub:
                 _registered_method=True)
 
 
-class AuditServiceServicer:
+class AuditServiceServicer(object):
     """Keeps the record of every decision served and the better answers attached to them.
     """
 
@@ -165,7 +165,7 @@ def add_AuditServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class AuditService:
+class AuditService(object):
     """Keeps the record of every decision served and the better answers attached to them.
     """
 
