@@ -343,8 +343,16 @@ def env(**opts: Any) -> None:
 
     For a cluster: every Thrift1 and Thrift2 gateway, its region replication, its ZooKeeper,
     and the first gateway as host/ports. Use as `eval "$(rowcast hbase env)"; rowcast suite up`.
+
+    Exit code 3, printing nothing to standard output, when no HBase of this home is running.
     """
     runtime = _runtime(**opts)
+    if not runtime.is_running():
+        _fail(
+            f"HBase is not running (home {runtime.paths.home}): start it with "
+            "`rowcast hbase start`",
+            EXIT_NOT_RUNNING,
+        )
     if isinstance(runtime, ClusterHBase):
         settings = runtime.client_settings()
     else:
