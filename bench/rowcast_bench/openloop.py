@@ -31,6 +31,7 @@ import grpc
 import numpy as np
 from google.protobuf import json_format
 
+from rowcast.aio import within
 from rowcast.v1 import prediction_service_pb2 as pred_pb
 from rowcast.v1 import prediction_service_pb2_grpc as pred_grpc
 from rowcast_bench.ghz import GhzError, GhzRun
@@ -97,7 +98,7 @@ async def run(
     ]
     stubs = [pred_grpc.PredictionServiceStub(c) for c in channels]
     for c in channels:
-        await asyncio.wait_for(c.channel_ready(), timeout_s)
+        await within(c.channel_ready(), timeout_s)
     total = max(1, int(rps * duration_s))
     latency = np.full(total, np.nan)
     service = np.full(total, np.nan)

@@ -5,7 +5,8 @@ same loop turn as the inner awaitable completes (cpython gh-86296, fixed in 3.12
 `wait_for` on `asyncio.timeout`): the cancellation is lost. In a loop (a sender polling for
 new records, a watcher waiting for a wake-up) a lost cancellation is a task that never ends,
 and the `stop()` awaiting it hangs. These helpers are built on `asyncio.timeout`, which keeps
-it; rowcast code uses them instead of `asyncio.wait_for`."""
+it; rowcast code uses them instead of `asyncio.wait_for` (ruff rule TID251 in pyproject.toml
+bans it outside the tests)."""
 
 from __future__ import annotations
 

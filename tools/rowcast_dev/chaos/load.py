@@ -14,7 +14,6 @@ schedule (its intended start), so a stall is not hidden by the calls it kept fro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import random
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from rowcast.aio import wait_event
 from rowcast.convert import SOURCE_FROM_PB
 from rowcast_client import AsyncRowcastClient, Credentials, RowcastClientError, Targets
 
@@ -191,8 +191,7 @@ class LoadDriver:
                 target = turn % len(clients)
                 ok = await self._one(clients[target], self._targets[target], intended)
                 if not ok:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stop.wait(), FAILURE_PAUSE_S)
+                    await wait_event(self._stop, FAILURE_PAUSE_S)
         finally:
             for c in clients:
                 await c.close()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rowcast.aio import within
 from rowcast.config import Settings
 from rowcast.errors import ModelNotFound
 from rowcast.jobs.publish import PublishSpec, publish
@@ -154,7 +155,7 @@ async def run_chaos(
         incomplete = ""
         load.start()
         try:
-            await asyncio.wait_for(
+            await within(
                 load.wait_for(min(WARMUP_DECISIONS, options.decisions)), options.time_limit_s
             )
             for kind, target in faults.schedule():
