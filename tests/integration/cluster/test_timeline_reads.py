@@ -59,7 +59,8 @@ async def test_timeline_reads_answer_through_a_killed_primary_region_server(
             return int(located.serverName.port)
 
         meta_port = primary_port(b"hbase:meta", b"")
-        with_meta = [k for k in keys if primary_port(table.encode(), k) == meta_port]
+        region_starts = [b"", *SPLITS]
+        with_meta = [s for s in region_starts if primary_port(table.encode(), s) == meta_port]
         assert with_meta, "no primary of the table shares hbase:meta's region server"
         victim = cluster.regionserver_at(meta_port)
         assert victim is not None
