@@ -146,6 +146,11 @@ class Echo:
     def stream_stream(self, method: str) -> grpc.aio.StreamStreamMultiCallable[bytes, bytes]:
         return self.channel.stream_stream(f"/{SERVICE}/{method}")
 
+    async def settled(self, method: str, kind: str, calls: int) -> None:
+        """Wait until `calls` calls of the method are recorded as handled: the client can see
+        a call's status before the server's interceptor has recorded it (grpcio 1.75)."""
+        await self.until(lambda: sum(self.handled(method, kind).values()) >= calls)
+
     async def until(self, check: Callable[[], bool]) -> None:
         """A cancelled call is recorded once the server sees the cancellation: wait for it."""
         for _ in range(200):
@@ -177,6 +182,7 @@ async def test_ok_unary_calls_are_started_handled_ok_and_timed(echo: Echo) -> No
     for _ in range(3):
         assert await unary_call(echo)(b"ok") == b"ok"
     assert echo.value("grpc_server_started_total", "Unary", "unary") == 3
+    await echo.settled("Unary", "unary", 3)
     assert echo.handled("Unary", "unary") == {"OK": 3}
     assert echo.value("grpc_server_handling_seconds_count", "Unary", "unary") == 3
     assert echo.value("grpc_server_handling_seconds_bucket", "Unary", "unary", le="+Inf") == 3
@@ -202,6 +208,7 @@ async def test_a_failed_unary_call_is_handled_under_the_code_the_client_gets(
         await unary_call(echo)(request_bytes)
     assert caught.value.code() == code
     assert echo.value("grpc_server_started_total", "Unary", "unary") == 1
+    await echo.settled("Unary", "unary", 1)
     assert echo.handled("Unary", "unary") == {code.name: 1}
     assert echo.value("grpc_server_handling_seconds_count", "Unary", "unary") == 1
 
@@ -231,6 +238,7 @@ async def test_a_server_stream_counts_the_messages_it_sends(echo: Echo, method: 
     assert [m async for m in call] == [b"x"] * 4
     assert echo.value("grpc_server_msg_sent_total", method, "server_stream") == 4
     assert echo.value("grpc_server_started_total", method, "server_stream") == 1
+    await echo.settled(method, "server_stream", 1)
     assert echo.handled(method, "server_stream") == {"OK": 1}
     assert echo.value("grpc_server_handling_seconds_count", method, "server_stream") == 1
 
@@ -242,6 +250,7 @@ async def test_a_server_stream_aborted_midway_is_handled_under_its_code(echo: Ec
         _ = [m async for m in call]
     assert caught.value.code() == Code.NOT_FOUND
     assert echo.value("grpc_server_msg_sent_total", "ServerStream", "server_stream") == 1
+    await echo.settled("ServerStream", "server_stream", 1)
     assert echo.handled("ServerStream", "server_stream") == {"NOT_FOUND": 1}
 
 
@@ -251,6 +260,7 @@ async def test_a_client_stream_counts_the_messages_it_receives(echo: Echo) -> No
     assert answer == b"5"
     assert echo.value("grpc_server_msg_received_total", "ClientStream", "client_stream") == 5
     assert echo.value("grpc_server_msg_sent_total", "ClientStream", "client_stream") == 0
+    await echo.settled("ClientStream", "client_stream", 1)
     assert echo.handled("ClientStream", "client_stream") == {"OK": 1}
 
 
@@ -260,6 +270,7 @@ async def test_a_client_stream_that_raises_is_handled_unknown(echo: Echo) -> Non
         await echo.stream_unary("ClientStream")(iter([b"ok", b"boom"]))
     assert caught.value.code() == Code.UNKNOWN
     assert echo.value("grpc_server_msg_received_total", "ClientStream", "client_stream") == 2
+    await echo.settled("ClientStream", "client_stream", 1)
     assert echo.handled("ClientStream", "client_stream") == {"UNKNOWN": 1}
 
 
@@ -269,6 +280,7 @@ async def test_a_bidi_stream_counts_both_directions(echo: Echo) -> None:
     assert [m async for m in call] == [b"a", b"b", b"c"]
     assert echo.value("grpc_server_msg_received_total", "BidiStream", "bidi_stream") == 3
     assert echo.value("grpc_server_msg_sent_total", "BidiStream", "bidi_stream") == 3
+    await echo.settled("BidiStream", "bidi_stream", 1)
     assert echo.handled("BidiStream", "bidi_stream") == {"OK": 1}
 
 
@@ -313,6 +325,7 @@ async def test_in_flight_calls_beyond_the_limit_are_refused_and_counted() -> Non
         assert await first == b"slow"
         rejected = {"service": SERVICE, "reason": "max_in_flight"}
         assert echo.registry.get_sample_value("rowcast_rejected_calls_total", rejected) == 1
+        await echo.settled("Unary", "unary", 2)
         assert echo.handled("Unary", "unary") == {"OK": 1, "RESOURCE_EXHAUSTED": 1}
         assert echo.registry.get_sample_value("rowcast_in_flight_calls", in_flight) == 0
     finally:
@@ -332,6 +345,7 @@ async def test_grpcs_own_limit_refuses_calls_no_interceptor_can_count() -> None:
         codes = sorted(r.code().name for r in results if isinstance(r, grpc.aio.AioRpcError))
         assert codes == ["RESOURCE_EXHAUSTED"]
         assert echo.value("grpc_server_started_total", "Unary", "unary") == 1
+        await echo.settled("Unary", "unary", 1)
         assert echo.handled("Unary", "unary") == {"OK": 1}
     finally:
         await echo.channel.close()
