@@ -3,7 +3,9 @@
 Benchmarks here share a 2-core machine with whatever else runs. A CpuMeter reads total busy
 time from /proc/stat and the CPU time of the processes under test (server, HBase, ghz, this
 process) before and after a run; the difference is `other_cores`: cores' worth of CPU that
-processes outside the benchmark used. Linux only.
+processes outside the benchmark used. It also sums the CPU of the downstream processes
+(HBase, the AuditService): what a measured call costs the machine beyond the server itself,
+and the first sign when a JVM's JIT, a flush or a compaction ate into a run. Linux only.
 """
 
 from __future__ import annotations
@@ -62,19 +64,29 @@ class CpuUse:
     other_cores: float
     #: CPU seconds the measured server process itself used (None: no server given).
     server_cpu_s: float | None = None
+    #: CPU seconds the downstream processes used (None: none given).
+    downstream_cpu_s: float | None = None
 
 
 class CpuMeter:
-    """Measures CPU use over one window; `pids` are the live processes under test."""
+    """Measures CPU use over one window; `pids` are the live processes under test, and
+    `downstream` (a subset of them) the ones whose CPU is reported on its own."""
 
-    def __init__(self, pids: Callable[[], Iterable[int]], server_pid: int | None = None) -> None:
+    def __init__(
+        self,
+        pids: Callable[[], Iterable[int]],
+        server_pid: int | None = None,
+        downstream: Callable[[], Iterable[int]] | None = None,
+    ) -> None:
         self._pids = pids
         self._server_pid = server_pid
-        self._start: tuple[float, float, float, dict[int, float]] | None = None
+        self._downstream = downstream
+        self._start: tuple[float, float, float, dict[int, float], frozenset[int]] | None = None
 
     def start(self) -> None:
-        pids = {pid: _process_s(pid) for pid in {*self._pids(), *self._server()}}
-        self._start = (time.monotonic(), _busy_s(), _own_s(), pids)
+        down = frozenset(self._downstream()) if self._downstream is not None else frozenset()
+        pids = {pid: _process_s(pid) for pid in {*self._pids(), *self._server(), *down}}
+        self._start = (time.monotonic(), _busy_s(), _own_s(), pids, down)
 
     def _server(self) -> list[int]:
         return [] if self._server_pid is None else [self._server_pid]
@@ -82,7 +94,7 @@ class CpuMeter:
     def stop(self) -> CpuUse:
         if self._start is None:
             raise RuntimeError("CpuMeter.stop() before start()")
-        t0, busy0, own0, pids0 = self._start
+        t0, busy0, own0, pids0, down = self._start
         wall = max(time.monotonic() - t0, 1e-9)
         busy = _busy_s() - busy0
         used = {pid: _process_s(pid) - s for pid, s in pids0.items()}
@@ -91,4 +103,5 @@ class CpuMeter:
             busy_cores=busy / wall,
             other_cores=max(0.0, busy - ours) / wall,
             server_cpu_s=None if self._server_pid is None else used[self._server_pid],
+            downstream_cpu_s=None if self._downstream is None else sum(used[p] for p in down),
         )

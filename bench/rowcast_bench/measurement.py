@@ -47,6 +47,9 @@ class Measurement:
     #: CPU time the measured server process spent per call (user + system, all threads):
     #: what a call costs the server, whatever else competed for the cores meanwhile.
     server_cpu_us_per_call: float | None = None
+    #: CPU time HBase and the AuditService spent per call meanwhile (the audit's delivery and
+    #: storage, a miss's read, and whatever those JVMs did besides: JIT, flushes, GC).
+    downstream_cpu_us_per_call: float | None = None
 
     @property
     def keys_per_s(self) -> float:

@@ -16,6 +16,9 @@ class BenchOptions:
     duration_s: float = 10.0
     #: Seconds of discarded load before each server's first measurement (connections, caches).
     warmup_s: float = 2.0
+    #: Seconds of discarded audited load before the first rowcast measurement (HBase's and
+    #: the AuditService's JVM warm up: JIT, the audit table's first flushes).
+    downstream_warmup_s: float = 20.0
     #: ghz workers of the throughput measurements (latency ratios always run at 1).
     concurrency: int = 16
     #: Messages per StreamPredict call.
@@ -53,6 +56,7 @@ class BenchOptions:
             self,
             duration_s=min(self.duration_s, 1.0),
             warmup_s=min(self.warmup_s, 0.5),
+            downstream_warmup_s=min(self.downstream_warmup_s, 0.5),
             cold_inputs=min(self.cold_inputs, 500),
             stream_messages=min(self.stream_messages, 20),
             attempts=1,

@@ -134,14 +134,16 @@ def markdown(result: RunResult, verdicts: list[Verdict], name: str, images: str 
         "## Measurements",
         "",
         "| name | what | server | c | calls/s | preds/s | p50 ms | p90 ms | p99 ms | errors "
-        "| server CPU us/call | others' cores |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server CPU us/call | downstream CPU us/call | others' cores |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in result.measurements.values():
         rate = f" @ {m.target_rps:,.0f}/s" if m.target_rps else ""
         other = "-" if m.other_cores is None else f"{m.other_cores:.2f}"
         cost = m.server_cpu_us_per_call
         cpu = "-" if cost is None else f"{cost:.0f}"
+        down = m.downstream_cpu_us_per_call
+        cpu += " | " + ("-" if down is None else f"{down:.0f}")
         lines.append(
             f"| `{m.name}` | {m.description}{rate} | {m.server} | {m.concurrency} | "
             f"{m.rps:,.0f} | {m.keys_per_s:,.0f} | {m.p50_ms:.3f} | {m.p90_ms:.3f} | "

@@ -55,6 +55,10 @@ class _Pair:
     turns: int
 
 
+def _per_call_us(cpu_s: float | None, calls: int) -> float | None:
+    return cpu_s / calls * 1e6 if cpu_s is not None and calls else None
+
+
 class Session:
     """The measurements of one run against one HBase and one published model."""
 
@@ -79,6 +83,8 @@ class Session:
         #: Pids of long-lived processes under test: HBase, and the audit server once started.
         self.under_test = under_test
         self._extra_pids: list[int] = []
+        #: Pids of the AuditServices (downstream of every prediction server, like HBase).
+        self._audit_pids: list[int] = []
         #: The CA of the run's TLS servers (made by the runner: rowcast_bench.secure.prepare).
         self._ca = settings.security.ca_file
         #: The AuditService ports by whether they serve TLS + auth (set in run_all).
@@ -125,6 +131,8 @@ class Session:
         self._audit_ports = {True: secure_port, False: plain_port}
         with running(audits, None, self._scratch) as procs:
             self._extra_pids = [proc.pid for proc in procs]
+            self._audit_pids = list(self._extra_pids)
+            self._warm_downstream()
             self._rowcast_cached()
             self._rowcast_processes()
             self._metrics_cost()
@@ -216,6 +224,27 @@ class Session:
         )
         ca = self._ca if tls else None
         return ServerSpec(name, rowcast_serve("prediction", port), port, env, ca_file=ca)
+
+    def _warm_downstream(self) -> None:
+        """Discarded audit-on load before the first rowcast measurement, so that it does not
+        pay for the downstream JVM's first minutes (JIT, the audit table's first flushes):
+        measured once, the first audit-heavy run cost HBase and the AuditService ~1.1 cores
+        and halved predict_hit's rps against the same configuration measured later."""
+        if self._o.downstream_warmup_s <= 0:
+            return
+        spec = self._rowcast("rowcast-downstream-warmup", cache_size=None, audit=True)
+        self._say(f"downstream warm-up: {self._o.downstream_warmup_s:g}s of audited Predict "
+                  "(discarded)")  # fmt: skip
+        warm = replace(
+            self._unary("downstream-warmup", "discarded", spec.name),
+            duration_s=self._o.downstream_warmup_s,
+            connections=PROCESS_CONNECTIONS,
+        )
+        try:
+            with running([spec], self._o.server_cpu, self._scratch):
+                self._ghz.run(warm, spec.target, spec.ca_file)
+        except Exception as exc:  # a warm-up is best effort: the measurements still run
+            self._say(f"  downstream warm-up failed: {type(exc).__name__}: {exc}")
 
     def _rowcast_cached(self) -> None:
         spec = self._rowcast("rowcast", cache_size=None, audit=True)
@@ -451,7 +480,11 @@ class Session:
         return lambda: [*server, *self._extra_pids, *self.under_test()]
 
     def _meter(self, server_pid: int | None) -> CpuMeter:
-        return CpuMeter(lambda: [*self._extra_pids, *self.under_test()], server_pid)
+        return CpuMeter(
+            lambda: [*self._extra_pids, *self.under_test()],
+            server_pid,
+            downstream=lambda: [*self._audit_pids, *self.under_test()],
+        )
 
     def _measure(self, spec: ServerSpec, run: GhzRun, server_pid: int) -> None:
         if run.name in ("predict_hit_70pct", "predict_hit_70pct_open"):
@@ -485,14 +518,12 @@ class Session:
             m = self._ghz.run(run, spec.target, spec.ca_file)
         use = meter.stop()
         calls = m.count + m.errors
-        per_call = (
-            use.server_cpu_s / calls * 1e6 if use.server_cpu_s is not None and calls else None
-        )
         m = replace(
             m,
             busy_cores=use.busy_cores,
             other_cores=use.other_cores,
-            server_cpu_us_per_call=per_call,
+            server_cpu_us_per_call=_per_call_us(use.server_cpu_s, calls),
+            downstream_cpu_us_per_call=_per_call_us(use.downstream_cpu_s, calls),
         )
         self._say_result(m)
         return m
@@ -505,5 +536,7 @@ class Session:
         other = f", others used {m.other_cores:.2f} cores" if m.other_cores is not None else ""
         cost = m.server_cpu_us_per_call
         cpu = f", server CPU {cost:.0f} us/call" if cost is not None else ""
+        down = m.downstream_cpu_us_per_call
+        cpu += f", downstream {down:.0f} us/call" if down is not None else ""
         self._say(f"    {m.rps:,.0f} calls/s  p50 {m.p50_ms:.3f}  p90 {m.p90_ms:.3f}  "
                   f"p99 {m.p99_ms:.3f} ms{errors}{cpu}{other}")  # fmt: skip

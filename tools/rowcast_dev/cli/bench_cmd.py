@@ -38,6 +38,14 @@ _DEFAULTS = BenchOptions()
     help="Seconds of discarded load before each server's first measurement.",
 )
 @click.option(
+    "--downstream-warmup",
+    type=click.FloatRange(min=0),
+    default=_DEFAULTS.downstream_warmup_s,
+    show_default=True,
+    help="Seconds of discarded audited load before the first rowcast measurement "
+    "(warms HBase and the AuditService; 0: none).",
+)
+@click.option(
     "--quick",
     is_flag=True,
     help="Short runs (1 s each) for a smoke test; the numbers are not worth quoting.",
@@ -126,6 +134,7 @@ def bench(
     duration: float,
     concurrency: int,
     warmup: float,
+    downstream_warmup: float,
     quick: bool,
     model: str,
     republish: bool,
@@ -158,6 +167,7 @@ def bench(
     options = BenchOptions(
         duration_s=duration,
         warmup_s=warmup,
+        downstream_warmup_s=downstream_warmup,
         concurrency=concurrency,
         stream_messages=stream_messages,
         model=model,
