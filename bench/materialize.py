@@ -882,7 +882,13 @@ async def spark_run(
     started = time.monotonic()
     with SparkRss() as rss:
         result = await bench.materialize(
-            version, signature, spark=SparkOptions(master=args.spark_master, driver_memory="2g")
+            version,
+            signature,
+            spark=SparkOptions(
+                master=args.spark_master,
+                driver_memory=args.spark_driver_memory,
+                nice=args.spark_nice,
+            ),
         )
     return {
         "grid_rows": signature.grid_size,
@@ -909,6 +915,8 @@ async def spark_runs(
     print(f"Spark: the small grid ({small.grid_size:,} rows) ...", flush=True)
     figures = {
         "master": args.spark_master,
+        "driver_memory": args.spark_driver_memory,
+        "nice": args.spark_nice,
         "small": await spark_run(bench, SMALL_MODEL, small, args),
     }
     print(f"Spark: the large grid ({large.grid_size:,} rows), Predict load ...", flush=True)
@@ -987,6 +995,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--spark-master",
         default="local[2,2]",
         help="Spark master of --engine spark (default %(default)s)",
+    )
+    parser.add_argument(
+        "--spark-driver-memory",
+        default=SparkOptions.driver_memory,
+        help="heap of the Spark driver JVM (local mode: the executors' too; default "
+        "%(default)s, SparkOptions' default)",
+    )
+    parser.add_argument(
+        "--spark-nice",
+        type=int,
+        default=SparkOptions.nice,
+        help="niceness of the Spark driver and its workers (default %(default)s, SparkOptions' "
+        "default; 0 competes with serving as an equal)",
     )
     parser.add_argument(
         "--heap",

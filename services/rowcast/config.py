@@ -415,6 +415,9 @@ class Settings:
     export_rows_per_second: float | None = 5_000.0
     #: The verification gate's limit on the table's fidelity loss (docs/materialize.md).
     max_fidelity_drop: FidelityDrop = field(default_factory=FidelityDrop)
+    #: Where the Spark engine writes HFiles before the bulk load: an absolute local path or a
+    #: URI (hdfs://namenode:8020/rowcast/staging on a cluster); None: the temporary directory.
+    spark_staging: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -494,7 +497,24 @@ class Settings:
                 env.get("ROWCAST_EXPORT_ROWS_PER_SECOND", "5000"), "ROWCAST_EXPORT_ROWS_PER_SECOND"
             ),
             max_fidelity_drop=FidelityDrop.parse(env.get("ROWCAST_MAX_FIDELITY_DROP", "")),
+            spark_staging=_staging(env.get("ROWCAST_SPARK_STAGING", "")),
         )
+
+
+def _staging(value: str) -> str | None:
+    """ROWCAST_SPARK_STAGING: empty (the temporary directory), an absolute path, or a URI
+    with a path (scheme://authority/path)."""
+    value = value.strip()
+    if not value:
+        return None
+    scheme, sep, rest = value.partition("://")
+    ok = value.startswith("/") or (sep and scheme.isalpha() and "/" in rest)
+    if not ok:
+        raise ValueError(
+            "ROWCAST_SPARK_STAGING must be an absolute path or a URI such as "
+            f"hdfs://namenode:8020/rowcast/staging, got {value!r}"
+        )
+    return value
 
 
 def _rate(value: str, name: str) -> float | None:

@@ -269,7 +269,7 @@ class ModelServicer(model_grpc.ModelServiceServicer):
             version,
             request.rows_per_second_limit or None,
             timeout_s=self._remaining(context),
-            spark=spark_options(request),
+            spark=spark_options(request, self._settings.spark_staging),
         )
         return model_pb.MaterializeVersionResponse(operation=operation_to_pb(record, None))
 
@@ -480,12 +480,15 @@ class ModelServicer(model_grpc.ModelServiceServicer):
         )
 
 
-def spark_options(request: model_pb.MaterializeVersionRequest) -> SparkOptions | None:
-    """The Spark engine's options of a MaterializeVersion request (None: the built-in one)."""
+def spark_options(
+    request: model_pb.MaterializeVersionRequest, staging: str | None = None
+) -> SparkOptions | None:
+    """The Spark engine's options of a MaterializeVersion request (None: the built-in one);
+    `staging` is the server's ROWCAST_SPARK_STAGING."""
     if request.engine != model_pb.MATERIALIZE_ENGINE_SPARK:
         if request.spark_master:
             raise InvalidArgument.field(
                 "spark_master", "applies only to engine MATERIALIZE_ENGINE_SPARK"
             )
         return None
-    return SparkOptions(master=request.spark_master or DEFAULT_MASTER)
+    return SparkOptions(master=request.spark_master or DEFAULT_MASTER, staging=staging)

@@ -10,8 +10,9 @@ with BulkLoadHFiles. Nothing of the grid is collected on the driver: what comes 
 retried or recomputed task overwrites its own entry instead of adding to it.
 
 It reports on stdout, one JSON object a line: `progress` (rows scored, HFile tasks done),
-`written` (rows, digest, regions), `loaded` (files), or `error` (message); exit status 0
-only after the load. The parent (`engine`) stops it by killing its process group.
+`written` (rows, digest, regions), `loaded` (files), `cleaned` (the run's staging directory
+removed, after a load or a failure) or `error` (message); exit status 0 only after the load.
+The parent (`engine`) stops it by killing its process group.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ from rowcast.core.signature import Signature
 
 #: A fault the tests inject into the executors: `fail:<partition>` raises in every attempt of
 #: that scoring task, `flaky:<partition>` in its first attempt only, `kill:<partition>` kills
-#: the Python worker (os._exit) in its first attempt.
+#: the Python worker (os._exit) in its first attempt, `stall:<partition>` holds its first
+#: attempt for STALL_S (a run that is still going when the test acts).
 FAULT_ENV: Final = "ROWCAST_SPARK_FAULT"
 REPORT_EVERY_S: Final = 0.5
+STALL_S: Final = 300.0
 _JOB_GROUP: Final = "rowcast-materialize"
 
 
@@ -51,6 +54,9 @@ class JobSpec:
     salt_buckets: int
     model_file: str
     signature_file: str
+    #: The run's staging directory (a URI), removed when the run ends; HFiles go under
+    #: `hfile_dir` inside it.
+    staging_dir: str
     hfile_dir: str
     partitions: int
     jars: list[str]
@@ -61,6 +67,8 @@ class JobSpec:
     version_qualifier: str
     #: The version cell's bytes (hex), as core.keys.encode_long writes them.
     version_value: str
+    #: Niceness added to the driver process (its JVM and Python workers inherit it).
+    nice: int = 0
 
     def dump(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))
@@ -87,6 +95,8 @@ def _inject_fault(partition: int, attempt: int) -> None:
         raise RuntimeError(f"injected fault in scoring partition {partition}")
     if kind == "kill" and attempt == 0:
         os._exit(137)
+    if kind == "stall" and attempt == 0:
+        time.sleep(STALL_S)
 
 
 def score_partitions(signature: Signature, buckets: int, model_name: str, parts: Any) -> Any:
@@ -178,6 +188,9 @@ def run(spec: JobSpec) -> None:
         .config("spark.ui.enabled", "false")
         .config("spark.pyspark.python", sys.executable)
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "10000")
+        # The shuffle of (key, output) byte arrays: the Java API's pair RDD has no class tag,
+        # so Spark would fall back to Java serialization.
+        .config("spark.serializer", "org.apache.spark.serializer.KryoSerializer")
     )
     for key, value in spec.spark_conf.items():
         builder = builder.config(key, value)
@@ -197,8 +210,7 @@ def run(spec: JobSpec) -> None:
         stop = threading.Event()
         reporter = threading.Thread(target=_reporter, args=(sc, parts, stop), daemon=True)
         reporter.start()
-        jvm: Any = sc._jvm
-        helper = jvm.dev.rowcast.spark.HFiles
+        helper = helper_of(sc)
         try:
             regions = helper.write(
                 cells._jdf,
@@ -228,7 +240,26 @@ def run(spec: JobSpec) -> None:
         files = helper.bulkLoad(spec.hbase_conf, spec.table, spec.hfile_dir)
         emit("loaded", files=int(files), seconds=time.monotonic() - started)
     finally:
-        spark.stop()
+        try:
+            _remove_staging(helper_of(sc), spec)
+        finally:
+            spark.stop()
+
+
+def helper_of(sc: Any) -> Any:
+    jvm: Any = sc._jvm
+    return jvm.dev.rowcast.spark.HFiles
+
+
+def _remove_staging(helper: Any, spec: JobSpec) -> None:
+    """Remove the run's staging directory (a loaded run's emptied family directory, a failed
+    one's HFiles); `cleaned` tells the parent it need not."""
+    try:
+        helper.remove(spec.hbase_conf, spec.staging_dir)
+    except Exception as exc:  # the parent removes it then (engine: RunDirs.remove_run)
+        emit("clean_failed", message=describe(exc)[:500])
+        return
+    emit("cleaned", dir=spec.staging_dir)
 
 
 def describe(exc: BaseException) -> str:
@@ -252,7 +283,10 @@ def describe(exc: BaseException) -> str:
 
 def main(argv: list[str]) -> int:
     try:
-        run(JobSpec.load(Path(argv[0])))
+        spec = JobSpec.load(Path(argv[0]))
+        if spec.nice:
+            os.nice(spec.nice)
+        run(spec)
     except Exception as exc:  # reported to the parent, which fails the version
         emit("error", message=describe(exc)[:2000])
         return 1

@@ -6,7 +6,8 @@ ModelService holds no JVM and a cancel is a kill of the whole group (Python driv
 Python workers). Whatever stops a run before it is verified (cancel, the driver failing, a
 task failing past Spark's retries, the bulk load failing half-way) drops the version's table,
 so no half-loaded table is left that a later check could mistake for a written one, and the
-staging directory with the HFiles is removed in every case.
+staging directory with the HFiles is removed in every case (`staging`: by the driver, or by
+this process when the driver could not).
 
 | what happened | version state |
 |---|---|
@@ -23,10 +24,8 @@ import contextlib
 import json
 import os
 import pickle
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ from rowcast.jobs.materialize import (
 from rowcast.jobs.replicas import replicas_problem
 from rowcast.jobs.spark.driver import JobSpec
 from rowcast.jobs.spark.options import SparkOptions
+from rowcast.jobs.spark.staging import RunDirs, staging_root
 from rowcast.jobs.verify import HeldOut, verify
 from rowcast.store.admin import DDL_TIMEOUT_S, TableAdmin
 from rowcast.store.predictions import OUTPUT_COL, VERSION_COL, PredictionStore
@@ -79,6 +79,8 @@ class _Run:
     digest: int | None = None
     loading: bool = False
     loaded: bool = False
+    #: The driver removed the run's staging directory.
+    cleaned: bool = False
     error: str | None = None
     reported: int = 0
 
@@ -148,6 +150,10 @@ async def materialize_spark(
     Spark application (MaterializeCancelled).
     """
     jars = helper_jars()
+    try:
+        staging_root(spark.staging)
+    except ValueError as exc:  # the server's ROWCAST_SPARK_STAGING (or SparkOptions.staging)
+        raise FailedPrecondition(str(exc)) from exc
     model, number = version.model, version.version
     booster = await asyncio.to_thread(lgb.Booster, model_file=str(model_file))
     await registry.versions.update_version(
@@ -164,15 +170,15 @@ async def materialize_spark(
     )
     await registry.versions.update_progress(model, number, 0, 0, timeout_s=timeout_s)
     total = signature.grid_size
-    staging = Path(tempfile.mkdtemp(prefix=f"rowcast-spark-{model}-v{number}-", dir=spark.staging))
+    dirs = await asyncio.to_thread(RunDirs.create, spark.staging, table)
     started = time.monotonic()
+    run = _Run()
     try:
         try:
-            run = await _drive(
-                _spec(
-                    staging, table, number, salt_buckets, signature, model_file, jars, hbase, spark
-                ),
-                staging,
+            await _drive(
+                run,
+                _spec(dirs, table, number, salt_buckets, signature, model_file, jars, hbase, spark),
+                dirs.job,
                 spark,
                 total,
                 progress,
@@ -191,7 +197,9 @@ async def materialize_spark(
                 await _fail(registry, version, f"{type(exc).__name__}: {exc}"[:1000], timeout_s)
             raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        # The HFiles of a failed run, or the emptied directories of a loaded one.
+        await asyncio.to_thread(dirs.remove_run, jars, driver_cleaned=run.cleaned)
+        dirs.close()
     write_s = time.monotonic() - started
     assert run.rows is not None and run.digest is not None
     await registry.versions.update_progress(model, number, total, run.digest, timeout_s=timeout_s)
@@ -256,7 +264,7 @@ async def materialize_spark(
 
 
 def _spec(
-    staging: Path,
+    dirs: RunDirs,
     table: str,
     number: int,
     salt_buckets: int,
@@ -266,7 +274,7 @@ def _spec(
     hbase: HBaseSettings,
     spark: SparkOptions,
 ) -> Path:
-    signature_file = staging / "signature.pickle"
+    signature_file = dirs.job / "signature.pickle"
     signature_file.write_bytes(pickle.dumps(signature))
     family, _, output_q = OUTPUT_COL.decode().partition(":")
     _, _, version_q = VERSION_COL.decode().partition(":")
@@ -279,7 +287,8 @@ def _spec(
         salt_buckets=salt_buckets,
         model_file=str(model_file),
         signature_file=str(signature_file),
-        hfile_dir=f"file://{staging / 'hfiles'}",
+        staging_dir=dirs.run,
+        hfile_dir=dirs.hfiles,
         partitions=partitions(signature.grid_size, spark.partition_rows),
         jars=jars,
         hbase_conf=hbase_properties(hbase, spark.hbase_conf),
@@ -288,23 +297,26 @@ def _spec(
         output_qualifier=output_q,
         version_qualifier=version_q,
         version_value=encode_long(number).hex(),
+        nice=spark.nice,
     )
-    path = staging / "job.json"
+    path = dirs.job / "job.json"
     spec.dump(path)
     return path
 
 
 async def _drive(
+    run: _Run,
     spec: Path,
-    staging: Path,
+    job_dir: Path,
     spark: SparkOptions,
     total: int,
     progress: Progress | None,
     cancel: threading.Event | None,
-) -> _Run:
-    """Run the driver to its end, relaying progress; kill it on cancel or task cancellation."""
+) -> None:
+    """Run the driver to its end, relaying progress into `run`; kill it on cancel or task
+    cancellation."""
     python = str(spark.python or sys.executable)
-    stderr = (staging / "driver.log").open("wb")
+    stderr = (job_dir / "driver.log").open("wb")
     proc = await asyncio.create_subprocess_exec(
         python,
         "-m",
@@ -315,7 +327,6 @@ async def _drive(
         start_new_session=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    run = _Run()
     assert proc.stdout is not None
     try:
         while True:
@@ -338,12 +349,11 @@ async def _drive(
     finally:
         stderr.close()
     if code != 0 or not run.loaded:
-        tail = (staging / "driver.log").read_text(errors="replace").splitlines()[-STDERR_TAIL:]
+        tail = (job_dir / "driver.log").read_text(errors="replace").splitlines()[-STDERR_TAIL:]
         reason = run.error or f"the Spark driver exited with status {code}: " + " | ".join(tail)
         raise SparkJobFailed(reason)
     if run.rows != total:
         raise SparkJobFailed(f"Spark scored {run.rows} cells, the grid has {total}")
-    return run
 
 
 def _read(run: _Run, line: bytes) -> None:
@@ -359,6 +369,8 @@ def _read(run: _Run, line: bytes) -> None:
         run.rows, run.digest, run.loading = int(event["rows"]), int(event["digest"]), True
     elif kind == "loaded":
         run.loaded = True
+    elif kind == "cleaned":
+        run.cleaned = True
     elif kind == "error":
         run.error = str(event["message"])
 

@@ -8,6 +8,8 @@ from typing import Final
 
 #: The master when none is given: two local cores, one attempt more for a failed task.
 DEFAULT_MASTER: Final = "local[2,2]"
+#: Niceness of the Spark driver (and, in local mode, of every executor thread and worker).
+DEFAULT_NICE: Final = 10
 #: Grid cells scored by one task of the first stage (spark.range's partitions).
 DEFAULT_PARTITION_ROWS: Final = 500_000
 
@@ -22,9 +24,11 @@ class SparkOptions:
     partition_rows: int = DEFAULT_PARTITION_ROWS
     #: The driver's JVM heap (spark.driver.memory; in local mode the executors share it).
     driver_memory: str = "1g"
-    #: Where HFiles are written before the bulk load: a directory the region servers can read
-    #: (on a cluster an HDFS URI on HBase's own file system, so the load is a rename). None: a
-    #: fresh directory under the system's temporary directory (local file system).
+    #: Where HFiles are written before the bulk load: an absolute local path or a URI the
+    #: executors can write and the region servers read (on a cluster an hdfs:// URI on HBase's
+    #: own file system, so the load is a rename). Each run writes under a fresh
+    #: `<table>-<uuid>` directory in it, removed when the run ends (jobs/spark/staging.py).
+    #: None: the system's temporary directory (local file system).
     staging: str | None = None
     #: HBase client properties for the driver and executors (hbase.zookeeper.quorum, ...)
     #: on top of the ones derived from HBaseSettings.
@@ -33,3 +37,7 @@ class SparkOptions:
     conf: dict[str, str] = field(default_factory=dict)
     #: The Python that runs the driver (its pyspark and rowcast are used).
     python: Path | None = None
+    #: Niceness of the driver process: its JVM and Python workers inherit it, so in local
+    #: mode, on the machine that also serves, Predict and HBase get the CPU first and the
+    #: job takes what they leave (0: the ModelService's own priority).
+    nice: int = DEFAULT_NICE

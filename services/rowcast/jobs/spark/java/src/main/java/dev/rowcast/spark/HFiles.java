@@ -7,7 +7,9 @@ import java.util.Arrays;
 import java.util.Comparator;
 import java.util.Iterator;
 import java.util.Map;
+import java.net.URI;
 import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.hadoop.hbase.Cell;
 import org.apache.hadoop.hbase.HBaseConfiguration;
@@ -112,6 +114,27 @@ public final class HFiles {
     Map<BulkLoadHFiles.LoadQueueItem, ByteBuffer> loaded =
         BulkLoadHFiles.create(hbaseConf(props)).bulkLoad(TableName.valueOf(table), new Path(dir));
     return loaded.size();
+  }
+
+  /**
+   * Removes the staging directory `dir` (a URI: hdfs://..., file://...) and everything under
+   * it; true if it existed. The driver calls it when a run ends, the ModelService through
+   * {@link #main} when the driver could not (killed, or never started its JVM).
+   */
+  public static boolean remove(Map<String, String> props, String dir) throws IOException {
+    Path path = new Path(dir);
+    FileSystem fs = FileSystem.get(URI.create(dir), hbaseConf(props));
+    return fs.delete(path, true);
+  }
+
+  /** {@code java -cp ... dev.rowcast.spark.HFiles remove URI}: exit 0 once URI is gone. */
+  public static void main(String[] args) throws IOException {
+    if (args.length != 2 || !"remove".equals(args[0])) {
+      System.err.println("usage: HFiles remove DIR_URI");
+      System.exit(2);
+    }
+    boolean existed = remove(Map.of(), args[1]);
+    System.out.println(existed ? "removed " + args[1] : "absent " + args[1]);
   }
 
   static final class ToPair implements PairFunction<Row, byte[], byte[]> {
