@@ -60,7 +60,7 @@ from rowcast.jobs.materialize import (
     MaterializeResult,
     materialize,
 )
-from rowcast.jobs.spark.options import SparkOptions
+from rowcast.jobs.spark.options import PRIORITIES, SparkOptions
 from rowcast.jobs.train import save
 from rowcast.jobs.workers import grid_bins
 from rowcast.store.admin import DDL_TIMEOUT_S, Family, TableAdmin
@@ -887,7 +887,7 @@ async def spark_run(
             spark=SparkOptions(
                 master=args.spark_master,
                 driver_memory=args.spark_driver_memory,
-                nice=args.spark_nice,
+                priority=args.spark_priority,
             ),
         )
     return {
@@ -916,7 +916,7 @@ async def spark_runs(
     figures = {
         "master": args.spark_master,
         "driver_memory": args.spark_driver_memory,
-        "nice": args.spark_nice,
+        "priority": args.spark_priority,
         "small": await spark_run(bench, SMALL_MODEL, small, args),
     }
     print(f"Spark: the large grid ({large.grid_size:,} rows), Predict load ...", flush=True)
@@ -1003,11 +1003,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "%(default)s, SparkOptions' default)",
     )
     parser.add_argument(
-        "--spark-nice",
-        type=int,
-        default=SparkOptions.nice,
-        help="niceness of the Spark driver and its workers (default %(default)s, SparkOptions' "
-        "default; 0 competes with serving as an equal)",
+        "--spark-priority",
+        choices=PRIORITIES,
+        default=SparkOptions.priority,
+        help="CPU priority of the Spark driver and its workers (default %(default)s, "
+        "SparkOptions' default; normal competes with serving as an equal)",
     )
     parser.add_argument(
         "--heap",

@@ -3,6 +3,9 @@ per run, and its removal (local here; HDFS in tests/integration/cluster)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +58,26 @@ def test_the_staging_setting_reaches_the_settings() -> None:
     assert Settings.from_env({}).spark_staging is None
     uri = "hdfs://nn:8020/rowcast/staging"
     assert Settings.from_env({"ROWCAST_SPARK_STAGING": uri}).spark_staging == uri
+
+
+@pytest.mark.parametrize(
+    ("priority", "policy", "nice"),
+    [("idle", "SCHED_IDLE", 0), ("low", "SCHED_OTHER", 10), ("normal", "SCHED_OTHER", 0)],
+)
+def test_the_driver_lowers_its_priority_for_itself_and_its_children(
+    priority: str, policy: str, nice: int
+) -> None:
+    """The Spark driver's priority (SparkOptions.priority) holds for the processes it starts
+    (the JVM, and through it the Python workers): checked on a child of a driver-like process."""
+    code = (
+        "import os, subprocess, sys\n"
+        "from rowcast.jobs.spark.driver import lower_priority\n"
+        f"lower_priority({priority!r})\n"
+        "child = subprocess.Popen(['sleep', '5'])\n"
+        "print(os.sched_getscheduler(child.pid), os.getpriority(os.PRIO_PROCESS, child.pid))\n"
+        "child.kill()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    got_policy, got_nice = (int(v) for v in out.stdout.split())
+    assert got_policy == getattr(os, policy)
+    assert got_nice == os.getpriority(os.PRIO_PROCESS, 0) + nice

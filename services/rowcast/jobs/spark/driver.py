@@ -67,8 +67,9 @@ class JobSpec:
     version_qualifier: str
     #: The version cell's bytes (hex), as core.keys.encode_long writes them.
     version_value: str
-    #: Niceness added to the driver process (its JVM and Python workers inherit it).
-    nice: int = 0
+    #: CPU priority of the driver process (options.PRIORITIES; its JVM and Python workers
+    #: inherit it).
+    priority: str = "normal"
 
     def dump(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))
@@ -281,11 +282,18 @@ def describe(exc: BaseException) -> str:
     return f"{text}; caused by {first}" + (f" ... {last}" if last else "")
 
 
+def lower_priority(priority: str) -> None:
+    """Set this process's CPU priority before the JVM starts (children inherit it)."""
+    if priority == "idle" and hasattr(os, "SCHED_IDLE"):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    elif priority in ("idle", "low"):  # no SCHED_IDLE off Linux: the lowest nice is next
+        os.nice(19 if priority == "idle" else 10)
+
+
 def main(argv: list[str]) -> int:
     try:
         spec = JobSpec.load(Path(argv[0]))
-        if spec.nice:
-            os.nice(spec.nice)
+        lower_priority(spec.priority)
         run(spec)
     except Exception as exc:  # reported to the parent, which fails the version
         emit("error", message=describe(exc)[:2000])

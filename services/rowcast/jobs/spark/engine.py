@@ -297,7 +297,7 @@ def _spec(
         output_qualifier=output_q,
         version_qualifier=version_q,
         version_value=encode_long(number).hex(),
-        nice=spark.nice,
+        priority=spark.priority,
     )
     path = dirs.job / "job.json"
     spec.dump(path)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 #: The master when none is given: two local cores, one attempt more for a failed task.
 DEFAULT_MASTER: Final = "local[2,2]"
-#: Niceness of the Spark driver (and, in local mode, of every executor thread and worker).
-DEFAULT_NICE: Final = 10
+#: How the Spark driver's processes compete for CPU (local mode: every executor thread and
+#: Python worker too): "idle" (Linux SCHED_IDLE: only CPU nothing else wants), "low" (nice
+#: 10), "normal" (the ModelService's own priority).
+Priority = Literal["idle", "low", "normal"]
+PRIORITIES: Final[tuple[Priority, ...]] = ("idle", "low", "normal")
+DEFAULT_PRIORITY: Final[Priority] = "idle"
 #: Grid cells scored by one task of the first stage (spark.range's partitions).
 DEFAULT_PARTITION_ROWS: Final = 500_000
 
@@ -37,7 +41,7 @@ class SparkOptions:
     conf: dict[str, str] = field(default_factory=dict)
     #: The Python that runs the driver (its pyspark and rowcast are used).
     python: Path | None = None
-    #: Niceness of the driver process: its JVM and Python workers inherit it, so in local
-    #: mode, on the machine that also serves, Predict and HBase get the CPU first and the
-    #: job takes what they leave (0: the ModelService's own priority).
-    nice: int = DEFAULT_NICE
+    #: CPU priority of the driver process (PRIORITIES); its JVM and Python workers inherit
+    #: it, so in local mode, on the machine that also serves, Predict and HBase get the CPU
+    #: first and the job takes what they leave.
+    priority: Priority = DEFAULT_PRIORITY
