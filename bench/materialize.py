@@ -788,6 +788,11 @@ def summary(result: dict[str, Any]) -> str:
             f"{sp['small']['peak_rss_driver_mb']} / {sp['small']['peak_rss_executor_python_mb']} "
             f"MB at {sp['small']['grid_rows']:,} rows, {sp['large']['peak_rss_driver_mb']} / "
             f"{sp['large']['peak_rss_executor_python_mb']} MB at {sp['large']['grid_rows']:,}",
+            *(
+                f"Spark phases, {sp[g]['grid_rows']:,} rows (s from the driver's start): "
+                + ", ".join(f"{k.removeprefix('spark_')} {v}" for k, v in sp[g]["phases_s"].items())
+                for g in ("small", "large")
+            ),
         ]
     for name, figures in lat.items():
         lines.append(
@@ -890,9 +895,12 @@ async def spark_run(
                 priority=args.spark_priority,
             ),
         )
+    info = await bench.registry.versions.get_version(name, version.version, timeout_s=CALL_S)
     return {
         "grid_rows": signature.grid_size,
         "write_s": round(result.write_s, 1),
+        # Seconds from the driver's start to the end of each phase (engine: _Run.timings).
+        "phases_s": {k: v for k, v in info.metrics.items() if k.startswith("spark_")},
         "verify_s": round(result.verify_s, 1),
         "rows_per_second": round(result.rows_per_second),
         "total_s_with_verification": round(time.monotonic() - started, 1),

@@ -100,6 +100,12 @@ async def test_spark_and_builtin_write_the_same_table(stores: Stores, tmp_path: 
     for number in (builtin.version, spark_version.version):
         info = await stores.registry.versions.get_version("spark_same", number, timeout_s=30.0)
         assert info.state is VersionState.READY
+    # Where the Spark run's time went, in order, within its write time.
+    phases = [
+        info.metrics[f"spark_{p}_s"] for p in ("session", "first_scored", "written", "loaded")
+    ]
+    assert phases[0] > 0 and phases == sorted(phases)
+    assert phases[-1] <= info.metrics["spark_write_s"] + 0.1
     assert seen and seen[-1] == grid and seen == sorted(seen)
     hb = stores.settings.hbase
     conn = happybase.Connection(hb.host, hb.thrift_port, timeout=30_000)

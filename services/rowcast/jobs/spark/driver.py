@@ -10,8 +10,9 @@ with BulkLoadHFiles. Nothing of the grid is collected on the driver: what comes 
 retried or recomputed task overwrites its own entry instead of adding to it.
 
 It reports on stdout, one JSON object a line: `progress` (rows scored, HFile tasks done),
-`written` (rows, digest, regions), `loaded` (files), `cleaned` (the run's staging directory
-removed, after a load or a failure) or `error` (message); exit status 0 only after the load.
+`session` (Spark is up), `written` (rows, digest, regions), `loaded` (files), `cleaned` (the
+run's staging directory removed, after a load or a failure) or `error` (message), each with
+`t`, its seconds since the driver started; exit status 0 only after the load.
 The parent (`engine`) stops it by killing its process group.
 """
 
@@ -79,8 +80,13 @@ class JobSpec:
         return cls(**json.loads(path.read_text()))
 
 
+#: When this process started (near enough: the module is imported first): every event says
+#: how long after it came (`t`, seconds), so the parent can tell where a run's time went.
+_T0: Final = time.monotonic()
+
+
 def emit(event: str, **fields: Any) -> None:
-    print(json.dumps({"event": event, **fields}), flush=True)
+    print(json.dumps({"event": event, "t": round(time.monotonic() - _T0, 3), **fields}), flush=True)
 
 
 # --- The executors' side -----------------------------------------------------------------
@@ -196,6 +202,7 @@ def run(spec: JobSpec) -> None:
     for key, value in spec.spark_conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    emit("session")
     sc = spark.sparkContext
     sc.setLogLevel("WARN")
     try:

@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -83,6 +83,16 @@ class _Run:
     cleaned: bool = False
     error: str | None = None
     reported: int = 0
+    #: The grid's cells (for telling when scoring is done).
+    total: int = 0
+    #: Seconds after the driver's start at which each phase ended (`timings`).
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def timings(self) -> dict[str, float]:
+        """Where the run's time went, as version metrics: seconds from the driver's start to
+        Spark up (JVM, SparkContext), to the first scoring task done (Python workers up), to
+        every cell scored, to the HFiles written, to the table loaded."""
+        return {f"spark_{name}_s": round(t, 1) for name, t in self.phases.items()}
 
     def progress(self, total: int) -> int:
         """Rows through the pipeline: half for scoring, half for HFiles written; never
@@ -172,7 +182,7 @@ async def materialize_spark(
     total = signature.grid_size
     dirs = await asyncio.to_thread(RunDirs.create, spark.staging, table)
     started = time.monotonic()
-    run = _Run()
+    run = _Run(total=total)
     try:
         try:
             await _drive(
@@ -254,7 +264,7 @@ async def materialize_spark(
         number,
         state=VersionState.READY,
         row_count=verdict.row_count,
-        metrics={**metrics, **verdict.metrics, "spark_write_s": write_s},
+        metrics={**metrics, **verdict.metrics, "spark_write_s": write_s, **run.timings()},
         failure_reason="",
         timeout_s=timeout_s,
     )
@@ -362,6 +372,14 @@ def _read(run: _Run, line: bytes) -> None:
     except ValueError:
         return  # something else printed on stdout (a library): not ours
     kind = event.get("event")
+    at = event.get("t")
+    if isinstance(at, (int, float)):
+        if kind in ("session", "written", "loaded"):
+            run.phases.setdefault(str(kind), float(at))
+        elif kind == "progress" and int(event["scored"]) > 0:
+            run.phases.setdefault("first_scored", float(at))
+            if run.total and int(event["scored"]) >= run.total:
+                run.phases.setdefault("scored", float(at))
     if kind == "progress":
         run.scored = int(event["scored"])
         run.write_done, run.write_tasks = int(event["write_tasks_done"]), int(event["write_tasks"])
