@@ -6,6 +6,7 @@ the spool took them."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import stat
 from pathlib import Path
@@ -257,3 +258,28 @@ async def test_the_sink_chains_only_what_the_spool_took(tmp_path: Path) -> None:
         assert sink.chain is not None and sink.chain.next_sequence == accepted > 10
     finally:
         await sink.stop(0.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    subject=st.text(max_size=20),
+    features=st.dictionaries(
+        st.text(min_size=1, max_size=10),
+        st.one_of(st.text(max_size=10), st.floats(allow_nan=False), st.integers(-(2**40), 2**40)),
+        max_size=5,
+    ),
+    output=st.floats(allow_nan=False, allow_infinity=False),
+)
+def test_canonical_content_is_the_json_dumps_of_its_fields(
+    subject: str, features: dict[str, object], output: float
+) -> None:
+    """The shared encoder writes exactly the bytes `json.dumps(sort_keys, separators)` wrote
+    before it: records chained by earlier versions still verify."""
+    d = decision(1, subject=subject, features=features, output=output)
+    fields = {k: v if isinstance(v, str) else float(v) for k, v in d.features.items()}
+    expected = json.dumps(
+        [d.decision_id, d.model, d.model_version, d.subject, fields, d.key_hex,
+         repr(float(d.output)), d.source.value, d.decide_time_ms],
+        sort_keys=True, separators=(",", ":"),
+    ).encode()  # fmt: skip
+    assert canonical(d) == expected
