@@ -141,38 +141,7 @@ def score_partitions(signature: Signature, buckets: int, model_name: str, parts:
     return run
 
 
-def warm_workers(model_name: str) -> Any:
-    """A mapInPandas function that only loads what scoring needs into its Python worker
-    (Spark reuses SQL Python workers across tasks and jobs; an RDD job's workers are others)."""
-
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        global _booster
-        import lightgbm as lgb
-        from pyspark import SparkFiles
-
-        import rowcast.jobs.workers  # noqa: F401  (scoring's imports)
-
-        for _ in batches:
-            pass
-        if _booster is None:
-            _booster = lgb.Booster(model_file=SparkFiles.get(model_name))
-        yield pd.DataFrame({"pid": [os.getpid()]})
-
-    return run
-
-
 # --- The driver's side ---------------------------------------------------------------------
-
-
-def _warm(spark: Any, model_name: str) -> None:
-    """Start one Python worker per task slot, ahead of the scoring stage (best effort)."""
-    slots = int(spark.sparkContext.defaultParallelism)
-    try:
-        spark.range(0, slots, 1, slots).mapInPandas(
-            warm_workers(model_name), schema="pid long"
-        ).collect()
-    except Exception:  # the scoring stage starts its own workers then
-        return
 
 
 class _ByPartition:
@@ -240,9 +209,6 @@ def run(spec: JobSpec) -> None:
         sc.setJobGroup(_JOB_GROUP, spec.table)
         model = Path(spec.model_file)
         sc.addFile(str(model))
-        # Python workers start (imports, the booster) while this thread connects to HBase
-        # and plans the job; the scoring tasks then run on the warm workers.
-        threading.Thread(target=_warm, args=(spark, model.name), daemon=True).start()
         parts = sc.accumulator({}, ByPartition())
         total = signature.grid_size
         cells = spark.range(0, total, 1, spec.partitions).mapInPandas(
