@@ -152,6 +152,24 @@ async def test_a_task_that_always_fails_fails_the_version_cleanly(
     assert leftovers(tmp_path) == []
 
 
+async def test_a_staging_directory_that_cannot_be_made_fails_the_version_cleanly(
+    stores: Stores, tmp_path: Path
+) -> None:
+    """Staging under a regular file: the run's directory cannot be made, so the version is
+    FAILED naming the error, and the table created for it is dropped."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    version = await stores.new_version("spark_staging")
+    with pytest.raises(OSError):
+        await on_spark(stores, version, blocker)
+    info = await stores.registry.versions.get_version(
+        "spark_staging", version.version, timeout_s=30
+    )
+    assert info.state is VersionState.FAILED
+    assert "not-a-directory" in info.failure_reason
+    assert not stores.admin.exists(f"rowcast:pred_spark_staging_v{version.version}", timeout_s=30)
+
+
 async def test_cancel_kills_the_spark_run_and_leaves_nothing(
     stores: Stores, tmp_path: Path
 ) -> None:

@@ -180,11 +180,12 @@ async def materialize_spark(
     )
     await registry.versions.update_progress(model, number, 0, 0, timeout_s=timeout_s)
     total = signature.grid_size
-    dirs = await asyncio.to_thread(RunDirs.create, spark.staging, table)
     started = time.monotonic()
     run = _Run(total=total)
+    dirs: RunDirs | None = None
     try:
         try:
+            dirs = await asyncio.to_thread(RunDirs.create, spark.staging, table)
             await _drive(
                 run,
                 _spec(dirs, table, number, salt_buckets, signature, model_file, jars, hbase, spark),
@@ -208,8 +209,9 @@ async def materialize_spark(
             raise
     finally:
         # The HFiles of a failed run, or the emptied directories of a loaded one.
-        await asyncio.to_thread(dirs.remove_run, jars, driver_cleaned=run.cleaned)
-        dirs.close()
+        if dirs is not None:
+            await asyncio.to_thread(dirs.remove_run, jars, driver_cleaned=run.cleaned)
+            dirs.close()
     write_s = time.monotonic() - started
     assert run.rows is not None and run.digest is not None
     await registry.versions.update_progress(model, number, total, run.digest, timeout_s=timeout_s)
