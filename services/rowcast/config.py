@@ -502,16 +502,19 @@ class Settings:
 
 
 def _staging(value: str) -> str | None:
-    """ROWCAST_SPARK_STAGING: empty (the temporary directory), an absolute path, or a URI
-    with a path (scheme://authority/path)."""
+    """ROWCAST_SPARK_STAGING: empty (the temporary directory), else `check_staging`'s."""
     value = value.strip()
-    if not value:
-        return None
+    return check_staging(value, "ROWCAST_SPARK_STAGING") if value else None
+
+
+def check_staging(value: str, name: str) -> str:
+    """A Spark staging directory: an absolute path or a URI with a path
+    (scheme://authority/path); ValueError naming `name` otherwise. The one rule for the
+    setting and for `SparkOptions.staging` (jobs/spark/staging.py)."""
     scheme, sep, rest = value.partition("://")
-    ok = value.startswith("/") or (sep and scheme.isalpha() and "/" in rest)
-    if not ok:
+    if not (value.startswith("/") or (sep and scheme.isalpha() and "/" in rest)):
         raise ValueError(
-            "ROWCAST_SPARK_STAGING must be an absolute path or a URI such as "
+            f"{name} must be an absolute path or a URI with a path such as "
             f"hdfs://namenode:8020/rowcast/staging, got {value!r}"
         )
     return value

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlparse
 
+from rowcast.config import check_staging
+
 log = logging.getLogger(__name__)
 
 #: Seconds the JVM helper gets to remove a remote staging directory.
@@ -33,21 +35,16 @@ REMOVE_TIMEOUT_S: Final = 120.0
 
 def staging_root(staging: str | None) -> str:
     """The staging root as a URI: None is the system's temporary directory, a plain path an
-    absolute local one; a URI is kept. ValueError for a relative path or a bare scheme."""
+    absolute local one; a URI is kept. ValueError (config.check_staging) for a relative path
+    or a URI without a path."""
     if staging is None:
         return Path(tempfile.gettempdir()).resolve().as_uri()
+    check_staging(staging, "the Spark staging directory")
     parsed = urlparse(staging)
     if not parsed.scheme:
-        path = Path(staging)
-        if not path.is_absolute():
-            raise ValueError(f"the Spark staging directory must be absolute, got {staging!r}")
-        return path.resolve().as_uri()
+        return Path(staging).resolve().as_uri()
     if parsed.scheme == "file":
         return Path(parsed.path).resolve().as_uri()
-    if not parsed.path.startswith("/"):
-        raise ValueError(
-            f"the Spark staging directory needs a path (hdfs://namenode:8020/dir), got {staging!r}"
-        )
     return staging.rstrip("/")
 
 
