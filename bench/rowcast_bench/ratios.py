@@ -126,6 +126,17 @@ GOALS: Final[tuple[Goal, ...]] = (
         2.0,
     ),
     Goal(
+        "echo_p99_ms_at_70pct_load",
+        "the floor's own tail: p99 (ms) of the bare grpc.aio echo server at a fixed 70% of its "
+        "max rps (closed loop, as p99_ms_at_70pct_load)",
+        lambda ms: _m(ms, "echo_70pct").p99_ms,
+    ),
+    Goal(
+        "echo_p99_ms_at_70pct_load_open",
+        "p99 (ms) of the echo server at the same rate open loop (as p99_ms_at_70pct_load_open)",
+        lambda ms: _m(ms, "echo_70pct_open").p99_ms,
+    ),
+    Goal(
         "p50_ms_at_70pct_load",
         "p50 (ms) of cached Predict at a fixed 70% of its max rps",
         lambda ms: _m(ms, "predict_hit_70pct").p50_ms,
