@@ -12,15 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
 
 from rowcast.aio import wait_event, within
+from rowcast.spool.batches import check, encode_batch
 from rowcast.spool.framing import Position
 from rowcast.spool.spool import Spool
 from rowcast.telemetry.domain import DECISIONS_DELIVERED, expose
 from rowcast.v1 import audit_service_pb2 as audit_pb
-from rowcast.v1 import audit_service_pb2_grpc as audit_grpc
-from rowcast.v1 import resources_pb2 as pb
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +35,10 @@ IDLE_POLL_S = 1.0
 #: save, one AuditService write) instead of a few each: delivery is not on any answer's path.
 #: A backlog (full batches) is sent without waiting.
 LINGER_S = 0.02
+#: The stream's method; its requests are sent as the bytes spool/batches.py encodes.
+STREAM_DECISIONS = (
+    f"/{audit_pb.DESCRIPTOR.services_by_name['AuditService'].full_name}/StreamDecisions"
+)
 MIN_BACKOFF_S = 0.05
 MAX_BACKOFF_S = 2.0
 
@@ -133,11 +135,17 @@ class SpoolSender:
             else grpc.aio.secure_channel(self._target, self._credentials, options=CHANNEL_OPTIONS)
         )
         async with channel:
-            stub = audit_grpc.AuditServiceStub(channel)
+            # Requests go out as encoded (no serializer): see spool/batches.py.
+            stream: grpc.aio.StreamStreamMultiCallable[bytes, audit_pb.StreamDecisionsResponse]
+            stream = channel.stream_stream(
+                STREAM_DECISIONS,
+                request_serializer=None,
+                response_deserializer=audit_pb.StreamDecisionsResponse.FromString,
+            )
             while True:
                 started = time.monotonic()
                 try:
-                    await self._session(stub)
+                    await self._session(stream)
                 except (grpc.aio.AioRpcError, ConnectionError, TimeoutError) as exc:
                     self._note_end(exc)
                 except Exception:
@@ -171,9 +179,11 @@ class SpoolSender:
             return
         log.debug("audit stream to %s ended: %s", self._target, _describe(exc))
 
-    async def _session(self, stub: audit_grpc.AuditServiceAsyncStub) -> None:
+    async def _session(
+        self, stream: grpc.aio.StreamStreamMultiCallable[bytes, audit_pb.StreamDecisionsResponse]
+    ) -> None:
         """One stream: send batches from the cursor on, apply acknowledgements as they come."""
-        call = stub.StreamDecisions()
+        call = stream()
         in_flight: collections.deque[_InFlight] = collections.deque()
         window = asyncio.Semaphore(MAX_IN_FLIGHT)
         sent_one = asyncio.Event()
@@ -217,15 +227,13 @@ class SpoolSender:
                 linger = True
                 continue
             linger = len(batch.payloads) < self._batch_size
-            decisions, readable, unreadable = _parse(batch.payloads)
-            if unreadable:
-                await self._quarantine(unreadable, "unreadable")
+            checked = check(batch.payloads)
+            if checked.unreadable:
+                await self._quarantine(checked.unreadable, "unreadable")
             batch_id += 1
-            in_flight.append(_InFlight(batch_id, batch.end, readable))
+            in_flight.append(_InFlight(batch_id, batch.end, checked.readable))
             try:
-                await call.write(
-                    audit_pb.StreamDecisionsRequest(batch_id=batch_id, decisions=decisions)
-                )
+                await call.write(encode_batch(batch_id, checked.readable))
             except asyncio.InvalidStateError as exc:
                 # grpc.aio reports a stream that already failed (e.g. nothing listens) this way.
                 raise ConnectionError(f"audit stream closed: {await call.code()}") from exc
@@ -267,20 +275,6 @@ class SpoolSender:
         name = f"{why}-{time.time_ns()}.records"
         path = await self._io(self._spool.quarantine_records, name, payloads)
         log.error("audit spool: %d %s records kept in %s", len(payloads), why, path)
-
-
-def _parse(payloads: list[bytes]) -> tuple[list[pb.Decision], list[bytes], list[bytes]]:
-    """Decisions, the payloads they came from (same order), and payloads that do not parse."""
-    decisions = []
-    readable = []
-    unreadable = []
-    for payload in payloads:
-        try:
-            decisions.append(pb.Decision.FromString(payload))
-            readable.append(payload)
-        except DecodeError:
-            unreadable.append(payload)
-    return decisions, readable, unreadable
 
 
 #: Codes that no reconnect can cure: the sender's token or role is wrong (expired, revoked).
