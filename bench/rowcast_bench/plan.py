@@ -46,6 +46,9 @@ class BenchOptions:
     security_turns: int = 3
     client_cpu: int = 0
     server_cpu: int = 1
+    #: Core HBase's JVMs and the AuditServices are moved to for the run (None: not pinned,
+    #: floating over every core, the measured server's included).
+    downstream_cpu: int | None = None
     tools_dir: Path = Path(".tools/bin")
     out_dir: Path = Path("bench/results")
     quick: bool = False

@@ -104,7 +104,8 @@ def markdown(result: RunResult, verdicts: list[Verdict], name: str, images: str 
         f"Python {machine.get('python', '?')}; packages {meta.get('packages', {})}; "
         f"code at {meta.get('git', '?')}",
         f"- ghz {meta.get('ghz', '?')} pinned to core {o.client_cpu}; every server pinned to "
-        f"core {o.server_cpu}; HBase ({meta.get('hbase', '?')}) and the AuditService not pinned",
+        f"core {o.server_cpu}; HBase ({meta.get('hbase', '?')}) and the AuditService "
+        + ("not pinned" if o.downstream_cpu is None else f"pinned to core {o.downstream_cpu}"),
         f"- servers: {meta.get('security', '?')} (the floors echo and compute_* serve the same "
         "transport); the predict_hit_secure / predict_hit_insecure pair runs either way",
         f"- model {model.get('name', '?')} v{model.get('version', '?')} "

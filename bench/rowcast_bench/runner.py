@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import metadata
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rowcast.config import Settings
+from rowcast_bench.affinity import pinned
 from rowcast_bench.fixture import LARGE_PARAMS, BenchModel, HBaseLease, ensure_model
 from rowcast_bench.ghz import Ghz
 from rowcast_bench.measurement import RunResult
@@ -51,6 +53,13 @@ class BenchRun:
         cpus = available_cpus()
         if o.client_cpu not in cpus or o.server_cpu not in cpus:
             raise RuntimeError(f"cores {o.client_cpu} and {o.server_cpu} needed, have {cpus}")
+        if o.downstream_cpu is not None and o.downstream_cpu not in cpus:
+            raise RuntimeError(f"--downstream-cpu {o.downstream_cpu}: not a core of {cpus}")
+        if o.downstream_cpu == o.server_cpu:
+            raise RuntimeError(
+                f"--downstream-cpu {o.downstream_cpu} is the measured servers' core: HBase and "
+                "the AuditService would share it (leave it out to let them float)"
+            )
         taskset()
         self._say(f"ghz {GHZ_VERSION}: installing into {o.tools_dir} if missing")
         binary = GhzInstaller(o.tools_dir).ensure()
@@ -72,7 +81,9 @@ class BenchRun:
                 security = "TLS + token" if o.secure else "plain text (--insecure)"
                 self._say(f"servers: {security}; CA {creds.ca_file}")
                 ghz = Ghz(binary, o.client_cpu, scratch, protoset, creds.metadata_file)
-                Session(o, settings, model, ghz, scratch, result, self._say, lease.pids).run_all()
+                session = Session(o, settings, model, ghz, scratch, result, self._say, lease.pids)
+                with self._downstream_pinned(lease.pids()):
+                    session.run_all()
                 result.meta["loadavg_after"] = os.getloadavg()
             ok = not result.failures
         finally:
@@ -81,6 +92,18 @@ class BenchRun:
             else:
                 self._say(f"logs and ghz reports kept in {scratch}")
         return result
+
+    @contextlib.contextmanager
+    def _downstream_pinned(self, hbase_pids: list[int]) -> Iterator[None]:
+        """HBase's processes on --downstream-cpu for the run, when given (the AuditServices
+        are started there by the session)."""
+        cpu = self._o.downstream_cpu
+        if cpu is None:
+            yield
+            return
+        with pinned(hbase_pids, cpu) as moved:
+            self._say(f"HBase and the AuditServices pinned to core {cpu} ({moved} HBase threads)")
+            yield
 
 
 def _meta(o: BenchOptions, model: BenchModel, hbase_started: bool) -> dict[str, Any]:
@@ -94,7 +117,11 @@ def _meta(o: BenchOptions, model: BenchModel, hbase_started: bool) -> dict[str, 
         "packages": {p: _version(p) for p in ("grpcio", "happybase", "lightgbm", "numpy")},
         "ghz": GHZ_VERSION,
         "git": _git_head(),
-        "pinning": {"ghz": o.client_cpu, "servers": o.server_cpu, "hbase_and_audit": None},
+        "pinning": {
+            "ghz": o.client_cpu,
+            "servers": o.server_cpu,
+            "hbase_and_audit": o.downstream_cpu,
+        },
         "security": "TLS + token auth" if o.secure else "insecure (plain text, no auth)",
         "hbase": "started by the run" if hbase_started else "already running",
         "model": {

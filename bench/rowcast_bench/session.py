@@ -126,8 +126,8 @@ class Session:
             self._model.large_model_file,
             f"large model ({LARGE_PARAMS.num_trees} trees, {LARGE_PARAMS.num_leaves} leaves)",
         )
-        # The AuditService is downstream, like HBase: not pinned, so that its writes do not
-        # take the measured server's core (in production it runs elsewhere). Two of them: a
+        # The AuditService is downstream, like HBase: not pinned with the measured server (in
+        # production it runs elsewhere); on --downstream-cpu with HBase when given. Two of them: a
         # prediction server reaches its AuditService the way it is itself served (TLS and its
         # recorder token, or plain text), and the TLS + auth pair needs both.
         secure_port, plain_port = free_ports(2)
@@ -138,7 +138,7 @@ class Session:
                        server_env(self._settings, secure=False)),
         ]  # fmt: skip
         self._audit_ports = {True: secure_port, False: plain_port}
-        with running(audits, None, self._scratch) as procs:
+        with running(audits, self._o.downstream_cpu, self._scratch) as procs:
             self._extra_pids = [proc.pid for proc in procs]
             self._audit_pids = list(self._extra_pids)
             self._warm_downstream()

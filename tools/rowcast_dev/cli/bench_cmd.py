@@ -104,6 +104,14 @@ _DEFAULTS = BenchOptions()
     help="Core every measured server is pinned to (taskset).",
 )
 @click.option(
+    "--downstream-cpu",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Core to move HBase's processes and the AuditServices to for the run, off the "
+    "servers' core, as production runs them on other machines (default: not pinned). An "
+    "HBase found running gets its threads' affinity back at the end.",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -144,6 +152,7 @@ def bench(
     quiet_wait: float,
     client_cpu: int,
     server_cpu: int,
+    downstream_cpu: int | None,
     out_dir: Path,
     tools_dir: Path,
     insecure: bool,
@@ -177,6 +186,7 @@ def bench(
         quiet_wait_s=quiet_wait,
         client_cpu=client_cpu,
         server_cpu=server_cpu,
+        downstream_cpu=downstream_cpu,
         tools_dir=tools_dir,
         out_dir=out_dir,
         secure=not insecure,
