@@ -382,6 +382,7 @@ async def test_the_endpoint_serves_the_metrics_in_prometheus_text_format(echo: E
     await unary_call(echo)(b"ok")
     with pytest.raises(grpc.aio.AioRpcError):
         await unary_call(echo)(b"missing")
+    await echo.settled("Unary", "unary", 2)
     endpoint = serve_metrics("127.0.0.1", 0, echo.registry)
     try:
         content_type, text = await asyncio.to_thread(scrape, endpoint.port)
