@@ -13,6 +13,8 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator
 
+from rowcast_bench.tools import available_cpus
+
 
 def thread_ids(pid: int) -> list[int]:
     """The threads of a live process (empty when it is gone)."""
@@ -37,7 +39,7 @@ def pinned(pids: Iterable[int], cpu: int) -> Iterator[int]:
     moved); each thread that still exists afterwards gets its own earlier mask back. Threads
     started inside the block inherit the pinned mask and are returned to the union of what
     the process's threads had."""
-    if cpu not in os.sched_getaffinity(0):
+    if cpu not in available_cpus():
         raise ValueError(f"core {cpu} is not one this process may use")
     saved: dict[int, tuple[int, set[int]]] = {}
     for pid in pids:
