@@ -6,6 +6,7 @@ the spool took them."""
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import json
 import os
 import stat
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rowcast.core.chain import Chain, Problem, canonical, same_record, verify
+from rowcast.core.chain import Chain, Hmac, Problem, canonical, same_record, verify
 from rowcast.core.keys import new_decision_id
 from rowcast.core.records import ChainLink, Decision, Source
 from rowcast.errors import Overloaded
@@ -260,22 +261,26 @@ async def test_the_sink_chains_only_what_the_spool_took(tmp_path: Path) -> None:
         await sink.stop(0.0)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     subject=st.text(max_size=20),
+    model=st.text(max_size=12),
     features=st.dictionaries(
         st.text(min_size=1, max_size=10),
-        st.one_of(st.text(max_size=10), st.floats(allow_nan=False), st.integers(-(2**40), 2**40)),
+        st.one_of(st.text(max_size=10), st.floats(), st.integers(-(2**70), 2**70)),
         max_size=5,
     ),
-    output=st.floats(allow_nan=False, allow_infinity=False),
+    output=st.floats(),
+    version=st.integers(-(2**70), 2**70),
 )
 def test_canonical_content_is_the_json_dumps_of_its_fields(
-    subject: str, features: dict[str, object], output: float
+    subject: str, model: str, features: dict[str, object], output: float, version: int
 ) -> None:
-    """The shared encoder writes exactly the bytes `json.dumps(sort_keys, separators)` wrote
-    before it: records chained by earlier versions still verify."""
-    d = decision(1, subject=subject, features=features, output=output)
+    """canonical() writes exactly the bytes `json.dumps(sort_keys, separators)` wrote before
+    it (records chained by earlier versions still verify): over escapes, non-ASCII text, NaN,
+    the infinities and integers beyond a float's precision."""
+    d = decision(1, subject=subject, model=model, features=features, output=output)
+    d = dataclasses.replace(d, model_version=version)
     fields = {k: v if isinstance(v, str) else float(v) for k, v in d.features.items()}
     expected = json.dumps(
         [d.decision_id, d.model, d.model_version, d.subject, fields, d.key_hex,
@@ -283,3 +288,25 @@ def test_canonical_content_is_the_json_dumps_of_its_fields(
         sort_keys=True, separators=(",", ":"),
     ).encode()  # fmt: skip
     assert canonical(d) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.binary(min_size=0, max_size=200), message=st.binary(max_size=300))
+def test_the_precomputed_hmac_is_hmac_sha256(key: bytes, message: bytes) -> None:
+    """Hmac's tags are the standard library's HMAC-SHA256 for keys shorter than, as long as and
+    longer than SHA-256's 64-byte block (hashed first)."""
+    assert Hmac(key).digest(message) == hmac.digest(key, message, "sha256")
+
+
+def test_a_chains_tags_are_hmac_sha256_over_the_previous_tag_and_the_content() -> None:
+    """The tags link() hands out are what an outside verifier computes with any HMAC library."""
+    chain = Chain(KEY)
+    linked, later = chain.link([decision(1), decision(2)])
+    previous = bytes(32)
+    for d in linked:
+        assert d.chain is not None
+        expected = hmac.digest(KEY, previous + canonical(d), "sha256")
+        assert d.chain.tag == expected.hex()
+        previous = expected
+    assert (later.next_sequence, later.last_tag, later.chain_id) == (2, previous, chain.chain_id)
+    assert (chain.next_sequence, chain.last_tag) == (0, bytes(32))  # link() leaves it as it was

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rowcast.core.signature import (
+    BinnedInput,
     CategoricalFeature,
     Feature,
     NumericFeature,
@@ -192,8 +193,103 @@ def test_a_stored_signature_registered_under_older_rules_stays_readable() -> Non
         ]
     }  # fmt: skip
     assert Signature.from_dict(old).grid_size == 3
+    stored = Signature.from_dict(old)
+    assert stored.bin({"b": 12.0}) == stored._bin_valid({"b": 12.0}) == BinnedInput((2,), ())
     with pytest.raises(InvalidArgument):
         Signature(Signature.from_dict(old).features)
     old["features"][0]["representatives"] = [0.0]
     with pytest.raises(InvalidArgument, match="one per bin"):
         Signature.from_dict(old)
+
+
+@st.composite
+def signatures_and_inputs(draw: st.DrawFn) -> tuple[Signature, dict[str, RawValue]]:
+    """A signature of up to 4 features of both kinds, and an input that is mostly well formed
+    but may miss, add or mistype features, or carry non-finite, bool or unknown values."""
+    features: list[Feature] = []
+    for i in range(draw(st.integers(1, 4))):
+        if draw(st.booleans()):
+            edges = sorted(set(draw(st.lists(edge_values, min_size=1, max_size=8))))
+            lo = draw(st.none() | finite)
+            hi = draw(
+                st.none()
+                | (
+                    finite
+                    if lo is None
+                    else st.floats(min_value=lo, allow_nan=False, allow_infinity=False)
+                )
+            )
+            features.append(NumericFeature(f"n{i}", tuple(edges), (edges[0] - 1.0, *edges), lo, hi))
+        else:
+            vocabulary = draw(st.lists(st.text(max_size=3), min_size=1, max_size=4, unique=True))
+            features.append(CategoricalFeature(f"c{i}", tuple(vocabulary), draw(st.booleans())))
+    signature = Signature(tuple(features))
+    raw: dict[str, RawValue] = {}
+    for f in features:
+        if draw(st.integers(0, 9)) == 0:
+            continue  # missing
+        if isinstance(f, NumericFeature):
+            near = [
+                p + d
+                for p in (*f.edges, f.lower, f.upper)
+                if p is not None
+                for d in (-0.5, 0.0, 0.5)
+            ]
+            raw[f.name] = draw(
+                st.sampled_from(near)
+                | st.floats(width=64)
+                | st.integers(-(10**6), 10**6)
+                | st.booleans()
+                | st.text(max_size=2)
+            )
+        else:
+            raw[f.name] = draw(st.sampled_from(f.vocabulary) | st.text(max_size=3) | finite)
+    if draw(st.integers(0, 9)) == 0:
+        raw["extra"] = 1.0
+    return signature, raw
+
+
+@given(signatures_and_inputs())
+def test_the_fast_path_bins_as_the_explaining_path_or_leaves_the_input_to_it(
+    case: tuple[Signature, dict[str, RawValue]],
+) -> None:
+    """Signature.bin answers well-formed inputs in one pass (_bin_valid) and everything else
+    through the path that names each bad field: where the fast path answers, the other gives
+    the same bins and clamping; where it declines, bin() still answers or raises as before."""
+    signature, raw = case
+    _same_answers(signature, raw)
+    _same_answers(Signature.from_dict(signature.to_dict()), raw)  # as the registry loads it
+
+
+def _same_answers(signature: Signature, raw: dict[str, RawValue]) -> None:
+    fast = signature._bin_valid(raw)
+    try:
+        explained = signature._bin_or_explain(raw)
+    except InvalidArgument:
+        assert fast is None
+        with pytest.raises(InvalidArgument):
+            signature.bin(raw)
+        return
+    assert signature.bin(raw) == explained
+    if fast is not None:
+        assert fast == explained
+
+
+def test_the_fast_path_takes_every_well_formed_input() -> None:
+    """Plain floats, ints and known categories (and an unknown one with an OOV bin) never fall
+    back to the slower path."""
+    signature = Signature(
+        (
+            NumericFeature("x", (0.0, 10.0), (-1.0, 5.0, 15.0), lower=-5.0, upper=20.0),
+            CategoricalFeature("c", ("a", "b"), oov_bucket=True),
+        )
+    )
+    cases: list[dict[str, RawValue]] = [
+        {"x": 3.0, "c": "a"},
+        {"x": 30, "c": "zzz"},
+        {"x": -7.5, "c": "b"},
+        {"x": 20.5, "c": "a"},
+    ]
+    for raw in cases:
+        assert signature._bin_valid(raw) == signature._bin_or_explain(raw)
+    assert signature._bin_valid({"x": 30, "c": "zzz"}).clamped == ("x",)  # type: ignore[union-attr]

@@ -88,7 +88,8 @@ def prediction_split_keys(
 
 
 def encode_bins(bins: Sequence[int]) -> bytes:
-    return b"".join(_BIN.pack(b) for b in bins)
+    """The bins as fixed-width big-endian integers (struct caches the compiled format)."""
+    return struct.pack(f">{len(bins)}H", *bins)
 
 
 def decode_bins(payload: bytes) -> tuple[int, ...]:
@@ -99,8 +100,8 @@ def decode_bins(payload: bytes) -> tuple[int, ...]:
 
 def prediction_key(bins: Sequence[int], buckets: int) -> bytes:
     """The row key of a grid cell: salt byte then the fixed-width bin indices."""
-    payload = encode_bins(bins)
-    return bytes([salt(payload, buckets)]) + payload
+    payload = struct.pack(f">{len(bins)}H", *bins)
+    return bytes((salt(payload, buckets),)) + payload
 
 
 def salt_ranges(buckets: int) -> list[tuple[bytes, bytes | None]]:

@@ -103,29 +103,19 @@ class Answerer:
                     f"version {active.version} of {model!r} has no row for key {key.hex()} "
                     "(its table is incomplete)"
                 )
-            decision = Decision(
-                decision_id=new_decision_id(now_ms),
-                model=model,
-                model_version=version,
-                subject=item.subject,
-                features=item.features,
-                key_hex=key.hex(),
-                output=output,
-                source=source,
-                decide_time_ms=now_ms,
+            decision = Decision.made(
+                new_decision_id(now_ms),
+                model,
+                version,
+                item.subject,
+                item.features,
+                key.hex(),
+                output,
+                source,
+                now_ms,
             )
             decisions.append(decision)
-            answers.append(
-                Answer(
-                    output=output,
-                    model_version=version,
-                    decision_id=decision.decision_id,
-                    source=source,
-                    key_hex=decision.key_hex,
-                    clamped_features=bins.clamped,
-                    fallback_rules=tuple(rules),
-                )
-            )
+            answers.append(Answer.of(decision, bins.clamped, tuple(rules)))
         note_decisions(model, alias, decisions)
         # A decision id reaches the caller only once the sink has accepted its record.
         await self._audit.record(decisions)

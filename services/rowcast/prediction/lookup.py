@@ -99,6 +99,11 @@ class Lookup:
         StoreUnavailable when the store fails or does not answer within timeout_s."""
         cache = self._caches.table(table, model)
         rows = cache.rows
+        if len(keys) == 1:  # a single Predict answered from the cache: the hot path
+            row = rows.get(keys[0])
+            if row is not None:
+                cache.hits.inc()
+                return [Found(row, cached=True)]
         found: list[Found | None] = []
         waiting: dict[int, asyncio.Future[PredictionRow | None]] = {}
         for i, key in enumerate(keys):

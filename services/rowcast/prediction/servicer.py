@@ -45,15 +45,20 @@ def parse_input(features: Mapping[str, pb.FeatureValue], subject: str, where: st
 
 
 def answer_to_pb(answer: Answer) -> pred_pb.PredictResponse:
-    return pred_pb.PredictResponse(
+    response = pred_pb.PredictResponse(
         output=answer.output,
         model_version=answer.model_version,
         decision_id=answer.decision_id,
         source=SOURCE_TO_PB[answer.source],
         key=answer.key_hex,
-        clamped_features=answer.clamped_features,
-        fallback_rules=[FALLBACK_RULE_TO_PB[rule] for rule in answer.fallback_rules],
     )
+    # Repeated fields only when there is something in them (most answers): an empty one
+    # passed to the constructor still costs a conversion.
+    if answer.clamped_features:
+        response.clamped_features.extend(answer.clamped_features)
+    if answer.fallback_rules:
+        response.fallback_rules.extend(FALLBACK_RULE_TO_PB[rule] for rule in answer.fallback_rules)
+    return response
 
 
 class PredictionServicer(pred_grpc.PredictionServiceServicer):
